@@ -2,6 +2,10 @@
 // primitives, and parsing of source specs.
 #include "cxlkv/memory_source.h"
 
+#include <charconv>
+#include <memory>
+#include <string>
+#include <utility>
 #include <cstring>
 
 #include "util/format.h"
@@ -46,6 +50,50 @@ void MemoryRegion::CopyAndPersist(void* dst, const void* src, std::size_t len) c
 }
 void MemoryRegion::CopyNoDrain(void* dst, const void* src, std::size_t len) const {
   std::memcpy(dst, src, len);
+}
+
+namespace {
+
+constexpr const char* kSpecForms = "dram, numa:N, file:PATH or devdax:PATH";
+
+Status BadSpec(std::string_view spec, std::string_view why) {
+  return Status::InvalidArgument("memory source '" + std::string(spec) + "': " +
+                                 std::string(why) + " (expected " + kSpecForms + ")");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MemorySource>> MemorySource::Parse(std::string_view spec) {
+  if (spec == "dram") return Dram();
+  const std::size_t colon = spec.find(':');
+  if (colon == std::string_view::npos) {
+    return BadSpec(spec, spec.empty() ? "empty spec" : "unknown kind");
+  }
+  const std::string_view kind = spec.substr(0, colon);
+  const std::string_view arg = spec.substr(colon + 1);
+  if (kind == "numa") {
+    int node = -1;
+    const auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), node);
+    if (arg.empty() || ec != std::errc() || end != arg.data() + arg.size() || node < 0) {
+      return BadSpec(spec, "the NUMA node must be a number >= 0");
+    }
+    NumaOptions options;
+    options.node = node;
+    return NumaNode(options);
+  }
+  if (kind == "file" || kind == "devdax") {
+    if (arg.empty()) return BadSpec(spec, "the path is empty");
+    if (kind == "file") {
+      FileOptions options;
+      options.path = std::string(arg);
+      return File(std::move(options));
+    }
+    DevDaxOptions options;
+    options.path = std::string(arg);
+    return DevDax(std::move(options));
+  }
+  if (kind == "dram") return BadSpec(spec, "dram takes no argument");
+  return BadSpec(spec, "unknown kind '" + std::string(kind) + "'");
 }
 
 }  // namespace cxlkv

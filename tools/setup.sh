@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything cxlkv needs to build, test and benchmark, from Debian 12 packages only.
+# Run as root (or with sudo). Safe to run again: apt-get skips what is installed.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  # memory sources and discovery: NUMA, PMDK libpmem2, daxctl/ndctl/cxl (from the ndctl suite)
+  libnuma-dev numactl libpmem2-dev libdaxctl-dev libndctl-dev libcxl-dev daxctl ndctl
+  # NVMe spill tier
+  liburing-dev
+  # formats and the CLI
+  libxxhash-dev nlohmann-json3-dev libcli11-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp /tmp/cxlkv-setup.XXXXXX.log)
+if ! { $SUDO apt-get update -qq && \
+       $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  echo "setup: apt-get failed; full log in $log" >&2
+  exit 1
+fi
+rm -f "$log"
+echo "setup: done"

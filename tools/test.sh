@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the dependencies, then builds and runs every test three ways:
+#   1. warnings as errors, optimised with debug info: all tests, the install test included;
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
+#   3. ThreadSanitizer: the suites labelled "concurrent".
+# Build trees go to build/ci, build/asan and build/tsan. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+"$root/tools/setup.sh"
+
+jobs=$(nproc)
+start=$SECONDS
+step() { printf '\n=== %s (%ds elapsed)\n' "$*" $((SECONDS - start)); }
+
+configure_and_build() {  # DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs"
+}
+
+mkdir -p build
+step "plain build (RelWithDebInfo, -Werror)"
+configure_and_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
+step "tests: plain build"
+ctest --test-dir build/ci --output-on-failure -j "$jobs"
+
+step "ASan+UBSan build"
+configure_and_build build/asan -DCMAKE_BUILD_TYPE=Debug -DCXLKV_SANITIZE=address \
+  -DCXLKV_BUILD_BENCH=OFF
+step "tests: ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+step "TSan build"
+configure_and_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXLKV_SANITIZE=thread \
+  -DCXLKV_BUILD_BENCH=OFF
+step "tests: TSan (label concurrent)"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L concurrent
+
+step "all test runs passed"
