@@ -14,6 +14,8 @@ packages=(
   libxxhash-dev nlohmann-json3-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+  # CLI tests check JSON output with the standard library json module
+  python3
 )
 
 missing=()

@@ -30,7 +30,7 @@
 namespace cxlkv {
 
 struct SlabAllocatorOptions {
-  std::size_t slab_size = std::size_t{4} << 20;  // multiple of slot_alignment, >= 64 KiB
+  std::size_t slab_size = std::size_t{4} << 20;  // a power of two, 64 KiB .. 32 MiB
   // Sizes to give classes of their own (e.g. the full 256-token chunk of the served model):
   // a request of exactly such a size wastes no byte in its slot.
   std::vector<std::size_t> exact_sizes;

@@ -1,0 +1,28 @@
+// The subcommands of the `cxlkv` tool. Each lives in its own file and registers itself on the
+// root CLI11 app; main() parses and runs the one that was chosen.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace cxlkv::cli {
+
+// Exit statuses shared by all commands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the command ran and found a problem (a bad checksum)
+inline constexpr int kExitUsage = 2;    // bad options or an environment it cannot start in
+
+// A registered subcommand: `run` is called after parsing, when `app` was the one chosen, and
+// returns the process exit status. The options it parses live inside `run`'s closure.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command AddDevicesCommand(CLI::App& root);  // devices_command.cc
+Command AddDemoCommand(CLI::App& root);     // demo_command.cc
+
+}  // namespace cxlkv::cli
