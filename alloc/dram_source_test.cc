@@ -159,7 +159,7 @@ TEST(DramSourceTest, TransparentHugePagesReportMatchesTheKernel) {
   ASSERT_FALSE(flags.empty()) << "no smaps entry for the region";
   EXPECT_EQ(flags.find(" hg") != std::string::npos, region->info().transparent_huge_pages)
       << flags;
-  EXPECT_EQ(region->info().ToString().find("(THP)") != std::string::npos, expected);
+  EXPECT_EQ(region->info().ToString().find("(THP advised)") != std::string::npos, expected);
 }
 
 TEST(DramSourceTest, PopulateFaultsInEveryPageAndLazyMapFaultsNone) {

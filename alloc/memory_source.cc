@@ -36,7 +36,7 @@ std::string RegionInfo::ToString() const {
   std::string out(MemoryKindName(kind));
   if (!path.empty()) out += " " + path;
   out += " page " + FormatBytes(page_size);
-  if (transparent_huge_pages) out += " (THP)";
+  if (transparent_huge_pages) out += " (THP advised)";
   out += " persist=" + std::string(PersistGranularityName(persistence));
   out += " node " + std::to_string(numa_node);
   return out;
