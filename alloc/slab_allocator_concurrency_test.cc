@@ -2,6 +2,7 @@
 // gets a pattern written over it and checked before it is freed, so two threads ever given
 // overlapping slots would see each other's bytes.
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -117,19 +118,31 @@ TEST(SlabAllocatorConcurrencyTest, ThreadsNeverShareASlot) {
 
 // Producers allocate, a consumer on another thread (and usually another CPU cache) frees.
 TEST(SlabAllocatorConcurrencyTest, CrossThreadFrees) {
+  constexpr int kPerProducer = 2000;
   Fixture f = Make(16 * kMiB);
   std::mutex mu;
   std::deque<std::pair<Allocation, std::uint64_t>> queue;
   std::atomic<int> producers_left{2}, corrupt{0};
   std::atomic<std::uint64_t> freed{0};
+  // A producer that finds the region full waits for the consumer to free; the deadline turns a
+  // lost slot (which would starve it forever) into a failure instead of a hang.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::atomic<bool> timed_out{false};
   auto producer = [&](std::uint64_t seed0) {
     std::mt19937_64 rng(seed0);
-    for (int i = 0; i < 2000; ++i) {
-      Result<Allocation> a = f.allocator->Allocate(RandomSize(rng));
-      if (!a.ok()) {
+    for (int i = 0; i < kPerProducer && !timed_out; ++i) {
+      const std::size_t size = RandomSize(rng);
+      Result<Allocation> a = f.allocator->Allocate(size);
+      while (!a.ok()) {
+        ASSERT_TRUE(a.status().IsNoSpace()) << a.status().ToString();
+        if (std::chrono::steady_clock::now() > deadline) {
+          timed_out = true;
+          break;
+        }
         std::this_thread::yield();
-        continue;
+        a = f.allocator->Allocate(size);
       }
+      if (!a.ok()) break;
       const std::uint64_t seed = rng();
       Stamp(*a, seed);
       std::lock_guard<std::mutex> lock(mu);
@@ -159,7 +172,8 @@ TEST(SlabAllocatorConcurrencyTest, CrossThreadFrees) {
   p2.join();
   consumer.join();
   EXPECT_EQ(corrupt.load(), 0);
-  EXPECT_GT(freed.load(), 1000u);
+  EXPECT_FALSE(timed_out.load()) << "producers starved: slots were not returned";
+  EXPECT_EQ(freed.load(), 2u * kPerProducer);
   ExpectEverythingReturned(*f.allocator);
 }
 
