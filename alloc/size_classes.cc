@@ -9,30 +9,32 @@ namespace cxlkv {
 namespace {
 
 constexpr std::size_t kMinSlabSize = std::size_t{64} << 10;
-// Spans of up to 64 slabs stay below 4 GiB, so slot arithmetic inside a span fits 32 bits.
+// With kMaxSlabsPerSlot, spans stay below 4 GiB: slot arithmetic inside a span fits 32 bits.
 constexpr std::size_t kMaxSlabSize = std::size_t{32} << 20;
-constexpr std::size_t kMaxSpanExtraSlabs = 7;
-// A span may waste up to 1/8 of itself. Wider spans waste less but every class holds at least
-// one partly used span, so wide spans for the many tail classes would strand more capacity
-// than they save.
-constexpr double kAcceptableSpanWaste = 0.125;
+// How many slabs beyond the fewest a span may take to waste less. Every class in use holds at
+// least one partly used span, so wider spans strand more capacity per class; 8 is enough to
+// reach zero waste for the common chunk sizes (5 MiB on 4 MiB slabs needs 5 slabs).
+constexpr std::size_t kMaxSpanExtraSlabs = 8;
 
 std::size_t AlignDown(std::size_t x, std::size_t alignment) { return x / alignment * alignment; }
 
 }  // namespace
 
 std::size_t SizeClassTable::ChooseSlabsPerSpan(std::size_t slot_size, std::size_t slab_size) {
+  if (slot_size <= slab_size) return 1;
   const std::size_t fewest = (slot_size + slab_size - 1) / slab_size;
   std::size_t best = fewest;
   double least = 1.0;
   for (std::size_t k = fewest; k <= fewest + kMaxSpanExtraSlabs; ++k) {
     const std::size_t span = k * slab_size;
+    // The share of the span lost, not the bytes: a wider span may lose a few more bytes and
+    // still hand out more of itself.
     const double waste = static_cast<double>(span % slot_size) / static_cast<double>(span);
-    if (waste <= kAcceptableSpanWaste) return k;
     if (waste < least) {
       least = waste;
       best = k;
     }
+    if (waste == 0) break;
   }
   return best;
 }
@@ -57,6 +59,11 @@ Result<SizeClassTable> SizeClassTable::Build(const SlabAllocatorOptions& o) {
   const std::size_t max_slot = o.max_slot_size == 0 ? 16 * o.slab_size : o.max_slot_size;
   const std::size_t min_slot = AlignUp(std::max<std::size_t>(o.min_slot_size, 1),
                                        o.slot_alignment);
+  const std::size_t largest_slot = kMaxSlabsPerSlot * o.slab_size;
+  if (max_slot > largest_slot) {
+    return invalid("max_slot_size " + FormatBytes(o.max_slot_size) + " is above " +
+                   std::to_string(kMaxSlabsPerSlot) + " slabs of " + FormatBytes(o.slab_size));
+  }
   if (min_slot > max_slot) {
     return invalid("min_slot_size " + FormatBytes(o.min_slot_size) + " is above max_slot_size " +
                    FormatBytes(max_slot));
@@ -77,9 +84,9 @@ Result<SizeClassTable> SizeClassTable::Build(const SlabAllocatorOptions& o) {
   for (std::size_t exact : o.exact_sizes) {
     if (exact == 0) return invalid("exact_sizes contains 0");
     const std::size_t slot = AlignUp(exact, o.slot_alignment);
-    if (slot > 64 * o.slab_size) {
-      return invalid("exact size " + FormatBytes(exact) + " is above 64 slabs of " +
-                     FormatBytes(o.slab_size));
+    if (slot > largest_slot) {
+      return invalid("exact_sizes entry " + FormatBytes(exact) + " is above " +
+                     std::to_string(kMaxSlabsPerSlot) + " slabs of " + FormatBytes(o.slab_size));
     }
     auto same = std::find_if(all.begin(), all.end(),
                              [&](const SizeClass& c) { return c.slot_size == slot; });

@@ -40,11 +40,15 @@ class SizeClassTable {
   // The smallest class holding `size`, or -1 when size is 0 or above the largest class.
   int ClassFor(std::size_t size) const;
   std::size_t max_slot_size() const { return classes_.back().slot_size; }
+  // The largest slot any class may have, in slabs: spans stay below 4 GiB (64 slabs of at most
+  // 32 MiB plus 8 spare), so offsets and slot indices inside a span fit 32 bits.
+  static constexpr std::size_t kMaxSlabsPerSlot = 64;
   std::size_t min_slot_size() const { return classes_.front().slot_size; }
 
-  // Slabs per span for a slot size: the fewest from ceil(slot/slab) up to 7 more whose waste
-  // (span bytes not covered by whole slots) is at most 1/8 of the span, else the least wasteful.
-  // A 5 MiB class on 4 MiB slabs takes 4 slabs (3 slots, 1 MiB wasted), not 2 (1 slot, 3 MiB).
+  // Slabs per span for a slot size. A slot no larger than a slab gets a one-slab span. A larger
+  // one gets k slabs, k from ceil(slot/slab) to 8 more, choosing the k that wastes the smallest
+  // share of the span (span bytes not covered by whole slots; ties go to the smaller span).
+  // A 5 MiB class on 4 MiB slabs takes 5 slabs: 4 slots, nothing wasted.
   static std::size_t ChooseSlabsPerSpan(std::size_t slot_size, std::size_t slab_size);
 
  private:

@@ -1,6 +1,6 @@
-# cxlkv_add_test(NAME SOURCES a_test.cc ... [LABELS l ...] [LIBS lib ...])
-# One GoogleTest executable; every TEST in it becomes a ctest test carrying the labels.
-# Label "concurrent" marks suites that .ci/run also runs under ThreadSanitizer.
+# cxlkv_add_test(NAME SOURCES a_test.cc ... [LABELS label] [LIBS lib ...])
+# One GoogleTest executable; every TEST in it becomes a ctest test with label "unit", or the
+# one label given. Label "concurrent" marks suites that .ci/run also runs under ThreadSanitizer.
 include(GoogleTest)
 function(cxlkv_add_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LABELS;LIBS" ${ARGN})
@@ -8,7 +8,12 @@ function(cxlkv_add_test name)
   target_link_libraries(${name} PRIVATE cxlkv_static GTest::gtest GTest::gtest_main ${T_LIBS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_options(${name} PRIVATE ${CXLKV_WARNINGS})
-  set(labels unit ${T_LABELS})
+  # One label per suite: gtest_discover_tests passes properties through a generated script
+  # that splits a list of labels into separate properties.
+  set(labels unit)
+  if(T_LABELS)
+    set(labels ${T_LABELS})
+  endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${labels}" TIMEOUT 300)
 endfunction()
