@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cxlkv/memory_source.h"
+#include "alloc/heap_region_for_tests.h"
 #include "cxlkv/slab_allocator.h"
 #include "tests/test_util.h"
 
@@ -28,9 +28,8 @@ struct Fixture {
 
 Fixture Make(std::size_t region_size) {
   Fixture f;
-  auto region = MemorySource::Dram(DramOptions{HugePages::kNone, false})->Map(region_size, 4096);
-  EXPECT_TRUE(region.ok()) << region.status().ToString();
-  f.region = std::move(region).value();
+  f.region = testing::HeapRegion::Make(region_size);
+  EXPECT_NE(f.region, nullptr) << "mmap of " << region_size << " B failed";
   SlabAllocatorOptions o;
   o.slab_size = 256 * kKiB;
   o.min_slot_size = 4 * kKiB;
@@ -68,12 +67,26 @@ bool StampIntact(const Allocation& a, std::uint64_t seed) {
          testing::FirstPatternMismatch(a.data + a.size - kKiB, kKiB, seed + 1) < 0;
 }
 
+// The invariants any Stats snapshot must meet, however busy the allocator is.
+void ExpectConsistent(const SlabAllocatorStats& stats) {
+  std::size_t held_slabs = 0;
+  for (const SizeClassStats& c : stats.classes) {
+    held_slabs += c.slabs;
+    EXPECT_LE(c.slots_used, c.slots_total) << "class " << c.slot_size;
+    EXPECT_LE(c.bytes_requested, c.bytes_used) << "class " << c.slot_size;
+  }
+  EXPECT_EQ(held_slabs + stats.slabs_free, stats.slabs_total);
+}
+
+// Nothing live, and no slab lost: every one is free or held (empty) by a class.
 void ExpectEverythingReturned(const SlabAllocator& allocator) {
   SlabAllocatorStats stats = allocator.Stats();
+  ExpectConsistent(stats);
   for (const SizeClassStats& c : stats.classes) {
     EXPECT_EQ(c.slots_used, 0u) << "class " << c.slot_size;
     EXPECT_EQ(c.bytes_requested, 0u) << "class " << c.slot_size;
   }
+  EXPECT_EQ(stats.internal_fragmentation, 0.0);
 }
 
 TEST(SlabAllocatorConcurrencyTest, ThreadsNeverShareASlot) {
@@ -85,7 +98,7 @@ TEST(SlabAllocatorConcurrencyTest, ThreadsNeverShareASlot) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
       std::vector<std::pair<Allocation, std::uint64_t>> held;
-      for (int step = 0; step < 3000; ++step) {
+      for (int step = 0; step < 10000; ++step) {
         if (held.empty() || rng() % 100 < 55) {
           Result<Allocation> a = f.allocator->Allocate(RandomSize(rng));
           if (!a.ok()) {
@@ -110,7 +123,17 @@ TEST(SlabAllocatorConcurrencyTest, ThreadsNeverShareASlot) {
       }
     });
   }
+  // Stats while the workers run: each snapshot must be consistent on its own.
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    for (int i = 0; i < 2000 && !done.load(); ++i) {
+      ExpectConsistent(f.allocator->Stats());
+      std::this_thread::yield();
+    }
+  });
   for (auto& th : threads) th.join();
+  done = true;
+  reader.join();
   EXPECT_EQ(corrupt.load(), 0);
   EXPECT_GT(no_space.load(), 0) << "the 32 MiB region should run out under this load";
   ExpectEverythingReturned(*f.allocator);
@@ -118,7 +141,7 @@ TEST(SlabAllocatorConcurrencyTest, ThreadsNeverShareASlot) {
 
 // Producers allocate, a consumer on another thread (and usually another CPU cache) frees.
 TEST(SlabAllocatorConcurrencyTest, CrossThreadFrees) {
-  constexpr int kPerProducer = 2000;
+  constexpr int kPerProducer = 5000;
   Fixture f = Make(16 * kMiB);
   std::mutex mu;
   std::deque<std::pair<Allocation, std::uint64_t>> queue;
@@ -185,7 +208,7 @@ TEST(SlabAllocatorConcurrencyTest, ExhaustionAndRebalancingUnderContention) {
   std::atomic<int> failures{0};
   for (std::size_t size : {std::size_t{8} * kKiB, std::size_t{128} * kKiB, std::size_t{kMiB}}) {
     threads.emplace_back([&, size] {
-      for (int round = 0; round < 40; ++round) {
+      for (int round = 0; round < 200; ++round) {
         std::vector<Allocation> held;
         while (held.size() < 64) {
           Result<Allocation> a = f.allocator->Allocate(size);
@@ -202,13 +225,8 @@ TEST(SlabAllocatorConcurrencyTest, ExhaustionAndRebalancingUnderContention) {
   for (auto& th : threads) th.join();
   EXPECT_GT(failures.load(), 0);
   ExpectEverythingReturned(*f.allocator);
-  // No slab was lost: every one is free or held (empty) by a class, and with nothing live a
-  // one-slab class can take the whole region back. (A multi-slab class might not: an empty
-  // span kept by a class can leave free runs too short for it, which is fragmentation.)
-  SlabAllocatorStats stats = f.allocator->Stats();
-  std::size_t held_slabs = 0;
-  for (const SizeClassStats& c : stats.classes) held_slabs += c.slabs;
-  EXPECT_EQ(held_slabs + stats.slabs_free, stats.slabs_total);
+  // With nothing live a one-slab class can take the whole region back. (A multi-slab class
+  // might not: an empty span kept by a class can leave free runs too short for it.)
   std::vector<Allocation> all;
   while (true) {
     Result<Allocation> a = f.allocator->Allocate(128 * kKiB);
