@@ -69,17 +69,7 @@ std::vector<int> ConfiguredNodes() {
 }
 
 std::string FormatNodeList(const std::vector<int>& nodes) {
-  if (nodes.empty()) return "none";
-  std::string out;
-  for (std::size_t i = 0; i < nodes.size();) {
-    std::size_t j = i;
-    while (j + 1 < nodes.size() && nodes[j + 1] == nodes[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    out += std::to_string(nodes[i]);
-    if (j > i) out += "-" + std::to_string(nodes[j]);
-    i = j + 1;
-  }
-  return out;
+  return nodes.empty() ? "none" : FormatRangeList(nodes);
 }
 
 Status CheckNodeCanHold(int node, std::size_t size) {

@@ -21,6 +21,19 @@ std::string FormatBytes(std::uint64_t bytes) {
   return buf;
 }
 
+std::string FormatRangeList(const std::vector<int>& ids) {
+  std::string out;
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += std::to_string(ids[i]);
+    if (j > i) out += '-' + std::to_string(ids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
 Result<std::uint64_t> ParseBytes(std::string_view text) {
   const std::string original(text);
   auto invalid = [&] {

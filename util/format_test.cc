@@ -34,3 +34,15 @@ TEST(FormatTest, ParseBytesRejectsGarbage) {
 
 }  // namespace
 }  // namespace cxlkv
+
+namespace cxlkv {
+namespace {
+
+TEST(FormatTest, RangeList) {
+  EXPECT_EQ(FormatRangeList({}), "");
+  EXPECT_EQ(FormatRangeList({4}), "4");
+  EXPECT_EQ(FormatRangeList({0, 1, 2, 3, 8, 10, 11}), "0-3,8,10-11");
+}
+
+}  // namespace
+}  // namespace cxlkv

@@ -16,20 +16,6 @@
 namespace cxlkv::cli {
 namespace {
 
-// {0,1,2,3,8,10,11} -> "0-3,8,10-11": the form sysfs and numactl use.
-std::string FormatCpuRanges(const std::vector<int>& cpus) {
-  std::string out;
-  for (std::size_t i = 0; i < cpus.size();) {
-    std::size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ',';
-    out += std::to_string(cpus[i]);
-    if (j > i) out += '-' + std::to_string(cpus[j]);
-    i = j + 1;
-  }
-  return out;
-}
-
 std::string Join(const std::vector<int>& values) {
   std::string out;
   for (int v : values) out += (out.empty() ? "" : " ") + std::to_string(v);
@@ -53,7 +39,7 @@ void PrintText(const DeviceInventory& inv) {
     } else if (n.cpu_less()) {
       cpus = "CPU-less, no memory";
     } else {
-      cpus = "CPUs " + FormatCpuRanges(n.cpus);
+      cpus = "CPUs " + FormatRangeList(n.cpus);
     }
     std::printf("  node %d: %s, %s free, %s, distances %s\n", n.id,
                 FormatBytes(n.memory_bytes).c_str(), FormatBytes(n.free_bytes).c_str(),
@@ -104,7 +90,7 @@ nlohmann::ordered_json ToJson(const DeviceInventory& inv) {
                     {"memory_bytes", n.memory_bytes},
                     {"free_bytes", n.free_bytes},
                     {"cpus", n.cpus},
-                    {"cpulist", FormatCpuRanges(n.cpus)},
+                    {"cpulist", FormatRangeList(n.cpus)},
                     {"distances", n.distances},
                     {"cpu_less", n.cpu_less()},
                     {"likely_cxl", n.likely_cxl()}});
