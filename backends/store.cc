@@ -228,13 +228,18 @@ struct Store::Impl {
     return true;
   }
 
-  // Looks the key up and pins it, making it most recent in an LRU tier. nullptr on a miss.
-  Entry* LookupAndPin(std::string_view key) {
+  // For Get and Pin: validates the key, looks it up and pins it, making it most recent in an
+  // LRU tier. NotFound (counted as a miss) when absent.
+  Result<Entry*> PinForRead(std::string_view key) {
+    CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
     const KeyHash h = internal::HashKey(key);
     Shard& s = ShardOf(h);
     std::lock_guard lock(s.mu);
     Entry* e = Find(s, h, key);
-    if (e == nullptr) return nullptr;
+    if (e == nullptr) {
+      misses.fetch_add(1);
+      return Status::NotFound("no chunk for key " + std::string(key));
+    }
     e->pins.fetch_add(1);
     Tier& tier = *tiers[e->tier];
     std::lock_guard tier_lock(tier.mu);
@@ -330,13 +335,8 @@ Status Store::Put(std::string_view key, std::span<const std::byte> bytes, const 
 }
 
 Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, ChunkMeta* meta) {
-  CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   Impl& im = *impl_;
-  Entry* e = im.LookupAndPin(key);
-  if (e == nullptr) {
-    im.misses.fetch_add(1);
-    return Status::NotFound("no chunk for key " + std::string(key));
-  }
+  CXLKV_ASSIGN_OR_RETURN(Entry* e, im.PinForRead(key));
   // Pinned: alloc and tier do not change until Unpin, so they may be read without the lock.
   const Allocation a = e->alloc();
   Tier& tier = *im.tiers[e->tier];
@@ -355,13 +355,8 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
 }
 
 Result<PinnedChunk> Store::Pin(std::string_view key) {
-  CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   Impl& im = *impl_;
-  Entry* e = im.LookupAndPin(key);
-  if (e == nullptr) {
-    im.misses.fetch_add(1);
-    return Status::NotFound("no chunk for key " + std::string(key));
-  }
+  CXLKV_ASSIGN_OR_RETURN(Entry* e, im.PinForRead(key));
   PinnedChunk p;
   p.store_ = &im;
   p.entry_ = e;
