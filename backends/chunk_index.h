@@ -1,94 +1,123 @@
-// The chunk index: entries (one per stored chunk) in hash-sharded maps.
+// HashIndex: one shard's map from key hash to entry, an open-addressing table of 4-byte slots.
 //
-// An entry lives on the heap, so leases and evictors can hold a pointer to it across lock
-// releases; it is deleted only when it is out of the map, out of its tier's list and unpinned.
+// A slot holds the entry's local id (28 bits) and 4 more bits of its hash as a tag, so most
+// probes that are not the key are rejected without touching the entry. Linear probing with
+// backward-shift deletion (no tombstones); the table doubles past 80% full, so it costs 5 to
+// 10 bytes per chunk. There is at most one entry per hash: the store refuses a Put whose hash
+// matches another stored key (see Store::Put, Busy).
 //
-// Thread-safety: each Shard's mutex guards its map and, for the entries in it (or removed from
-// it but still pinned), the fields marked "shard" below. Fields marked "tier" are guarded by the
-// mutex of the tier the entry is in. See the lock order at the top of store.cc.
+// Thread-safety: none; the shard mutex guards the table.
 #pragma once
 
-#include <atomic>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <mutex>
-#include <new>
-#include <string_view>
-#include <unordered_map>
+#include <memory>
 
+#include "backends/entry.h"
 #include "backends/key.h"
-#include "cxlkv/slab_allocator.h"
-#include "cxlkv/store.h"
 
 namespace cxlkv::internal {
 
-// 64 bytes, followed in the same heap block by the key bytes and then the metadata bytes: one
-// allocation per chunk. Sizes are 32-bit because no slot exceeds 16 slabs of at most 32 MiB.
-struct Entry {
-  KeyHash hash;                      // immutable
-  Entry* prev = nullptr;             // tier: recency list, towards the most recent
-  Entry* next = nullptr;             // tier: towards the least recent
-  std::byte* data = nullptr;         // shard: the slot holding the bytes (data, sizes, class)
-  std::uint32_t size = 0;            // shard
-  std::uint32_t capacity = 0;        // shard
-  std::uint32_t class_id = 0;        // shard
-  // Written under the shard mutex; also read without it as an evictor's hint (rechecked).
-  // A demotion in progress holds one pin, so a chunk being copied is never picked twice.
-  std::atomic<std::uint32_t> pins{0};
-  std::uint8_t tier = 0;             // shard: index of the tier holding the slot
-  std::uint8_t key_len = 0;          // immutable
-  std::uint8_t meta_len = 0;         // immutable
-  bool removed = false;              // shard: out of the map, freed when the last pin ends
-  bool in_list = false;              // tier: linked in tier `tier`'s recency list
+class HashIndex {
+ public:
+  explicit HashIndex(const EntryPool& pool) : pool_(pool) { Reset(kMinCapacity); }
 
-  // A new entry holding a copy of key (at most kMaxKeySize bytes) and meta; Destroy frees it.
-  static Entry* Create(const KeyHash& hash, std::string_view key, const ChunkMeta& meta) {
-    void* mem = ::operator new(sizeof(Entry) + key.size() + meta.size);
-    Entry* e = new (mem) Entry();
-    e->hash = hash;
-    e->key_len = static_cast<std::uint8_t>(key.size());
-    e->meta_len = meta.size;
-    std::memcpy(e->tail(), key.data(), key.size());
-    std::memcpy(e->tail() + key.size(), meta.bytes.data(), meta.size);
-    return e;
-  }
-  static void Destroy(Entry* e) {
-    e->~Entry();
-    ::operator delete(e);
+  // The local id stored under h, or kNoLocal.
+  std::uint32_t Find(const KeyHash& h) const {
+    const std::uint32_t tag = TagOf(h);
+    for (std::size_t i = Home(h);; i = (i + 1) & mask_) {
+      const std::uint32_t slot = slots_[i];
+      if (slot == kEmpty) return kNoLocal;
+      if ((slot & kTagMask) == tag && pool_.at(slot >> kTagBits).hash == h) {
+        return slot >> kTagBits;
+      }
+    }
   }
 
-  Allocation alloc() const { return Allocation{data, size, capacity, class_id}; }
-  void set_alloc(const Allocation& a) {
-    data = a.data;
-    size = static_cast<std::uint32_t>(a.size);
-    capacity = static_cast<std::uint32_t>(a.capacity);
-    class_id = a.class_id;
+  // Adds local under h (the caller checked Find(h) is kNoLocal). False when the table cannot
+  // grow (out of memory); nothing is changed then.
+  bool Insert(const KeyHash& h, std::uint32_t local) {
+    if ((size_ + 1) * 5 > (mask_ + 1) * 4 && !Grow()) return false;
+    Place(h, local);
+    ++size_;
+    return true;
   }
-  std::string_view key() const { return {reinterpret_cast<const char*>(tail()), key_len}; }
-  ChunkMeta meta() const {
-    ChunkMeta m;
-    std::memcpy(m.bytes.data(), tail() + key_len, meta_len);
-    m.size = meta_len;
-    return m;
+
+  // Removes the slot holding local under h. Shifts later slots of the probe run back, so runs
+  // stay unbroken without tombstones.
+  void Erase(const KeyHash& h, std::uint32_t local) {
+    std::size_t i = Home(h);
+    while (slots_[i] != kEmpty && (slots_[i] >> kTagBits) != local) i = (i + 1) & mask_;
+    if (slots_[i] == kEmpty) return;
+    --size_;
+    for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+      const std::uint32_t slot = slots_[j];
+      if (slot == kEmpty) break;
+      const std::size_t home = Home(pool_.at(slot >> kTagBits).hash);
+      // Move j into the hole at i unless j's home lies cyclically in (i, j].
+      const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+      if (!stays) {
+        slots_[i] = slot;
+        i = j;
+      }
+    }
+    slots_[i] = kEmpty;
   }
-  std::size_t heap_bytes() const { return sizeof(Entry) + key_len + meta_len; }
+
+  std::size_t size() const { return size_; }
+  std::size_t bytes() const { return (mask_ + 1) * sizeof(std::uint32_t); }
+
+  // Calls fn(local) for every entry (the caller must not modify the table from fn).
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (std::size_t i = 0; i <= mask_; ++i) {
+      if (slots_[i] != kEmpty) fn(slots_[i] >> kTagBits);
+    }
+  }
 
  private:
-  Entry() = default;
-  std::byte* tail() { return reinterpret_cast<std::byte*>(this + 1); }
-  const std::byte* tail() const { return reinterpret_cast<const std::byte*>(this + 1); }
-};
-static_assert(sizeof(Entry) == 64, "the index entry is meant to fill one cache line");
+  static constexpr std::uint32_t kEmpty = 0xFFFFFFFF;
+  static constexpr int kTagBits = 32 - kLocalBits;
+  static constexpr std::uint32_t kTagMask = (1u << kTagBits) - 1;
+  static constexpr std::size_t kMinCapacity = 64;
 
-struct Shard {
-  std::mutex mu;
-  std::unordered_map<KeyHash, Entry*, KeyHashHasher> map;  // guarded by mu
-};
+  // The low word picks the slot; the shard came from the high word's low bits, so the tag
+  // comes from other high bits.
+  std::size_t Home(const KeyHash& h) const { return static_cast<std::size_t>(h.lo) & mask_; }
+  static std::uint32_t TagOf(const KeyHash& h) {
+    return static_cast<std::uint32_t>(h.hi >> 32) & kTagMask;
+  }
 
-// Bytes a std::unordered_map node of this map takes: the next pointer and the value pair
-// (libstdc++ caches no hash code for a noexcept hasher).
-inline constexpr std::size_t kIndexNodeBytes =
-    sizeof(void*) + sizeof(std::pair<const KeyHash, Entry*>);
+  void Place(const KeyHash& h, std::uint32_t local) {
+    std::size_t i = Home(h);
+    while (slots_[i] != kEmpty) i = (i + 1) & mask_;
+    slots_[i] = (local << kTagBits) | TagOf(h);
+  }
+
+  void Reset(std::size_t capacity) {
+    slots_.reset(new std::uint32_t[capacity]);
+    std::fill_n(slots_.get(), capacity, kEmpty);
+    mask_ = capacity - 1;
+  }
+
+  bool Grow() {
+    const std::size_t old_capacity = mask_ + 1;
+    std::unique_ptr<std::uint32_t[]> old(new (std::nothrow) std::uint32_t[2 * old_capacity]);
+    if (old == nullptr) return false;
+    old.swap(slots_);  // slots_ is the new, larger array; old holds the entries
+    std::fill_n(slots_.get(), 2 * old_capacity, kEmpty);
+    mask_ = 2 * old_capacity - 1;
+    for (std::size_t i = 0; i < old_capacity; ++i) {
+      if (old[i] != kEmpty) Place(pool_.at(old[i] >> kTagBits).hash, old[i] >> kTagBits);
+    }
+    return true;
+  }
+
+  const EntryPool& pool_;
+  std::unique_ptr<std::uint32_t[]> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
 
 }  // namespace cxlkv::internal

@@ -1,40 +1,47 @@
-// Store: the sharded index over the tiers, and synchronous demotion.
-//
-// Locks and their order. There are two kinds of mutex:
-//   S: Shard::mu, one per index shard (16, picked by the key hash);
-//   T: Tier::mu, one per tier (its recency list).
-// A thread holds at most one S and at most one T, and takes S before T, never the reverse.
-// An evictor that starts from a tier's list therefore copies the candidate's hash under T,
-// drops T, then takes S and rechecks that the candidate is still in the map, still in that
-// tier and unpinned. The slab allocators have their own locks and call nothing back, so they
-// may be called under S. No lock is held while chunk bytes are copied.
-//
-// Visibility and lifetime. A chunk enters the map only after its bytes are copied, so a Get
-// never sees a partial chunk. Readers (Get, Pin) take a pin under S and copy outside it; a
-// pinned chunk is never picked for eviction, and a demotion that finds a pin taken during its
-// copy gives up (the chunk stays where it was) rather than free a slot being read. Remove takes
-// the key out of the map at once; the entry and its slot go when the last pin ends.
+// The public Store calls: Put, Get, Pin, Remove, lookups and stats. See store_impl.h for the
+// locks and their order.
 #include "cxlkv/store.h"
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <utility>
 
-#include "backends/chunk_index.h"
-#include "backends/key.h"
-#include "backends/tier.h"
+#include "backends/store_impl.h"
 #include "util/format.h"
 
 namespace cxlkv {
 
+using internal::ChunkHeader;
 using internal::Entry;
+using internal::EntryId;
 using internal::KeyHash;
-using internal::Shard;
+using internal::kNoEntry;
 using internal::Tier;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t ElapsedNs(Clock::time_point start) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+}
+
+std::string LatencyLine(const char* what, const LatencySummary& l) {
+  char buf[200];
+  std::snprintf(buf, sizeof(buf),
+                "%s: %llu ops, mean %.0f ns, p50 %llu, p99 %llu, p99.9 %llu, max %llu ns\n", what,
+                static_cast<unsigned long long>(l.count), l.mean_ns,
+                static_cast<unsigned long long>(l.p50_ns),
+                static_cast<unsigned long long>(l.p99_ns),
+                static_cast<unsigned long long>(l.p999_ns),
+                static_cast<unsigned long long>(l.max_ns));
+  return buf;
+}
+
+}  // namespace
 
 Result<ChunkMeta> ChunkMeta::From(std::span<const std::byte> data) {
   if (data.size() > kMaxSize) {
@@ -54,202 +61,231 @@ bool operator==(const ChunkMeta& a, const ChunkMeta& b) {
 std::string StoreStats::ToString() const {
   std::string out;
   for (const TierStats& t : tiers) {
-    out += t.name + " (" + t.source + "): " + FormatBytes(t.used_bytes) + " of " +
-           FormatBytes(t.capacity) + ", " + std::to_string(t.chunks) + " chunks, hits " +
-           std::to_string(t.hits) + ", evictions " + std::to_string(t.evictions) +
-           ", demotions " + std::to_string(t.demotions) + ", in " + FormatBytes(t.bytes_in) +
-           ", out " + FormatBytes(t.bytes_out) + "\n";
+    out += t.name + " (" + t.source + ", " + t.eviction + ", " + t.copy + "): " +
+           FormatBytes(t.used_bytes) + " of " + FormatBytes(t.capacity) + ", " +
+           std::to_string(t.chunks) + " chunks, hits " + std::to_string(t.hits) +
+           ", evictions " + std::to_string(t.evictions) + " (demoted " +
+           std::to_string(t.demotions) + ", in puts " + std::to_string(t.sync_evictions) +
+           "), promoted " + std::to_string(t.promotions) + ", expired " +
+           std::to_string(t.expirations) + ", in " + FormatBytes(t.bytes_in) + ", out " +
+           FormatBytes(t.bytes_out) + "\n";
   }
-  out += "misses " + std::to_string(misses) + ", index entries " +
-         std::to_string(index_entries) + ", " + std::to_string(index_bytes_per_entry) +
-         " B of DRAM per entry\n";
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "misses %llu, index entries %zu, %.1f B of DRAM per entry\n",
+                static_cast<unsigned long long>(misses), index_entries, index_bytes_per_entry);
+  out += buf;
+  out += LatencyLine("put", put_latency);
+  out += LatencyLine("get", get_latency);
+  out += LatencyLine("batched get", batch_get_latency);
   return out;
 }
 
-struct Store::Impl {
-  static constexpr std::size_t kShards = 16;
-  // Bounds the evict-and-retry loop of one allocation, so racing evictors cannot livelock.
-  static constexpr int kMaxEvictAttempts = 4096;
+// --- Impl: lookup and lifetime ---
 
-  std::vector<std::unique_ptr<Tier>> tiers;
-  std::array<Shard, kShards> shards;
-  std::atomic<std::uint64_t> misses{0};
-  std::atomic<std::size_t> entry_bytes{0};  // heap bytes of live entries (key, meta inline)
+Store::Impl::~Impl() {
+  // Entries still in the table need no freeing: their slots go with the regions, the entries
+  // with the pools.
+}
 
-  ~Impl() {
-    for (Shard& s : shards) {
-      for (auto& [hash, e] : s.map) Entry::Destroy(e);
-    }
-  }
+EntryId Store::Impl::FindLocked(const KeyHash& h, std::string_view key) const {
+  const std::uint32_t shard = ShardIndexOf(h);
+  const std::uint32_t local = shards[shard]->index.Find(h);
+  if (local == internal::kNoLocal) return kNoEntry;
+  const EntryId id = internal::MakeEntryId(shard, local);
+  if (HeaderOf(entries.at(id)).key_view() != key) return kNoEntry;  // another key, same hash
+  return id;
+}
 
-  // The low word picks the hash-table bucket, so the high word picks the shard.
-  Shard& ShardOf(const KeyHash& h) { return shards[h.hi % kShards]; }
+bool Store::Impl::ExpiredLocked(const Entry& e, std::chrono::nanoseconds now) const {
+  if (ttl.count() == 0) return false;
+  const std::uint32_t deadline = HeaderOf(e).expires_s;
+  return deadline != 0 && now >= std::chrono::seconds(deadline);
+}
 
-  // The entry for key under s.mu (held by the caller), or nullptr; a collision is a miss.
-  static Entry* Find(Shard& s, const KeyHash& h, std::string_view key) {
-    auto it = s.map.find(h);
-    if (it == s.map.end() || it->second->key() != key) return nullptr;
-    return it->second;
-  }
+void Store::Impl::FreeEntryLocked(EntryId id) {
+  Entry& e = entries.at(id);
+  Tier& tier = *tiers[e.tier];
+  tier.Free(e);
+  tier.used_bytes.fetch_sub(tier.SlotBytes(e.size));
+  tier.chunks.fetch_sub(1);
+  entries.pool(internal::ShardOfId(id)).Free(internal::LocalOfId(id));
+}
 
-  // Index of the first tier at or after `from` whose slots can hold `size`; tiers.size() if none.
-  std::size_t TierFor(std::size_t size, std::size_t from) {
-    for (std::size_t t = from; t < tiers.size(); ++t) {
-      if (tiers[t]->allocator().max_allocation() >= size) return t;
-    }
-    return tiers.size();
-  }
-
-  void FreeSlot(std::size_t t, const Allocation& a) {
-    Status s = tiers[t]->allocator().Free(a);
-    if (!s.ok()) {
-      // The store handed out this slot itself: a failure means its bookkeeping is broken.
-      std::fprintf(stderr, "cxlkv store: freeing a slot of tier %s: %s\n",
-                   tiers[t]->name().c_str(), s.ToString().c_str());
-      std::abort();
-    }
-  }
-
-  // Frees an entry no one can reach any more (out of the map and list, unpinned).
-  void FreeEntry(Entry* e) {
-    Tier& tier = *tiers[e->tier];
-    FreeSlot(e->tier, e->alloc());
-    tier.used_bytes.fetch_sub(e->capacity);
-    tier.chunks.fetch_sub(1);
-    entry_bytes.fetch_sub(e->heap_bytes());
-    Entry::Destroy(e);
-  }
-
-  void Unpin(Entry* e) {
-    Shard& s = ShardOf(e->hash);
-    bool free_now = false;
-    {
-      std::lock_guard lock(s.mu);
-      free_now = e->pins.fetch_sub(1) == 1 && e->removed;
-    }
-    if (free_now) FreeEntry(e);
-  }
-
-  // A slot of `size` in tier t, evicting tier t's coldest chunks while it is full.
-  Result<Allocation> AllocateIn(std::size_t t, std::size_t size) {
-    for (int attempt = 0; attempt < kMaxEvictAttempts; ++attempt) {
-      Result<Allocation> a = tiers[t]->allocator().Allocate(size);
-      if (a.ok() || !a.status().IsNoSpace()) return a;
-      if (!EvictOne(t)) break;
-    }
-    return Status::NoSpace("tier " + tiers[t]->name() + " is full and no chunk in it can be " +
-                           "evicted for " + FormatBytes(size));
-  }
-
-  // Takes e (pinned by the caller, out of every list) out of the index and frees it.
-  // Caller holds lock on s.mu; releases it.
-  void Drop(Shard& s, std::unique_lock<std::mutex>& lock, Entry* e) {
-    s.map.erase(e->hash);
-    e->removed = true;
-    tiers[e->tier]->evictions.fetch_add(1);
-    const bool free_now = e->pins.fetch_sub(1) == 1;
-    lock.unlock();
-    if (free_now) FreeEntry(e);
-  }
-
-  // Moves tier t's coldest unpinned chunk to the next tier that can hold it, or drops it when
-  // there is none or that tier cannot make room. False when tier t holds no unpinned chunk;
-  // true when it made progress or lost a race (the caller retries).
-  bool EvictOne(std::size_t t) {
-    Tier& from = *tiers[t];
-    Entry* e = nullptr;
-    KeyHash hash;
-    {
-      std::lock_guard lock(from.mu);
-      e = from.ColdestUnpinned();
-      if (e == nullptr) return false;
-      hash = e->hash;
-    }
-    Shard& s = ShardOf(hash);
-    std::unique_lock lock(s.mu);
-    auto it = s.map.find(hash);
-    // The pointer is only compared until the map shows it is still live.
-    if (it == s.map.end() || it->second != e || e->tier != t || e->pins.load() != 0) {
-      return true;
-    }
-    e->pins.fetch_add(1);  // claims the chunk: no other evictor picks it, Remove defers
-    {
-      std::lock_guard tier_lock(from.mu);
-      from.Unlink(e);
-    }
-    const std::size_t to = TierFor(e->size, t + 1);
-    if (to == tiers.size()) {
-      Drop(s, lock, e);
-      return true;
-    }
-    const Allocation src = e->alloc();
-    lock.unlock();
-
-    Result<Allocation> dst = AllocateIn(to, src.size);
-    if (dst.ok()) {
-      tiers[to]->region().CopyAndPersist(dst->data, src.data, src.size);
-      from.bytes_out.fetch_add(src.size);
-    }
-
-    lock.lock();
-    if (e->removed || e->pins.load() != 1) {
-      // Removed, or a reader pinned it during the copy: it stays (or goes) as it is.
-      if (dst.ok()) FreeSlot(to, *dst);
-      const bool free_now = e->pins.fetch_sub(1) == 1 && e->removed;
-      if (!e->removed) {
-        std::lock_guard tier_lock(from.mu);
-        from.PushFront(e);
-      }
-      lock.unlock();
-      if (free_now) FreeEntry(e);
-      return true;
-    }
-    if (!dst.ok()) {
-      Drop(s, lock, e);  // every tier below is full of pinned chunks
-      return true;
-    }
-    // The switch: from here readers find the chunk in its new slot.
-    e->set_alloc(*dst);
-    e->tier = static_cast<std::uint8_t>(to);
-    {
-      std::lock_guard tier_lock(tiers[to]->mu);
-      tiers[to]->PushFront(e);
-    }
-    e->pins.fetch_sub(1);
-    lock.unlock();
-    FreeSlot(t, src);
-    from.used_bytes.fetch_sub(src.capacity);
-    from.chunks.fetch_sub(1);
-    from.evictions.fetch_add(1);
-    from.demotions.fetch_add(1);
-    tiers[to]->used_bytes.fetch_add(dst->capacity);
-    tiers[to]->chunks.fetch_add(1);
-    tiers[to]->bytes_in.fetch_add(src.size);
-    return true;
-  }
-
-  // For Get and Pin: validates the key, looks it up and pins it, making it most recent in an
-  // LRU tier. NotFound (counted as a miss) when absent.
-  Result<Entry*> PinForRead(std::string_view key) {
-    CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
-    const KeyHash h = internal::HashKey(key);
-    Shard& s = ShardOf(h);
-    std::lock_guard lock(s.mu);
-    Entry* e = Find(s, h, key);
-    if (e == nullptr) {
-      misses.fetch_add(1);
-      return Status::NotFound("no chunk for key " + std::string(key));
-    }
-    e->pins.fetch_add(1);
-    Tier& tier = *tiers[e->tier];
+void Store::Impl::RemoveLocked(EntryId id, bool expired) {
+  Entry& e = entries.at(id);
+  shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
+  e.removed = 1;
+  Tier& tier = *tiers[e.tier];
+  {
     std::lock_guard tier_lock(tier.mu);
-    tier.OnHit(e);
-    return e;
+    tier.PolicyErase(id, e, /*evicted=*/false);
   }
-};
+  if (expired) tier.expirations.fetch_add(1);
+  if (e.pins.load() == 0) FreeEntryLocked(id);
+}
+
+void Store::Impl::Unpin(EntryId id) {
+  Shard& s = *shards[internal::ShardOfId(id)];
+  std::lock_guard lock(s.mu);
+  Entry& e = entries.at(id);
+  if (e.pins.fetch_sub(1) == 1 && e.removed) FreeEntryLocked(id);
+}
+
+Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
+  CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
+  const KeyHash h = internal::HashKey(key);
+  const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
+  Shard& s = ShardOf(h);
+  std::lock_guard lock(s.mu);
+  EntryId id = FindLocked(h, key);
+  if (id != kNoEntry && ExpiredLocked(entries.at(id), now)) {
+    RemoveLocked(id, /*expired=*/true);
+    id = kNoEntry;
+  }
+  if (id == kNoEntry) {
+    misses.fetch_add(1, std::memory_order_relaxed);
+    return Status::NotFound("no chunk for key " + std::string(key));
+  }
+  Entry& e = entries.at(id);
+  e.pins.fetch_add(1);
+  if (e.hits < 127) e.hits = static_cast<std::uint8_t>(e.hits + 1);
+  Tier& tier = *tiers[e.tier];
+  Hit hit;
+  hit.id = id;
+  hit.hash = h;
+  hit.data = e.data;
+  hit.size = e.size;
+  hit.tier = e.tier;
+  hit.header = tier.header(e.header);
+  hit.promote = tier.promote_after_hits() != 0 && e.hits == tier.promote_after_hits();
+  std::lock_guard tier_lock(tier.mu);
+  tier.PolicyTouch(id, e);
+  return hit;
+}
+
+void Store::Impl::FinishRead(const Hit& hit) {
+  Tier& tier = *tiers[hit.tier];
+  tier.hits.fetch_add(1, std::memory_order_relaxed);
+  tier.bytes_out.fetch_add(hit.size, std::memory_order_relaxed);
+  if (hit.promote) RequestPromotion(hit.id, hit.hash);
+}
+
+Status Store::Impl::PutParts(std::string_view key,
+                             std::span<const std::span<const std::byte>> parts,
+                             const ChunkMeta& meta) {
+  const auto start = Clock::now();
+  CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
+  std::size_t size = 0;
+  for (auto part : parts) size += part.size();
+  if (size == 0) return Status::InvalidArgument("empty chunk for key " + std::string(key));
+  if (meta.size > ChunkMeta::kMaxSize) {
+    return Status::InvalidArgument("chunk metadata size " + std::to_string(meta.size) +
+                                   " is above " + std::to_string(ChunkMeta::kMaxSize));
+  }
+  if (size > UINT32_MAX) {
+    return Status::InvalidArgument("chunk of " + FormatBytes(size) + " is above 4 GiB");
+  }
+  const KeyHash h = internal::HashKey(key);
+  Shard& s = ShardOf(h);
+  const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
+  // Ok when this key is stored (write once), Busy when another key has its hash; an expired
+  // chunk of this key is removed so the new one can take its place.
+  auto check_stored = [&]() -> std::optional<Status> {
+    const std::uint32_t local = s.index.Find(h);
+    if (local == internal::kNoLocal) return std::nullopt;
+    const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
+    const Entry& e = entries.at(id);
+    const std::string_view stored = HeaderOf(e).key_view();
+    if (stored != key) {
+      return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
+                          std::string(stored) + "; not stored");
+    }
+    if (!ExpiredLocked(e, now)) return Status::Ok();
+    RemoveLocked(id, /*expired=*/true);
+    return std::nullopt;
+  };
+  {
+    std::lock_guard lock(s.mu);
+    if (auto st = check_stored()) return *st;
+  }
+
+  std::size_t t = TierFor(size, 0);
+  if (t == tiers.size()) {
+    std::size_t largest = 0;
+    for (const auto& tier : tiers) largest = std::max(largest, tier->max_chunk());
+    return Status::InvalidArgument("chunk of " + FormatBytes(size) +
+                                   " is larger than the largest slot of every tier (" +
+                                   FormatBytes(largest) + ")");
+  }
+  Result<internal::ChunkSlots> slots = Status::NoSpace("");
+  for (; t < tiers.size(); t = TierFor(size, t + 1)) {
+    slots = AllocateIn(t, size, /*sync=*/true);
+    if (slots.ok()) break;
+    if (!slots.status().IsNoSpace()) return slots.status().WithContext("tier " + tiers[t]->name());
+  }
+  if (!slots.ok()) {
+    return Status::NoSpace("every tier is full and holds no unpinned chunk to evict for " +
+                           FormatBytes(size));
+  }
+  Tier& tier = *tiers[t];
+  ChunkHeader header;
+  header.key_len = static_cast<std::uint8_t>(key.size());
+  header.meta_len = meta.size;
+  header.data_offset = static_cast<std::uint64_t>(slots->data.data - tier.region().data());
+  header.size = static_cast<std::uint32_t>(size);
+  if (ttl.count() != 0) {
+    // Rounded up to a whole second, so a chunk never expires early.
+    const auto deadline = std::chrono::ceil<std::chrono::seconds>(now + ttl);
+    header.expires_s = static_cast<std::uint32_t>(std::max<std::int64_t>(1, deadline.count()));
+  }
+  std::memcpy(header.key, key.data(), key.size());
+  std::memcpy(header.meta, meta.bytes.data(), meta.size);
+  tier.Write(*slots, parts, header);
+
+  bool over_high = false;
+  {
+    std::lock_guard lock(s.mu);
+    std::optional<Status> stored = check_stored();
+    const std::uint32_t local =
+        stored ? internal::kNoLocal : entries.pool(ShardIndexOf(h)).Allocate();
+    if (stored || local == internal::kNoLocal || !s.index.Insert(h, local)) {
+      // A racing Put of this key (or a colliding one) won, or DRAM ran out.
+      if (!stored && local != internal::kNoLocal) {
+        entries.pool(ShardIndexOf(h)).Free(local);
+      }
+      tier.FreeSlots(*slots);
+      if (stored) return *stored;
+      return Status::NoSpace("the index cannot grow (out of DRAM or 2^28 entries in a shard)");
+    }
+    const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
+    Entry& e = entries.at(id);
+    e.hash = h;
+    e.data = slots->data.data;
+    e.size = static_cast<std::uint32_t>(size);
+    e.header = tier.HeaderRef(slots->header);
+    e.class_id = static_cast<std::uint16_t>(slots->data.class_id);
+    e.tier = static_cast<std::uint8_t>(t);
+    // Counted before the entry is visible, so a racing Remove never makes them negative.
+    const std::size_t used = tier.used_bytes.fetch_add(tier.SlotBytes(size)) + tier.SlotBytes(size);
+    over_high = used > tier.high_bytes();
+    tier.chunks.fetch_add(1);
+    tier.bytes_in.fetch_add(size, std::memory_order_relaxed);
+    std::lock_guard tier_lock(tier.mu);
+    tier.PolicyInsert(id, e);
+  }
+  if (over_high) Kick();
+  put_latency.Record(ElapsedNs(start));
+  return Status::Ok();
+}
+
+// --- Store ---
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Store::~Store() = default;
+
+Store::~Store() {
+  impl_->StopWorkers();      // completes every submitted operation
+  impl_->StopMaintenance();
+}
 
 Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
   if (options.tiers.empty()) return Status::InvalidArgument("store options list no tier");
@@ -257,125 +293,104 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
     return Status::InvalidArgument("store options list " + std::to_string(options.tiers.size()) +
                                    " tiers; at most 255");
   }
+  if (options.copy_threads == 0) {
+    return Status::InvalidArgument("store option copy_threads must be at least 1");
+  }
+  if (options.ttl.count() < 0) {
+    return Status::InvalidArgument("store option ttl must not be negative");
+  }
+  if (options.maintenance_interval.count() <= 0) {
+    return Status::InvalidArgument("store option maintenance_interval must be positive");
+  }
   auto impl = std::make_unique<Impl>();
-  for (std::size_t i = 0; i < options.tiers.size(); ++i) {
+  impl->ttl = options.ttl;
+  impl->clock = options.clock ? std::move(options.clock) : [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+        Clock::now().time_since_epoch());
+  };
+  impl->maintenance_interval = options.maintenance_interval;
+  const std::size_t count = options.tiers.size();
+  for (std::size_t i = 0; i < count; ++i) {
     const std::string label = options.tiers[i].name.empty() ? "tier" + std::to_string(i)
                                                             : options.tiers[i].name;
-    Result<std::unique_ptr<Tier>> tier = Tier::Open(std::move(options.tiers[i]), i,
-                                                    options.chunk_sizes, options.slab_size);
+    Result<std::unique_ptr<Tier>> tier =
+        Tier::Open(std::move(options.tiers[i]), i, count, options.chunk_sizes,
+                   options.slab_size, impl->entries);
     if (!tier.ok()) return tier.status().WithContext("opening tier " + label);
     impl->tiers.push_back(std::move(tier).value());
   }
+  impl->StartWorkers(options.copy_threads);
+  if (options.background_thread) impl->StartMaintenance();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
 Status Store::Put(std::string_view key, std::span<const std::byte> bytes, const ChunkMeta& meta) {
-  CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
-  if (bytes.empty()) return Status::InvalidArgument("empty chunk for key " + std::string(key));
-  if (meta.size > ChunkMeta::kMaxSize) {
-    return Status::InvalidArgument("chunk metadata size " + std::to_string(meta.size) +
-                                   " is above " + std::to_string(ChunkMeta::kMaxSize));
-  }
-  Impl& im = *impl_;
-  const KeyHash h = internal::HashKey(key);
-  Shard& s = im.ShardOf(h);
-  auto check_stored = [&]() -> std::optional<Status> {
-    auto it = s.map.find(h);
-    if (it == s.map.end()) return std::nullopt;
-    if (it->second->key() == key) return Status::Ok();  // write once
-    return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
-                        std::string(it->second->key()) + "; not stored");
-  };
-  {
-    std::lock_guard lock(s.mu);
-    if (auto st = check_stored()) return *st;
-  }
+  const std::span<const std::byte> parts[1] = {bytes};
+  return impl_->PutParts(key, parts, meta);
+}
 
-  std::size_t t = im.TierFor(bytes.size(), 0);
-  if (t == im.tiers.size()) {
-    std::size_t largest = 0;
-    for (const auto& tier : im.tiers) largest = std::max(largest, tier->allocator().max_allocation());
-    return Status::InvalidArgument("chunk of " + FormatBytes(bytes.size()) +
-                                   " is larger than the largest slot of every tier (" +
-                                   FormatBytes(largest) + ")");
+Status Store::Put(std::string_view key, std::span<const iovec> parts, const ChunkMeta& meta) {
+  constexpr std::size_t kInline = 8;
+  std::span<const std::byte> inline_parts[kInline];
+  std::vector<std::span<const std::byte>> many;
+  std::span<std::span<const std::byte>> spans(inline_parts, std::min(parts.size(), kInline));
+  if (parts.size() > kInline) {
+    many.resize(parts.size());
+    spans = many;
   }
-  Result<Allocation> slot = Status::NoSpace("");
-  for (; t < im.tiers.size(); t = im.TierFor(bytes.size(), t + 1)) {
-    slot = im.AllocateIn(t, bytes.size());
-    if (slot.ok()) break;
-    if (!slot.status().IsNoSpace()) return slot.status().WithContext("tier " + im.tiers[t]->name());
-  }
-  if (!slot.ok()) {
-    return Status::NoSpace("every tier is full and holds no unpinned chunk to evict for " +
-                           FormatBytes(bytes.size()));
-  }
-  Tier& tier = *im.tiers[t];
-  tier.region().CopyAndPersist(slot->data, bytes.data(), bytes.size());
-
-  Entry* e = Entry::Create(h, key, meta);
-  e->set_alloc(*slot);
-  e->tier = static_cast<std::uint8_t>(t);
-  {
-    std::lock_guard lock(s.mu);
-    if (auto st = check_stored()) {  // a racing Put of this key (or a colliding one) won
-      im.FreeSlot(t, *slot);
-      Entry::Destroy(e);
-      return *st;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].iov_len != 0 && parts[i].iov_base == nullptr) {
+      return Status::InvalidArgument("iovec part " + std::to_string(i) + " has a null base");
     }
-    // Counted before the entry is visible, so a racing Remove never makes them negative.
-    tier.used_bytes.fetch_add(slot->capacity);
-    tier.chunks.fetch_add(1);
-    tier.bytes_in.fetch_add(bytes.size());
-    im.entry_bytes.fetch_add(e->heap_bytes());
-    s.map.emplace(h, e);
-    std::lock_guard tier_lock(tier.mu);
-    tier.PushFront(e);
+    spans[i] = {static_cast<const std::byte*>(parts[i].iov_base), parts[i].iov_len};
   }
-  return Status::Ok();
+  return impl_->PutParts(key, spans, meta);
 }
 
 Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, ChunkMeta* meta) {
+  const auto start = Clock::now();
   Impl& im = *impl_;
-  CXLKV_ASSIGN_OR_RETURN(Entry* e, im.PinForRead(key));
-  // Pinned: alloc and tier do not change until Unpin, so they may be read without the lock.
-  const Allocation a = e->alloc();
-  Tier& tier = *im.tiers[e->tier];
-  if (dst.size() < a.size) {
-    im.Unpin(e);
+  CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key));
+  if (dst.size() < hit.size) {
+    im.Unpin(hit.id);
     return Status::InvalidArgument("buffer of " + FormatBytes(dst.size()) +
-                                   " is smaller than the chunk of " + FormatBytes(a.size) +
+                                   " is smaller than the chunk of " + FormatBytes(hit.size) +
                                    " for key " + std::string(key));
   }
-  std::memcpy(dst.data(), a.data, a.size);
-  if (meta != nullptr) *meta = e->meta();
-  tier.hits.fetch_add(1);
-  tier.bytes_out.fetch_add(a.size);
-  im.Unpin(e);
-  return a.size;
+  std::memcpy(dst.data(), hit.data, hit.size);
+  if (meta != nullptr) *meta = hit.header->chunk_meta();
+  im.Unpin(hit.id);
+  im.FinishRead(hit);
+  im.get_latency.Record(ElapsedNs(start));
+  return hit.size;
 }
 
 Result<PinnedChunk> Store::Pin(std::string_view key) {
   Impl& im = *impl_;
-  CXLKV_ASSIGN_OR_RETURN(Entry* e, im.PinForRead(key));
+  CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key));
   PinnedChunk p;
   p.store_ = &im;
-  p.entry_ = e;
-  p.data_ = e->data;
-  p.size_ = e->size;
-  p.tier_ = e->tier;
-  p.meta_ = e->meta();
-  im.tiers[e->tier]->hits.fetch_add(1);
+  p.entry_ = hit.id;
+  p.data_ = hit.data;
+  p.size_ = hit.size;
+  p.tier_ = hit.tier;
+  p.meta_ = hit.header->chunk_meta();
+  im.FinishRead(hit);
   return p;
 }
 
 Result<std::size_t> Store::Size(std::string_view key) const {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
+  Impl& im = *impl_;
   const KeyHash h = internal::HashKey(key);
-  Shard& s = impl_->ShardOf(h);
+  const auto now = im.ttl.count() != 0 ? im.Now() : std::chrono::nanoseconds{0};
+  Impl::Shard& s = im.ShardOf(h);
   std::lock_guard lock(s.mu);
-  Entry* e = Impl::Find(s, h, key);
-  if (e == nullptr) return Status::NotFound("no chunk for key " + std::string(key));
-  return std::size_t{e->size};
+  const EntryId id = im.FindLocked(h, key);
+  if (id == kNoEntry || im.ExpiredLocked(im.entries.at(id), now)) {
+    return Status::NotFound("no chunk for key " + std::string(key));
+  }
+  return std::size_t{im.entries.at(id).size};
 }
 
 bool Store::Contains(std::string_view key) const { return Size(key).ok(); }
@@ -384,21 +399,11 @@ Status Store::Remove(std::string_view key) {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   Impl& im = *impl_;
   const KeyHash h = internal::HashKey(key);
-  Shard& s = im.ShardOf(h);
-  Entry* e = nullptr;
-  bool free_now = false;
-  {
-    std::lock_guard lock(s.mu);
-    e = Impl::Find(s, h, key);
-    if (e == nullptr) return Status::NotFound("no chunk for key " + std::string(key));
-    s.map.erase(h);
-    e->removed = true;
-    free_now = e->pins.load() == 0;
-    Tier& tier = *im.tiers[e->tier];
-    std::lock_guard tier_lock(tier.mu);
-    tier.Unlink(e);
-  }
-  if (free_now) im.FreeEntry(e);
+  Impl::Shard& s = im.ShardOf(h);
+  std::lock_guard lock(s.mu);
+  const EntryId id = im.FindLocked(h, key);
+  if (id == kNoEntry) return Status::NotFound("no chunk for key " + std::string(key));
+  im.RemoveLocked(id, /*expired=*/false);
   return Status::Ok();
 }
 
@@ -408,6 +413,8 @@ std::size_t Store::LongestPrefix(std::span<const std::string_view> keys) const {
   return n;
 }
 
+void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }
+
 StoreStats Store::Stats() const {
   Impl& im = *impl_;
   StoreStats st;
@@ -415,32 +422,43 @@ StoreStats Store::Stats() const {
     TierStats ts;
     ts.name = t->name();
     ts.source = t->source_spec();
+    ts.copy = CopyMethodName(t->copy_method());
     ts.capacity = t->capacity();
     ts.used_bytes = t->used_bytes.load();
     ts.chunks = t->chunks.load();
     ts.hits = t->hits.load();
     ts.evictions = t->evictions.load();
     ts.demotions = t->demotions.load();
+    ts.sync_evictions = t->sync_evictions.load();
+    ts.promotions = t->promotions.load();
+    ts.expirations = t->expirations.load();
     ts.bytes_in = t->bytes_in.load();
     ts.bytes_out = t->bytes_out.load();
+    {
+      std::lock_guard lock(t->mu);
+      ts.eviction = t->policy_name();
+      st.policy_bytes += t->policy_bytes();
+    }
     st.tiers.push_back(std::move(ts));
   }
   st.misses = im.misses.load();
-  std::size_t buckets = 0;
-  for (Shard& s : im.shards) {
-    std::lock_guard lock(s.mu);
-    st.index_entries += s.map.size();
-    buckets += s.map.bucket_count();
+  std::size_t index_bytes = 0;
+  for (std::uint32_t i = 0; i < internal::kShards; ++i) {
+    std::lock_guard lock(im.shards[i]->mu);
+    st.index_entries += im.shards[i]->index.size();
+    index_bytes += im.shards[i]->index.bytes() + im.entries.pool(i).touched_bytes();
   }
   if (st.index_entries > 0) {
-    const double n = static_cast<double>(st.index_entries);
     st.index_bytes_per_entry =
-        static_cast<double>(internal::kIndexNodeBytes) +
-        static_cast<double>(buckets * sizeof(void*)) / n +
-        static_cast<double>(im.entry_bytes.load()) / n;
+        static_cast<double>(index_bytes) / static_cast<double>(st.index_entries);
   }
+  st.put_latency = im.put_latency.Summary();
+  st.get_latency = im.get_latency.Summary();
+  st.batch_get_latency = im.batch_get_latency.Summary();
   return st;
 }
+
+// --- PinnedChunk ---
 
 PinnedChunk::PinnedChunk(PinnedChunk&& other) noexcept { *this = std::move(other); }
 
@@ -448,7 +466,7 @@ PinnedChunk& PinnedChunk::operator=(PinnedChunk&& other) noexcept {
   if (this != &other) {
     Release();
     store_ = std::exchange(other.store_, nullptr);
-    entry_ = std::exchange(other.entry_, nullptr);
+    entry_ = std::exchange(other.entry_, kNoEntry);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     tier_ = other.tier_;
@@ -458,9 +476,10 @@ PinnedChunk& PinnedChunk::operator=(PinnedChunk&& other) noexcept {
 }
 
 void PinnedChunk::Release() {
-  if (entry_ == nullptr) return;
-  static_cast<Store::Impl*>(store_)->Unpin(static_cast<Entry*>(entry_));
-  store_ = entry_ = nullptr;
+  if (store_ == nullptr) return;
+  static_cast<Store::Impl*>(store_)->Unpin(entry_);
+  store_ = nullptr;
+  entry_ = kNoEntry;
   data_ = nullptr;
   size_ = 0;
 }

@@ -1,6 +1,7 @@
-// Model-based concurrency test: threads put, get, pin and remove chunks whose bytes are a
-// function of their key, so every byte any thread reads can be checked without a shared
-// reference map. Two small tiers keep eviction and demotion running all the time.
+// Model-based concurrency test: threads put, get, pin, remove and batch-get chunks whose bytes
+// are a function of their key (the reference map), so every byte any thread reads can be
+// checked without locking a shared model. Three small tiers with different policies, the
+// background thread and promotions keep demotion, promotion and eviction running all the time.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -43,17 +44,28 @@ TEST(StoreConcurrencyTest, RandomOpsAgainstKeyDerivedModel) {
   StoreOptions o;
   o.slab_size = kSlab;
   o.chunk_sizes = {16 * kKiB};
+  o.maintenance_interval = std::chrono::milliseconds(1);
   TierOptions dram;
   dram.name = "dram";
   dram.source = MemorySource::Dram(DramOptions{HugePages::kNone, false});
   dram.capacity = 6 * kSlab;
+  dram.eviction = "s3fifo";
+  dram.high_watermark = 0.7;
+  dram.low_watermark = 0.5;
   TierOptions file;
   file.name = "file";
   file.source_spec = "file:" + dir.File("pool");
-  file.capacity = 10 * kSlab;
-  file.eviction = "fifo";
+  file.capacity = 6 * kSlab;
+  file.eviction = "lfu";
+  TierOptions numa;
+  numa.name = "numa0";
+  numa.source = MemorySource::NumaNode(NumaOptions{0, HugePages::kNone, true});
+  numa.capacity = 6 * kSlab;
+  numa.eviction = "fifo";
+  numa.promote_after_hits = 2;
   o.tiers.push_back(std::move(dram));
   o.tiers.push_back(std::move(file));
+  o.tiers.push_back(std::move(numa));
   auto opened = Store::Open(std::move(o));
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   Store& store = **opened;
@@ -72,6 +84,10 @@ TEST(StoreConcurrencyTest, RandomOpsAgainstKeyDerivedModel) {
     std::vector<std::byte> dst(32 * kKiB);
     PinnedChunk held;  // a lease kept across a few operations
     int held_key = -1;
+    auto cq = CompletionQueue::Create();
+    ASSERT_TRUE(cq.ok());
+    std::vector<std::vector<std::byte>> batch_dst(3, std::vector<std::byte>(32 * kKiB));
+    std::vector<ChunkMeta> batch_meta(3);
     auto check = [&](int k, const std::byte* data, std::size_t size, const ChunkMeta& meta) {
       if (size != SizeOf(k) || FirstPatternMismatch(data, size, Seed(k)) != -1 ||
           !(meta == MetaOf(k))) {
@@ -95,9 +111,33 @@ TEST(StoreConcurrencyTest, RandomOpsAgainstKeyDerivedModel) {
         } else if (!n.status().IsNotFound()) {
           ADD_FAILURE() << n.status().ToString();
         }
-      } else if (what < 85) {
+      } else if (what < 82) {
         Status s = store.Remove(Key(k));
         if (!s.ok() && !s.IsNotFound()) ADD_FAILURE() << s.ToString();
+      } else if (what < 90) {
+        // A batch of three, in order, checked when each completes.
+        const int ks[3] = {k, (k + 1) % kKeys, (k + 2) % kKeys};
+        std::string keys[3];
+        GetRequest reqs[3];
+        for (int j = 0; j < 3; ++j) {
+          keys[j] = Key(ks[j]);
+          reqs[j] = GetRequest{keys[j], batch_dst[j], &batch_meta[j], static_cast<std::uint64_t>(j)};
+        }
+        Status s = store.SubmitGets(reqs, **cq);
+        if (!s.ok()) ADD_FAILURE() << s.ToString();
+        Completion done[3];
+        std::size_t got = 0;
+        while (got < 3) got += (*cq)->Wait(std::span(done).subspan(got), 3 - got,
+                                           std::chrono::milliseconds(1000));
+        for (const Completion& c : done) {
+          const auto j = static_cast<int>(c.user_data);
+          if (c.status.ok()) {
+            hits.fetch_add(1);
+            check(ks[j], batch_dst[j].data(), c.size, batch_meta[j]);
+          } else if (!c.status.IsNotFound()) {
+            ADD_FAILURE() << c.status.ToString();
+          }
+        }
       } else {
         auto p = store.Pin(Key(k));
         if (p.ok()) {
@@ -128,6 +168,7 @@ TEST(StoreConcurrencyTest, RandomOpsAgainstKeyDerivedModel) {
   for (const TierStats& t : st.tiers) chunks += t.chunks;
   EXPECT_EQ(chunks, st.index_entries);
   EXPECT_GT(st.tiers[0].demotions, 0u);
+  EXPECT_GT(st.tiers[1].demotions, 0u);
   std::vector<std::byte> dst(32 * kKiB);
   for (int k = 0; k < kKeys; ++k) {
     ChunkMeta meta;

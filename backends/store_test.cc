@@ -7,76 +7,24 @@
 #include <vector>
 
 #include "backends/key.h"
+#include "backends/store_test_util.h"
 #include "tests/test_util.h"
 
 namespace cxlkv {
 namespace {
 
-using testing::FillPattern;
+using namespace store_testing;  // NOLINT(google-build-using-namespace): test helpers
 using testing::FirstPatternMismatch;
 using testing::TempDir;
-
-constexpr std::size_t kKiB = 1024;
-constexpr std::size_t kSlab = 64 * kKiB;
-constexpr std::size_t kChunk = 16 * kKiB;  // an exact class: 4 per slab
-
-TierOptions Dram(std::size_t capacity, std::string eviction = "lru") {
-  TierOptions t;
-  t.name = "dram";
-  t.source = MemorySource::Dram(DramOptions{HugePages::kNone, false});
-  t.capacity = capacity;
-  t.eviction = std::move(eviction);
-  return t;
-}
-
-TierOptions FilePool(const TempDir& dir, std::size_t capacity) {
-  TierOptions t;
-  t.name = "file";
-  t.source_spec = "file:" + dir.File("pool");
-  t.capacity = capacity;
-  return t;
-}
-
-std::unique_ptr<Store> OpenStore(std::vector<TierOptions> tiers) {
-  StoreOptions o;
-  o.tiers = std::move(tiers);
-  o.chunk_sizes = {kChunk};
-  o.slab_size = kSlab;
-  auto store = Store::Open(std::move(o));
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  return store.ok() ? std::move(store).value() : nullptr;
-}
 
 std::unique_ptr<Store> OneTier(std::size_t capacity, std::string eviction = "lru") {
   std::vector<TierOptions> tiers;
   tiers.push_back(Dram(capacity, std::move(eviction)));
-  return OpenStore(std::move(tiers));
-}
-
-std::string Key(int i) { return "vllm@llama@1@0@" + std::to_string(i); }
-std::uint64_t Seed(int i) { return 1000 + static_cast<std::uint64_t>(i); }
-
-std::vector<std::byte> Bytes(std::size_t size, std::uint64_t seed) {
-  std::vector<std::byte> b(size);
-  FillPattern(b.data(), size, seed);
-  return b;
-}
-
-void PutChunk(Store& s, int i, std::size_t size = kChunk) {
-  ASSERT_TRUE(s.Put(Key(i), Bytes(size, Seed(i))).ok()) << Key(i);
-}
-
-// Gets key i and checks every byte against its pattern.
-void ExpectChunk(Store& s, int i, std::size_t size = kChunk) {
-  std::vector<std::byte> dst(size + 100);
-  auto n = s.Get(Key(i), dst);
-  ASSERT_TRUE(n.ok()) << Key(i) << ": " << n.status().ToString();
-  EXPECT_EQ(*n, size) << Key(i);
-  EXPECT_EQ(FirstPatternMismatch(dst.data(), size, Seed(i)), -1) << Key(i);
+  return OpenTiers(std::move(tiers));
 }
 
 TEST(StoreTest, RoundTripOfSeveralSizesWithMeta) {
-  auto s = OneTier(64 * kSlab);
+  auto s = OneTier(Slabs(64));
   ASSERT_NE(s, nullptr);
   const std::size_t sizes[] = {1, 4095, 4096, kChunk, 100000, 1000 * kKiB};
   int i = 0;
@@ -104,7 +52,7 @@ TEST(StoreTest, RoundTripOfSeveralSizesWithMeta) {
 }
 
 TEST(StoreTest, WriteOnceKeepsTheFirstBytes) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   PutChunk(*s, 1);
   ASSERT_TRUE(s->Put(Key(1), Bytes(kChunk, 77)).ok());
@@ -114,7 +62,7 @@ TEST(StoreTest, WriteOnceKeepsTheFirstBytes) {
 }
 
 TEST(StoreTest, BadInputsAreInvalidArgument) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   auto bytes = Bytes(kChunk, 1);
   Status st = s->Put("", bytes);
@@ -125,7 +73,7 @@ TEST(StoreTest, BadInputsAreInvalidArgument) {
   EXPECT_TRUE(s->Put(std::string(150, 'k'), bytes).ok());
   st = s->Put("empty", std::span<const std::byte>());
   EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
-  st = s->Put("huge", Bytes(4 * kSlab + 1, 1));  // larger than the whole tier
+  st = s->Put("huge", Bytes(Slabs(4) + 1, 1));  // larger than the whole tier
   EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
   EXPECT_TRUE(ChunkMeta::From(std::vector<std::byte>(65)).status().IsInvalidArgument());
   EXPECT_TRUE(s->Get("", bytes).status().IsInvalidArgument());
@@ -143,7 +91,7 @@ TEST(StoreTest, OpenErrorsNameTheTier) {
     o.slab_size = kSlab;
     return Store::Open(std::move(o)).status();
   };
-  Status st = open_one(Dram(4 * kSlab, "lfu-not-yet"));
+  Status st = open_one(Dram(Slabs(4), "clock"));
   EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
   EXPECT_NE(st.message().find("dram"), std::string::npos) << st.ToString();
   TierOptions bad_spec;
@@ -158,7 +106,7 @@ TEST(StoreTest, OpenErrorsNameTheTier) {
 }
 
 TEST(StoreTest, MissesAreNotFoundAndCounted) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   std::vector<std::byte> dst(kChunk);
   EXPECT_TRUE(s->Get("absent", dst).status().IsNotFound());
@@ -170,7 +118,7 @@ TEST(StoreTest, MissesAreNotFoundAndCounted) {
 }
 
 TEST(StoreTest, LongestPrefix) {
-  auto s = OneTier(8 * kSlab);
+  auto s = OneTier(Slabs(8));
   ASSERT_NE(s, nullptr);
   for (int i : {0, 1, 2, 4}) PutChunk(*s, i);
   std::vector<std::string> owned;
@@ -192,7 +140,7 @@ int Fill(Store& s, int n) {
 }
 
 TEST(StoreTest, LruEvictsTheLeastRecentlyUsed) {
-  auto s = OneTier(4 * kSlab, "lru");
+  auto s = OneTier(Slabs(4), "lru");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(Fill(*s, 16), 16);
   ExpectChunk(*s, 0);  // 0 becomes the most recent; 1 is now the coldest
@@ -207,7 +155,7 @@ TEST(StoreTest, LruEvictsTheLeastRecentlyUsed) {
 }
 
 TEST(StoreTest, FifoIgnoresHits) {
-  auto s = OneTier(4 * kSlab, "fifo");
+  auto s = OneTier(Slabs(4), "fifo");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(Fill(*s, 16), 16);
   ExpectChunk(*s, 0);
@@ -219,9 +167,9 @@ TEST(StoreTest, FifoIgnoresHits) {
 TEST(StoreTest, DemotesToTheFileTierAndKeepsEveryByte) {
   TempDir dir;
   std::vector<TierOptions> tiers;
-  tiers.push_back(Dram(4 * kSlab));
-  tiers.push_back(FilePool(dir, 16 * kSlab));
-  auto s = OpenStore(std::move(tiers));
+  tiers.push_back(Dram(Slabs(4)));
+  tiers.push_back(FilePool(dir, Slabs(16)));
+  auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   for (int i = 0; i < 40; ++i) PutChunk(*s, i);
   for (int i = 0; i < 40; ++i) ExpectChunk(*s, i);
@@ -242,9 +190,9 @@ TEST(StoreTest, DemotesToTheFileTierAndKeepsEveryByte) {
 TEST(StoreTest, LastTierDropsItsColdest) {
   TempDir dir;
   std::vector<TierOptions> tiers;
-  tiers.push_back(Dram(4 * kSlab));
-  tiers.push_back(FilePool(dir, 4 * kSlab));
-  auto s = OpenStore(std::move(tiers));
+  tiers.push_back(Dram(Slabs(4)));
+  tiers.push_back(FilePool(dir, Slabs(4)));
+  auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   for (int i = 0; i < 40; ++i) PutChunk(*s, i);
   for (int i = 0; i < 8; ++i) EXPECT_FALSE(s->Contains(Key(i))) << i;
@@ -258,14 +206,14 @@ TEST(StoreTest, LastTierDropsItsColdest) {
 TEST(StoreTest, DemotesAcrossThreeTiersDramFileNumaNode0) {
   TempDir dir;
   std::vector<TierOptions> tiers;
-  tiers.push_back(Dram(4 * kSlab));
-  tiers.push_back(FilePool(dir, 4 * kSlab));
+  tiers.push_back(Dram(Slabs(4)));
+  tiers.push_back(FilePool(dir, Slabs(4)));
   TierOptions numa;
   numa.name = "numa0";
   numa.source = MemorySource::NumaNode(NumaOptions{0, HugePages::kNone, true});
-  numa.capacity = 8 * kSlab;
+  numa.capacity = Slabs(8);
   tiers.push_back(std::move(numa));
-  auto s = OpenStore(std::move(tiers));
+  auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   for (int i = 0; i < 64; ++i) PutChunk(*s, i);  // 16 + 16 + 32 slots: nothing dropped
   StoreStats st = s->Stats();
@@ -284,9 +232,9 @@ TEST(StoreTest, DemotesAcrossThreeTiersDramFileNumaNode0) {
 TEST(StoreTest, ChunkTooLargeForTheNextTierIsDropped) {
   TempDir dir;
   std::vector<TierOptions> tiers;
-  tiers.push_back(Dram(32 * kSlab));      // slots up to 16 slabs
-  tiers.push_back(FilePool(dir, 4 * kSlab));  // slots up to 4 slabs
-  auto s = OpenStore(std::move(tiers));
+  tiers.push_back(Dram(Slabs(32)));      // slots up to 16 slabs
+  tiers.push_back(FilePool(dir, Slabs(4)));  // slots up to 4 slabs
+  auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   const std::size_t big = 8 * kSlab;  // how many fit in tier 0 is the slab allocator's call
   for (int i = 0; i < 6; ++i) PutChunk(*s, i, big);
@@ -305,7 +253,7 @@ TEST(StoreTest, ChunkTooLargeForTheNextTierIsDropped) {
 }
 
 TEST(StoreTest, PinnedChunksAreNeverEvicted) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   PutChunk(*s, 0);
   auto lease = s->Pin(Key(0));
@@ -320,7 +268,7 @@ TEST(StoreTest, PinnedChunksAreNeverEvicted) {
 }
 
 TEST(StoreTest, EverythingPinnedIsNoSpace) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   std::vector<PinnedChunk> leases;
   for (int i = 0; i < 16; ++i) {
@@ -338,7 +286,7 @@ TEST(StoreTest, EverythingPinnedIsNoSpace) {
 }
 
 TEST(StoreTest, RemoveFreesNowOrWhenTheLastLeaseEnds) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   PutChunk(*s, 0);
   PutChunk(*s, 1);
@@ -367,7 +315,7 @@ TEST(StoreTest, RemoveFreesNowOrWhenTheLastLeaseEnds) {
 internal::KeyHash SameHash(std::string_view) { return {42, 7}; }
 
 TEST(StoreTest, HashCollisionNeverReturnsAnotherKeysChunk) {
-  auto s = OneTier(4 * kSlab);
+  auto s = OneTier(Slabs(4));
   ASSERT_NE(s, nullptr);
   internal::SetKeyHasherForTesting(&SameHash);
   PutChunk(*s, 1);

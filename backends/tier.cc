@@ -1,40 +1,83 @@
 #include "backends/tier.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "util/format.h"
 
 namespace cxlkv::internal {
+namespace {
+
+[[noreturn]] void BookkeepingBroken(const std::string& tier, const Status& s) {
+  std::fprintf(stderr, "cxlkv store: freeing a slot of tier %s: %s\n", tier.c_str(),
+               s.ToString().c_str());
+  std::abort();
+}
+
+}  // namespace
+
+CopyMethod AutoCopyMethod(MemoryKind kind) {
+  (void)kind;
+  return CopyMethod::kMemcpy;
+}
 
 Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
+                                         std::size_t tier_count,
                                          const std::vector<std::size_t>& chunk_sizes,
-                                         std::size_t slab_size) {
+                                         std::size_t slab_size, const EntryTable& entries) {
   std::unique_ptr<Tier> tier(new Tier());
   tier->name_ = options.name.empty() ? "tier" + std::to_string(index) : options.name;
-  if (options.eviction == "lru") {
-    tier->policy_ = EvictionPolicy::kLru;
-  } else if (options.eviction == "fifo") {
-    tier->policy_ = EvictionPolicy::kFifo;
-  } else {
-    return Status::InvalidArgument("unknown eviction policy '" + options.eviction +
-                                   "' (expected lru or fifo)");
-  }
+  const bool last = index + 1 == tier_count;
   if (options.capacity < slab_size) {
     return Status::InvalidArgument("capacity of " + FormatBytes(options.capacity) +
                                    " is below one slab (" + FormatBytes(slab_size) + ")");
   }
+  // Header slots are named by a 32-bit count of 256-byte units.
+  if (options.capacity > (std::size_t{1} << 32) * ChunkHeader::kSize) {
+    return Status::InvalidArgument("capacity of " + FormatBytes(options.capacity) +
+                                   " is above the 1 TiB a tier can address");
+  }
+  const double high = options.high_watermark.value_or(last ? 1.0 : 0.95);
+  const double low = options.low_watermark.value_or(last ? 1.0 : std::min(high, 0.85));
+  if (!(high > 0 && high <= 1 && low > 0 && low <= high)) {
+    return Status::InvalidArgument("watermarks high " + std::to_string(high) + ", low " +
+                                   std::to_string(low) + " must satisfy 0 < low <= high <= 1");
+  }
+  const int promote = options.promote_after_hits.value_or(index == 0 || last ? 0 : 2);
+  if (promote < 0 || promote > 127) {
+    return Status::InvalidArgument("promote_after_hits " + std::to_string(promote) +
+                                   " must be 0 (never) to 127");
+  }
+  tier->promote_after_hits_ = index == 0 ? 0 : promote;
+  tier->persist_ = options.persist;
+
   if (options.source != nullptr) {
     tier->source_ = std::move(options.source);
   } else {
     CXLKV_ASSIGN_OR_RETURN(tier->source_, MemorySource::Parse(options.source_spec));
   }
+  if (options.copy == "auto") {
+    tier->copy_method_ = AutoCopyMethod(tier->source_->kind());
+  } else {
+    CXLKV_ASSIGN_OR_RETURN(tier->copy_method_, ParseCopyMethod(options.copy));
+  }
+  CXLKV_ASSIGN_OR_RETURN(tier->policy_,
+                         EvictionPolicy::Create(options.eviction, entries, options.capacity));
   tier->source_spec_ = tier->source_->spec();
   tier->capacity_ = options.capacity;
+  tier->high_bytes_ = static_cast<std::size_t>(high * static_cast<double>(options.capacity));
+  tier->low_bytes_ = static_cast<std::size_t>(low * static_cast<double>(options.capacity));
   CXLKV_ASSIGN_OR_RETURN(tier->region_, tier->source_->Map(options.capacity));
+
   SlabAllocatorOptions slab;
   slab.slab_size = slab_size;
-  slab.slot_alignment = 4096;
+  // 256-byte granules: the header's size. Chunk slots of a registered size that is a multiple
+  // of 4 KiB (every real KV chunk) still start 4 KiB aligned, since slabs are.
+  slab.slot_alignment = ChunkHeader::kSize;
+  slab.min_slot_size = ChunkHeader::kSize;
   // No slot larger than the region: a chunk that could never fit is then refused up front
   // (InvalidArgument) instead of emptying the tier before NoSpace.
   slab.max_slot_size = std::min(16 * slab_size, options.capacity / slab_size * slab_size);
@@ -42,37 +85,74 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
     if (size <= slab.max_slot_size) slab.exact_sizes.push_back(size);
   }
   CXLKV_ASSIGN_OR_RETURN(tier->allocator_, SlabAllocator::Create(*tier->region_, slab));
+  // The header class, learnt from one allocation (classes are fixed by the options).
+  CXLKV_ASSIGN_OR_RETURN(Allocation probe, tier->allocator_->Allocate(ChunkHeader::kSize));
+  tier->header_class_ = probe.class_id;
+  tier->header_slot_bytes_ = probe.capacity;
+  CXLKV_RETURN_IF_ERROR(tier->allocator_->Free(probe));
   return tier;
 }
 
-void Tier::PushFront(Entry* e) {
-  e->prev = nullptr;
-  e->next = head_;
-  if (head_ != nullptr) head_->prev = e;
-  head_ = e;
-  if (tail_ == nullptr) tail_ = e;
-  e->in_list = true;
-}
-
-void Tier::Unlink(Entry* e) {
-  if (!e->in_list) return;
-  if (e->prev != nullptr) e->prev->next = e->next; else head_ = e->next;
-  if (e->next != nullptr) e->next->prev = e->prev; else tail_ = e->prev;
-  e->prev = e->next = nullptr;
-  e->in_list = false;
-}
-
-void Tier::OnHit(Entry* e) {
-  if (policy_ != EvictionPolicy::kLru || !e->in_list || head_ == e) return;
-  Unlink(e);
-  PushFront(e);
-}
-
-Entry* Tier::ColdestUnpinned() const {
-  for (Entry* e = tail_; e != nullptr; e = e->prev) {
-    if (e->pins.load(std::memory_order_relaxed) == 0) return e;
+Result<ChunkSlots> Tier::Allocate(std::size_t size) {
+  ChunkSlots slots;
+  CXLKV_ASSIGN_OR_RETURN(slots.data, allocator_->Allocate(size));
+  Result<Allocation> header = allocator_->Allocate(ChunkHeader::kSize);
+  if (!header.ok()) {
+    Status s = allocator_->Free(slots.data);
+    if (!s.ok()) BookkeepingBroken(name_, s);
+    return header.status();
   }
-  return nullptr;
+  slots.header = *header;
+  return slots;
+}
+
+void Tier::FreeSlots(const ChunkSlots& slots) {
+  Status s = allocator_->Free(slots.data);
+  if (s.ok()) s = allocator_->Free(slots.header);
+  if (!s.ok()) BookkeepingBroken(name_, s);
+}
+
+void Tier::Free(const SlotRef& ref) {
+  ChunkSlots slots;
+  slots.data = Allocation{ref.data, ref.size, allocator_->SlotSizeFor(ref.size), ref.class_id};
+  slots.header = Allocation{reinterpret_cast<std::byte*>(header(ref.header)), ChunkHeader::kSize,
+                            header_slot_bytes_, header_class_};
+  FreeSlots(slots);
+}
+
+std::size_t Tier::SlotBytes(std::size_t size) const {
+  return allocator_->SlotSizeFor(size) + header_slot_bytes_;
+}
+
+void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::byte>> parts,
+                 const ChunkHeader& h) const {
+  std::byte* dst = slots.data.data;
+  for (std::span<const std::byte> part : parts) {
+    if (part.empty()) continue;
+    CopyBytes(dst, part.data(), part.size(), copy_method_);
+    dst += part.size();
+  }
+  std::memcpy(slots.header.data, &h, sizeof(h));
+  if (persist_) {
+    // Bytes before header: a header that survives a crash never names unwritten bytes.
+    region_->Persist(slots.data.data, slots.data.size);
+    region_->Persist(slots.header.data, sizeof(h));
+  }
+}
+
+void Tier::PolicyInsert(EntryId id, Entry& e) {
+  e.queue = 0;
+  policy_->Insert(id, e);
+}
+
+void Tier::PolicyTouch(EntryId id, Entry& e) {
+  if (e.queue != Entry::kNotListed) policy_->Touch(id, e);
+}
+
+void Tier::PolicyErase(EntryId id, Entry& e, bool evicted) {
+  if (e.queue == Entry::kNotListed) return;
+  policy_->Erase(id, e, evicted);
+  e.queue = Entry::kNotListed;
 }
 
 }  // namespace cxlkv::internal

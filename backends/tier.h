@@ -1,8 +1,9 @@
-// Tier: one level of the store. A mapped region, the slab allocator that carves it, the
-// recency list its eviction policy reads, and its counters.
+// Tier: one level of the store. A mapped region, the slab allocator that carves it into chunk
+// and header slots, its eviction policy, its watermarks and copy method, and its counters.
 //
-// Thread-safety: Open is not; after it, the allocator is thread-safe on its own, the recency
-// list (and Entry::prev/next/in_list of entries in it) is guarded by mu, counters are atomic.
+// Thread-safety: Open is not thread-safe; after it, the allocator is thread-safe on its own,
+// the policy (and the "tier" fields of entries in it) is guarded by mu, counters are atomic,
+// everything else is immutable.
 #pragma once
 
 #include <atomic>
@@ -11,40 +12,82 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
-#include "backends/chunk_index.h"
+#include "backends/chunk_header.h"
+#include "backends/entry.h"
+#include "backends/eviction/eviction_policy.h"
 #include "cxlkv/memory_source.h"
 #include "cxlkv/slab_allocator.h"
 #include "cxlkv/store.h"
+#include "util/copy.h"
 
 namespace cxlkv::internal {
 
-enum class EvictionPolicy : std::uint8_t {
-  kLru,   // a hit moves the chunk to the front
-  kFifo,  // insertion order only
+// A chunk's two slots in a tier: its bytes and its header.
+struct ChunkSlots {
+  Allocation data;
+  Allocation header;
+};
+
+// Where a stored chunk's slots are, as an entry records them.
+struct SlotRef {
+  std::byte* data = nullptr;
+  std::uint32_t size = 0;
+  std::uint32_t header = 0;
+  std::uint16_t class_id = 0;
 };
 
 class Tier {
  public:
-  // Maps options.capacity bytes from the source and builds the allocator. Errors are left
-  // without tier context; the caller adds it.
+  // Maps options.capacity bytes from the source and builds the allocator and the policy.
+  // Errors are left without tier context; the caller adds it.
   static Result<std::unique_ptr<Tier>> Open(TierOptions options, std::size_t index,
+                                            std::size_t tier_count,
                                             const std::vector<std::size_t>& chunk_sizes,
-                                            std::size_t slab_size);
+                                            std::size_t slab_size, const EntryTable& entries);
 
   const std::string& name() const { return name_; }
   const std::string& source_spec() const { return source_spec_; }
   std::size_t capacity() const { return capacity_; }
-  SlabAllocator& allocator() { return *allocator_; }
   const MemoryRegion& region() const { return *region_; }
+  SlabAllocator& allocator() { return *allocator_; }
+  std::size_t max_chunk() const { return allocator_->max_allocation(); }
 
-  // Recency list; callers hold mu.
-  void PushFront(Entry* e);
-  void Unlink(Entry* e);
-  void OnHit(Entry* e);  // LRU: move to front; FIFO: nothing
-  // The least recent entry with no pin, or nullptr. A hint: the caller rechecks under the
-  // entry's shard mutex.
-  Entry* ColdestUnpinned() const;
+  std::size_t high_bytes() const { return high_bytes_; }
+  std::size_t low_bytes() const { return low_bytes_; }
+  int promote_after_hits() const { return promote_after_hits_; }
+  CopyMethod copy_method() const { return copy_method_; }
+  const char* policy_name() const { return policy_->name(); }
+
+  // Both slots of a chunk of `size`; NoSpace (nothing held) when either cannot be had.
+  Result<ChunkSlots> Allocate(std::size_t size);
+  // Frees the slots of an entry in this tier. A failure means the store's bookkeeping is
+  // broken, so it aborts with the allocator's message rather than corrupt chunks.
+  void Free(const SlotRef& slots);
+  void Free(const Entry& e) { Free(SlotRef{e.data, e.size, e.header, e.class_id}); }
+  void FreeSlots(const ChunkSlots& slots);
+  // Slot bytes an entry holds (data and header), for used_bytes.
+  std::size_t SlotBytes(std::size_t size) const;
+
+  ChunkHeader* header(std::uint32_t ref) const {
+    return reinterpret_cast<ChunkHeader*>(region_->data() + std::size_t{ref} * ChunkHeader::kSize);
+  }
+  std::uint32_t HeaderRef(const Allocation& header_slot) const {
+    return static_cast<std::uint32_t>((header_slot.data - region_->data()) / ChunkHeader::kSize);
+  }
+  // Writes a chunk's bytes (gathered from parts) and its header into its slots, with the
+  // tier's copy method, and makes them durable first when the tier persists.
+  void Write(const ChunkSlots& slots, std::span<const std::span<const std::byte>> parts,
+             const ChunkHeader& header) const;
+
+  // The eviction policy, under mu. Erase and Touch ignore an entry that is not listed (one a
+  // mover has taken out of the policy while it copies).
+  void PolicyInsert(EntryId id, Entry& e);
+  void PolicyTouch(EntryId id, Entry& e);
+  void PolicyErase(EntryId id, Entry& e, bool evicted);
+  EntryId PolicyVictim() { return policy_->Victim(); }
+  std::size_t policy_bytes() const { return policy_->state_bytes(); }
 
   std::mutex mu;
   std::atomic<std::size_t> used_bytes{0};
@@ -52,6 +95,9 @@ class Tier {
   std::atomic<std::uint64_t> hits{0};
   std::atomic<std::uint64_t> evictions{0};
   std::atomic<std::uint64_t> demotions{0};
+  std::atomic<std::uint64_t> sync_evictions{0};
+  std::atomic<std::uint64_t> promotions{0};
+  std::atomic<std::uint64_t> expirations{0};
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
 
@@ -60,12 +106,20 @@ class Tier {
   std::string name_;
   std::string source_spec_;
   std::size_t capacity_ = 0;
-  EvictionPolicy policy_ = EvictionPolicy::kLru;
+  std::size_t high_bytes_ = 0;
+  std::size_t low_bytes_ = 0;
+  int promote_after_hits_ = 0;
+  CopyMethod copy_method_ = CopyMethod::kMemcpy;
+  bool persist_ = false;
+  std::uint32_t header_class_ = 0;
+  std::size_t header_slot_bytes_ = 0;
   std::unique_ptr<MemorySource> source_;
   std::unique_ptr<MemoryRegion> region_;      // outlives allocator_ (declared before it)
   std::unique_ptr<SlabAllocator> allocator_;
-  Entry* head_ = nullptr;  // most recent; guarded by mu
-  Entry* tail_ = nullptr;  // least recent; guarded by mu
+  std::unique_ptr<EvictionPolicy> policy_;    // guarded by mu
 };
+
+// The copy method "auto" picks for a kind of memory (measured by bench_store).
+CopyMethod AutoCopyMethod(MemoryKind kind);
 
 }  // namespace cxlkv::internal

@@ -3,29 +3,38 @@
 // A Store holds chunks (opaque byte strings, written once, read many times) under string keys
 // across tiers listed fastest first: DRAM, CXL memory (a NUMA node), /dev/dax, a file. Each tier
 // is one mapped region carved into slots by a SlabAllocator. A Put lands in the fastest tier
-// whose slots can hold the chunk; when that tier is full, its coldest unpinned chunks are
-// demoted (copied to the next tier, the index switched, the old slot freed); the last tier
-// drops its coldest. In this version demotion runs synchronously inside Put (the caller pays
-// for it); background demotion driven by watermarks comes later.
+// whose slots can hold the chunk. When a tier fills past its high watermark, a background
+// thread demotes its coldest unpinned chunks (copy to the next tier, switch the index entry,
+// free the old slot) until it is back under its low watermark; the last tier drops its coldest
+// instead. A Put that finds its tier full anyway evicts in the caller's thread (counted as a
+// sync eviction). A chunk hit often enough in a lower tier is promoted back to the first tier.
 //
-// Keys are opaque (LMCache's "vllm@model@...@hash" strings): 1 to 150 bytes. The index holds an
-// XXH3-128 hash of each key plus the full key, compared on every lookup, so a hash collision
-// never returns another key's chunk.
+// Keys are opaque (LMCache's "vllm@model@...@hash" strings): 1 to 150 bytes. The DRAM index
+// holds only an XXH3-128 hash of each key (48 bytes an entry); the full key and the metadata
+// live in a 256-byte header beside the chunk in its tier and are compared on every lookup, so
+// a hash collision never returns another key's chunk.
 //
 // Thread-safety: every Store member function is thread-safe. A PinnedChunk is a value owned by
 // one thread at a time (move it between threads, do not share it); its bytes may be read from
-// any thread while it lives. The Store must outlive every PinnedChunk it handed out.
+// any thread while it lives. The Store must outlive every PinnedChunk it handed out; destroying
+// it completes every submitted batched operation first.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cxlkv/completion_queue.h"
 #include "cxlkv/memory_source.h"
 #include "cxlkv/status.h"
 
@@ -34,7 +43,7 @@ namespace cxlkv {
 inline constexpr std::size_t kMaxKeySize = 150;
 
 // Opaque per-chunk metadata (format, dtype, shape as the engine encodes them), stored with the
-// chunk in DRAM and returned with its bytes.
+// chunk and returned with its bytes.
 struct ChunkMeta {
   static constexpr std::size_t kMaxSize = 64;
   std::array<std::byte, kMaxSize> bytes{};
@@ -46,52 +55,135 @@ struct ChunkMeta {
   friend bool operator==(const ChunkMeta& a, const ChunkMeta& b);
 };
 
-// How a tier picks the chunks to evict when it is full.
-//   "lru":  least recently put or read first (a Get moves a chunk to the front).
-//   "fifo": oldest put (or demotion into the tier) first; reads do not reorder.
+// One tier, in StoreOptions::tiers (fastest first).
 struct TierOptions {
   std::string name;                       // used in errors and stats; defaults to "tier<i>"
   std::unique_ptr<MemorySource> source;   // where the tier's bytes live; or, when null:
   std::string source_spec;                // a MemorySource::Parse spec: "dram", "file:/p", ...
   std::size_t capacity = 0;               // bytes mapped for the tier; at least one slab
-  std::string eviction = "lru";           // "lru" or "fifo"
+
+  // Which chunks leave the tier first when it must make room:
+  //   "lru"    least recently put or read;
+  //   "fifo"   oldest put (or moved into the tier); reads do not reorder;
+  //   "lfu"    fewest reads (a counter per chunk, saturating at 255), least recent among equals;
+  //   "s3fifo" S3-FIFO (Yang et al., SOSP'23): new chunks wait in a small FIFO (10% of the
+  //            tier) and only those read there move to the main FIFO, which gives each chunk
+  //            a second chance per read (up to 3); a ghost list of recently evicted keys sends
+  //            a chunk that comes back straight to main. Scan-resistant: one-time chunks
+  //            leave quickly.
+  std::string eviction = "lru";
+
+  // Background demotion starts when the tier's used slot bytes pass high_watermark x capacity
+  // and stops at low_watermark x capacity. Defaults: 0.95 and 0.85; for the last tier 1.0 and
+  // 1.0 (it drops chunks only when a put needs the room: dropping early loses hits for nothing).
+  std::optional<double> high_watermark;
+  std::optional<double> low_watermark;
+
+  // A chunk read this many times while in this tier is moved to the first tier (by the
+  // background thread, never in the reader's path); 0 never. Default: 2 for every tier but the
+  // first (nothing above it) and the last (chunks that sank all the way are rarely reused).
+  std::optional<int> promote_after_hits;
+
+  // How bytes are written into the tier: "memcpy", "nt" (non-temporal stores, which bypass the
+  // cache; they pay off on large copies into memory the CPU will not read back soon), or
+  // "auto" (the faster of the two for this kind of memory, as measured by bench_store; see
+  // docs/benchmarks.md).
+  std::string copy = "auto";
+  // Make every chunk durable in the tier before Put returns (libpmem2 flush/drain; msync on a
+  // page-granular file). Off by default: the store is a cache, and recovery is built on top.
+  bool persist = false;
 };
 
 struct StoreOptions {
-  std::vector<TierOptions> tiers;          // fastest first; at least one
+  std::vector<TierOptions> tiers;          // fastest first; 1 to 255
   // Chunk sizes to give exact slab classes (e.g. a full 256-token chunk): no byte is wasted
   // on chunks of exactly these sizes. Other sizes get geometric classes (<= 25% waste).
   std::vector<std::size_t> chunk_sizes;
   std::size_t slab_size = std::size_t{4} << 20;  // power of two, 64 KiB .. 32 MiB
+
+  // Time to live of every chunk, from its Put; 0 means chunks never expire. An expired chunk
+  // is never returned; its slot is freed when a lookup or the background sweep finds it. The
+  // deadline is rounded up to a whole second: a chunk lives ttl to ttl + 1 s.
+  std::chrono::seconds ttl{0};
+  // The clock for TTL (monotonic nanoseconds); std::chrono::steady_clock when empty. Tests
+  // inject their own.
+  std::function<std::chrono::nanoseconds()> clock;
+
+  // Run demotion, promotion and the TTL sweep on a background thread. When false they run
+  // only inside Maintain() (and a Put that finds its tier full still evicts synchronously).
+  bool background_thread = true;
+  std::chrono::milliseconds maintenance_interval{100};  // the thread's idle wake-up period
+
+  // Threads that execute SubmitGets and SubmitPuts; at least 1.
+  unsigned copy_threads = 2;
+};
+
+// Durations of operations, in nanoseconds, from a log-linear histogram (within 12.5%).
+struct LatencySummary {
+  std::uint64_t count = 0;
+  double mean_ns = 0;
+  std::uint64_t p50_ns = 0;
+  std::uint64_t p90_ns = 0;
+  std::uint64_t p99_ns = 0;
+  std::uint64_t p999_ns = 0;
+  std::uint64_t max_ns = 0;
 };
 
 struct TierStats {
   std::string name;
   std::string source;            // the source's spec
+  std::string eviction;          // the policy's name
+  std::string copy;              // the copy method in use: "memcpy" or "nt"
   std::size_t capacity = 0;      // bytes mapped
-  std::size_t used_bytes = 0;    // slot bytes held by chunks (slot capacity, not chunk size)
+  std::size_t used_bytes = 0;    // slot bytes held by chunks and their headers
   std::size_t chunks = 0;
-  std::uint64_t hits = 0;        // Get and Pin calls served from this tier
+  std::uint64_t hits = 0;        // Get, Pin and batched gets served from this tier
   std::uint64_t evictions = 0;   // chunks that left this tier to make room (demoted or dropped)
-  std::uint64_t demotions = 0;   // of those, chunks copied into the next tier
-  std::uint64_t bytes_in = 0;    // chunk bytes written into the tier (puts and demotions)
-  std::uint64_t bytes_out = 0;   // chunk bytes read out of the tier (gets and demotions)
+  std::uint64_t demotions = 0;   // of those, chunks copied into a lower tier
+  std::uint64_t sync_evictions = 0;  // evictions done inside a Put (the put waited for them)
+  std::uint64_t promotions = 0;  // chunks moved from this tier up to the first tier
+  std::uint64_t expirations = 0; // chunks freed because their TTL passed
+  std::uint64_t bytes_in = 0;    // chunk bytes written into the tier (puts and moves)
+  std::uint64_t bytes_out = 0;   // chunk bytes read out of the tier (gets and moves)
 };
 
 struct StoreStats {
   std::vector<TierStats> tiers;
-  std::uint64_t misses = 0;           // Get and Pin calls that found no chunk
+  std::uint64_t misses = 0;           // Get, Pin and batched gets that found no chunk
   std::size_t index_entries = 0;
-  // DRAM the index spends per chunk, averaged over the live entries: the 64-byte entry with
-  // the full key and metadata stored after it, the hash-table node and the bucket share.
-  // malloc's own per-allocation headers and rounding are not counted.
+  // DRAM the index spends per chunk, averaged over the live entries: entry slots handed out
+  // (48 B each, including free ones kept for reuse) plus the hash tables. Eviction policy
+  // state (the S3-FIFO ghost list) is counted apart in policy_bytes.
   double index_bytes_per_entry = 0;
+  std::size_t policy_bytes = 0;
+  LatencySummary put_latency;        // Put, sync or from SubmitPuts (run time, no queueing)
+  LatencySummary get_latency;        // Get
+  LatencySummary batch_get_latency;  // each op of SubmitGets, from submit to completion
   std::string ToString() const;
+};
+
+// One read of a batched get. The key is copied at submit; dst must stay valid (and unread)
+// until the operation's completion arrives.
+struct GetRequest {
+  std::string_view key;
+  std::span<std::byte> dst;
+  ChunkMeta* meta = nullptr;      // receives the metadata when not null (before completion)
+  std::uint64_t user_data = 0;    // returned in the Completion
+};
+
+// One write of a batched put. The key and meta are copied at submit; the bytes (one span, or
+// several parts gathered in order when `parts` is not empty) must stay valid until completion.
+struct PutRequest {
+  std::string_view key;
+  std::span<const std::byte> bytes;
+  std::span<const iovec> parts;
+  ChunkMeta meta;
+  std::uint64_t user_data = 0;
 };
 
 class Store;
 
-// A lease on one chunk: while it lives the chunk is not evicted, demoted or freed and data()
+// A lease on one chunk: while it lives the chunk is not evicted, moved or freed and data()
 // stays valid (a Remove during the lease takes effect for lookups at once; the slot is freed
 // when the lease ends). Move-only; an empty (moved-from) lease has data() == nullptr.
 class PinnedChunk {
@@ -111,8 +203,8 @@ class PinnedChunk {
 
  private:
   friend class Store;
-  void* store_ = nullptr;  // Store::Impl
-  void* entry_ = nullptr;  // the index entry holding the pin
+  void* store_ = nullptr;           // Store::Impl
+  std::uint32_t entry_ = 0xFFFFFFFF;  // the index entry holding the pin
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t tier_ = 0;
@@ -121,9 +213,9 @@ class PinnedChunk {
 
 class Store {
  public:
-  // Maps every tier and carves it into slots (4 KiB aligned). Errors name the tier: an empty
-  // tier list, a zero or sub-slab capacity, an unknown source spec or eviction policy, a
-  // failed mapping.
+  // Maps every tier and carves it into slots. Errors name the tier: an empty tier list, a
+  // zero or sub-slab capacity, an unknown source spec, eviction policy or copy method, bad
+  // watermarks, a failed mapping.
   static Result<std::unique_ptr<Store>> Open(StoreOptions options);
   ~Store();
   Store(const Store&) = delete;
@@ -135,15 +227,27 @@ class Store {
   // tier's largest slot; NoSpace when every tier is full and nothing can be evicted (all
   // pinned); Busy when a different stored key has the same 128-bit hash (not stored).
   Status Put(std::string_view key, std::span<const std::byte> bytes, const ChunkMeta& meta = {});
+  // The same, gathering the chunk from parts in order (e.g. the K and V halves).
+  Status Put(std::string_view key, std::span<const iovec> parts, const ChunkMeta& meta = {});
 
   // Copies the chunk into dst and returns its size; `meta`, when given, receives its
-  // metadata. NotFound when absent; InvalidArgument when dst is smaller than the chunk. A hit
-  // makes the chunk most recent in an LRU tier.
+  // metadata. NotFound when absent; InvalidArgument when dst is smaller than the chunk.
   Result<std::size_t> Get(std::string_view key, std::span<std::byte> dst,
                           ChunkMeta* meta = nullptr);
 
   // A lease on the chunk's bytes in place (zero-copy). NotFound when absent.
   Result<PinnedChunk> Pin(std::string_view key);
+
+  // Batched, asynchronous get of the chunks one request will read, in the order it reads
+  // them: the copy threads start at the first and work down the list (a large chunk is split
+  // across threads, every byte copied once). Every request gets exactly one Completion on cq:
+  // Ok with the size, NotFound, or InvalidArgument (bad key, dst too small). Chunks are looked
+  // up and pinned at submit, so what the completion copies is what was stored at that moment.
+  // Returns an error (and posts nothing) only when the store is shutting down.
+  Status SubmitGets(std::span<const GetRequest> requests, CompletionQueue& cq);
+  // Batched, asynchronous put: every request runs as Put on a copy thread, in order, and gets
+  // one Completion with Put's status.
+  Status SubmitPuts(std::span<const PutRequest> requests, CompletionQueue& cq);
 
   Result<std::size_t> Size(std::string_view key) const;  // NotFound when absent
   bool Contains(std::string_view key) const;             // no recency or stats change
@@ -154,6 +258,11 @@ class Store {
 
   // How many leading keys are stored, stopping at the first absent one.
   std::size_t LongestPrefix(std::span<const std::string_view> keys) const;
+
+  // Runs one pass of the background work in the caller's thread: pending promotions, demotion
+  // of every tier above its high watermark down to its low one, and the TTL sweep. For stores
+  // opened with background_thread = false, and for tests that need a settled state.
+  void Maintain();
 
   StoreStats Stats() const;
 

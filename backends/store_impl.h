@@ -1,0 +1,167 @@
+// Store::Impl: the state behind a Store, shared by the files that implement it:
+//   store.cc              the public calls: Put, Get, Pin, Remove, lookups, stats;
+//   store_move.cc         making room: eviction, demotion and promotion between tiers;
+//   store_maintenance.cc  the background thread: watermarks, promotions, the TTL sweep;
+//   store_batch.cc        the copy threads behind SubmitGets and SubmitPuts.
+//
+// Locks and their order. Two kinds guard chunks:
+//   S: Shard::mu, one per index shard (16, picked by the key hash): the hash table, the
+//      shard's entry pool, and the "shard" fields of its entries;
+//   T: Tier::mu, one per tier: its eviction policy and the "tier" fields of entries in it.
+// A thread holds at most one S and at most one T, and takes S before T, never the reverse. An
+// evictor that starts from a tier's policy therefore copies the candidate's id and hash under
+// T, drops T, then takes S and rechecks that the candidate is still in the table, in that tier,
+// listed and unpinned. Slab allocators have their own locks and call nothing back, so they may
+// be called under S. No lock is held while chunk bytes are copied. The maintenance and work
+// queue mutexes, and a CompletionQueue's, are leaves: nothing is taken while holding them.
+//
+// Visibility and lifetime. A chunk enters the table only after its bytes and header are
+// written, so a reader never sees a partial chunk. Readers take a pin under S and copy
+// outside it; a pinned chunk is never picked for eviction, and a move that finds a pin taken
+// during its copy gives up (the chunk stays where it was) rather than free a slot being read.
+// Remove takes the key out of the table at once; the entry and its slots go when the last pin
+// ends.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "backends/chunk_header.h"
+#include "backends/chunk_index.h"
+#include "backends/entry.h"
+#include "backends/key.h"
+#include "backends/tier.h"
+#include "cxlkv/store.h"
+#include "util/histogram.h"
+
+namespace cxlkv {
+
+struct Store::Impl {
+  struct Shard {
+    explicit Shard(const internal::EntryPool& pool) : index(pool) {}
+    std::mutex mu;
+    internal::HashIndex index;  // guarded by mu
+  };
+
+  // A found chunk, pinned for reading: where its bytes are until Unpin.
+  struct Hit {
+    internal::EntryId id = internal::kNoEntry;
+    internal::KeyHash hash;
+    const std::byte* data = nullptr;
+    std::size_t size = 0;
+    std::size_t tier = 0;
+    const internal::ChunkHeader* header = nullptr;
+    bool promote = false;  // this read crossed the tier's promotion threshold
+  };
+
+  struct Batch;  // store_batch.cc
+
+  // Bounds the evict-and-retry loop of one allocation, so racing evictors cannot livelock.
+  static constexpr int kMaxEvictAttempts = 4096;
+
+  Impl() {
+    for (std::uint32_t i = 0; i < internal::kShards; ++i) {
+      shards[i] = std::make_unique<Shard>(entries.pool(i));
+    }
+  }
+  ~Impl();
+
+  // --- lookup (store.cc) ---
+  static std::uint32_t ShardIndexOf(const internal::KeyHash& h) {
+    return static_cast<std::uint32_t>(h.hi % internal::kShards);
+  }
+  Shard& ShardOf(const internal::KeyHash& h) { return *shards[ShardIndexOf(h)]; }
+  const internal::ChunkHeader& HeaderOf(const internal::Entry& e) const {
+    return *tiers[e.tier]->header(e.header);
+  }
+  // The id stored for key under S (held), or kNoEntry; a colliding key is a miss.
+  internal::EntryId FindLocked(const internal::KeyHash& h, std::string_view key) const;
+  bool ExpiredLocked(const internal::Entry& e, std::chrono::nanoseconds now) const;
+  std::chrono::nanoseconds Now() const { return clock(); }
+  // Takes an entry out of the table and its policy (S held); frees it unless pinned.
+  void RemoveLocked(internal::EntryId id, bool expired);
+  // Frees an unreachable, unpinned entry: slots, counters, pool slot. S held.
+  void FreeEntryLocked(internal::EntryId id);
+  // Validates, finds, pins and touches; counts a miss. NotFound when absent or expired.
+  Result<Hit> PinForRead(std::string_view key);
+  void Unpin(internal::EntryId id);
+  // Counts a served read on the tier and asks for a promotion when it crossed the threshold.
+  void FinishRead(const Hit& hit);
+  Status PutParts(std::string_view key, std::span<const std::span<const std::byte>> parts,
+                  const ChunkMeta& meta);
+
+  // --- moving chunks (store_move.cc) ---
+  // Index of the first tier in [from, to_end) whose slots can hold size; tiers.size() if none.
+  std::size_t TierFor(std::size_t size, std::size_t from) const;
+  // Both slots for a chunk in tier t, evicting t's coldest while it is full. `sync` marks
+  // evictions done for a Put (counted as sync_evictions).
+  Result<internal::ChunkSlots> AllocateIn(std::size_t t, std::size_t size, bool sync);
+  // Evicts tier t's coldest unpinned chunk: demoted to the next tier that takes it, dropped
+  // when there is none. False when t has nothing to evict; true on progress or a lost race.
+  bool EvictOne(std::size_t t, bool sync);
+  // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
+  // failure it stays where it was (or, for a demotion with no room below, is dropped).
+  void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion);
+  // Moves a chunk read often in a lower tier up to the first tier that holds it.
+  void Promote(internal::EntryId id, internal::KeyHash hash);
+
+  // --- background work (store_maintenance.cc) ---
+  void StartMaintenance();
+  void StopMaintenance();
+  void Kick();  // wakes the background thread
+  void RequestPromotion(internal::EntryId id, internal::KeyHash hash);
+  void RunMaintenancePass(bool sweep);
+  void SweepExpired();
+
+  // --- batched operations (store_batch.cc) ---
+  void StartWorkers(unsigned count);
+  void StopWorkers();
+  bool Enqueue(std::shared_ptr<Batch> batch);
+  void WorkerLoop();
+  void RunPiece(Batch& batch, std::size_t piece);
+
+  // --- state ---
+  internal::EntryTable entries;
+  std::array<std::unique_ptr<Shard>, internal::kShards> shards;
+  std::vector<std::unique_ptr<internal::Tier>> tiers;  // fixed after Open
+  std::chrono::seconds ttl{0};
+  std::function<std::chrono::nanoseconds()> clock;
+
+  std::atomic<std::uint64_t> misses{0};
+  internal::LatencyHistogram put_latency;
+  internal::LatencyHistogram get_latency;
+  internal::LatencyHistogram batch_get_latency;
+
+  // Background thread.
+  std::chrono::milliseconds maintenance_interval{100};
+  std::mutex maintenance_mu;  // guards the fields below
+  std::condition_variable maintenance_cv;
+  bool kicked = false;
+  bool stopping = false;
+  std::deque<std::pair<internal::EntryId, internal::KeyHash>> promotions;
+  std::thread maintenance_thread;
+  std::mutex pass_mu;  // one maintenance pass at a time
+  std::chrono::nanoseconds last_sweep{0};  // guarded by pass_mu
+
+  // Copy threads.
+  std::mutex work_mu;  // guards the fields below
+  std::condition_variable work_cv;
+  std::deque<std::shared_ptr<Batch>> work;
+  bool work_stopping = false;
+  std::vector<std::thread> workers;
+};
+
+}  // namespace cxlkv

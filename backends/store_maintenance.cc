@@ -1,0 +1,106 @@
+// The background thread: promotions asked for by readers, demotion of tiers above their high
+// watermark down to their low one, and the TTL sweep. Puts and reads only post requests and
+// wake it; Maintain() runs the same pass in the caller's thread.
+#include <utility>
+#include <vector>
+
+#include "backends/store_impl.h"
+
+namespace cxlkv {
+
+using internal::Entry;
+using internal::EntryId;
+using internal::KeyHash;
+
+namespace {
+// The sweep reads every entry's header, so the thread runs it at most this often.
+constexpr std::chrono::seconds kSweepPeriod{1};
+// A bound on queued promotions: readers never wait, and a burst beyond it is simply skipped.
+constexpr std::size_t kMaxQueuedPromotions = 4096;
+}  // namespace
+
+void Store::Impl::StartMaintenance() {
+  maintenance_thread = std::thread([this] {
+    std::unique_lock lock(maintenance_mu);
+    while (!stopping) {
+      maintenance_cv.wait_for(lock, maintenance_interval, [this] { return kicked || stopping; });
+      if (stopping) break;
+      kicked = false;
+      lock.unlock();
+      RunMaintenancePass(/*sweep=*/false);
+      lock.lock();
+    }
+  });
+}
+
+void Store::Impl::StopMaintenance() {
+  {
+    std::lock_guard lock(maintenance_mu);
+    stopping = true;
+  }
+  maintenance_cv.notify_all();
+  if (maintenance_thread.joinable()) maintenance_thread.join();
+}
+
+void Store::Impl::Kick() {
+  {
+    std::lock_guard lock(maintenance_mu);
+    kicked = true;
+  }
+  maintenance_cv.notify_one();
+}
+
+void Store::Impl::RequestPromotion(EntryId id, KeyHash hash) {
+  {
+    std::lock_guard lock(maintenance_mu);
+    if (promotions.size() >= kMaxQueuedPromotions) return;
+    promotions.emplace_back(id, hash);
+    kicked = true;
+  }
+  maintenance_cv.notify_one();
+}
+
+void Store::Impl::RunMaintenancePass(bool sweep) {
+  std::lock_guard pass(pass_mu);
+  std::deque<std::pair<EntryId, KeyHash>> todo;
+  {
+    std::lock_guard lock(maintenance_mu);
+    todo.swap(promotions);
+  }
+  for (const auto& [id, hash] : todo) Promote(id, hash);
+
+  // Top down, so what a tier demotes is seen by the tier below in the same pass.
+  for (std::size_t t = 0; t < tiers.size(); ++t) {
+    internal::Tier& tier = *tiers[t];
+    if (tier.used_bytes.load() <= tier.high_bytes()) continue;
+    // Bounded: each round evicts one chunk or finds a race; a tier of pinned chunks stops it.
+    for (std::size_t rounds = tier.chunks.load() + 16; rounds > 0; --rounds) {
+      if (tier.used_bytes.load() <= tier.low_bytes()) break;
+      if (!EvictOne(t, /*sync=*/false)) break;
+    }
+  }
+
+  if (ttl.count() != 0) {
+    const auto now = Now();
+    if (sweep || now - last_sweep >= kSweepPeriod) {
+      last_sweep = now;
+      SweepExpired();
+    }
+  }
+}
+
+void Store::Impl::SweepExpired() {
+  const auto now = Now();
+  std::vector<std::uint32_t> expired;
+  for (std::uint32_t i = 0; i < internal::kShards; ++i) {
+    Shard& s = *shards[i];
+    std::lock_guard lock(s.mu);
+    expired.clear();
+    s.index.ForEach([&](std::uint32_t local) {
+      if (ExpiredLocked(entries.pool(i).at(local), now)) expired.push_back(local);
+    });
+    for (std::uint32_t local : expired) RemoveLocked(internal::MakeEntryId(i, local), true);
+  }
+}
+
+}  // namespace cxlkv

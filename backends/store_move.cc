@@ -1,0 +1,179 @@
+// Making room: eviction, demotion and promotion of chunks between tiers. See store_impl.h for
+// the locks and their order.
+//
+// A move copies the chunk (bytes and header) into slots of the destination tier with no lock
+// held, then switches the entry under its shard mutex, then frees the old slots. The mover
+// holds one pin for the whole move: no evictor picks the chunk twice, a Remove defers the
+// free, and a reader that pins it meanwhile makes the mover give up (the reader may be
+// reading the old slot).
+#include <algorithm>
+#include <cstring>
+
+#include "backends/store_impl.h"
+#include "util/format.h"
+
+namespace cxlkv {
+
+using internal::ChunkHeader;
+using internal::ChunkSlots;
+using internal::Entry;
+using internal::EntryId;
+using internal::KeyHash;
+using internal::kNoEntry;
+using internal::Tier;
+
+std::size_t Store::Impl::TierFor(std::size_t size, std::size_t from) const {
+  for (std::size_t t = from; t < tiers.size(); ++t) {
+    if (tiers[t]->max_chunk() >= size) return t;
+  }
+  return tiers.size();
+}
+
+Result<ChunkSlots> Store::Impl::AllocateIn(std::size_t t, std::size_t size, bool sync) {
+  for (int attempt = 0; attempt < kMaxEvictAttempts; ++attempt) {
+    Result<ChunkSlots> slots = tiers[t]->Allocate(size);
+    if (slots.ok() || !slots.status().IsNoSpace()) return slots;
+    if (!EvictOne(t, sync)) break;
+  }
+  return Status::NoSpace("tier " + tiers[t]->name() + " is full and no chunk in it can be " +
+                         "evicted for " + FormatBytes(size));
+}
+
+bool Store::Impl::EvictOne(std::size_t t, bool sync) {
+  Tier& from = *tiers[t];
+  EntryId id = kNoEntry;
+  KeyHash hash;
+  {
+    std::lock_guard lock(from.mu);
+    id = from.PolicyVictim();
+    if (id == kNoEntry) return false;
+    hash = entries.at(id).hash;
+  }
+  Shard& s = ShardOf(hash);
+  std::unique_lock lock(s.mu);
+  // The id is only trusted once the table shows it still holds this chunk, in this tier.
+  if (internal::ShardOfId(id) != ShardIndexOf(hash) ||
+      s.index.Find(hash) != internal::LocalOfId(id)) {
+    return true;
+  }
+  Entry& e = entries.at(id);
+  if (e.tier != t || e.pins.load() != 0 || e.queue == Entry::kNotListed) return true;
+
+  from.evictions.fetch_add(1);
+  if (sync) from.sync_evictions.fetch_add(1);
+  const bool expired = ExpiredLocked(e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
+  const std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1);
+  if (to == tiers.size()) {  // the last tier, a chunk no lower tier can hold, or expired
+    s.index.Erase(hash, internal::LocalOfId(id));
+    e.removed = 1;
+    {
+      std::lock_guard tier_lock(from.mu);
+      from.PolicyErase(id, e, /*evicted=*/true);
+    }
+    if (expired) from.expirations.fetch_add(1);
+    FreeEntryLocked(id);
+    return true;
+  }
+  e.pins.fetch_add(1);  // the claim
+  {
+    std::lock_guard tier_lock(from.mu);
+    from.PolicyErase(id, e, /*evicted=*/true);
+  }
+  lock.unlock();
+  MoveClaimed(id, to, /*demotion=*/true);
+  return true;
+}
+
+void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
+  Entry& e = entries.at(id);
+  Shard& s = *shards[internal::ShardOfId(id)];
+  // Pinned by us: the slots and tier do not change until we switch them.
+  std::size_t t;
+  ChunkHeader header;
+  const std::byte* src;
+  std::size_t size;
+  {
+    std::lock_guard lock(s.mu);
+    t = e.tier;
+    src = e.data;
+    size = e.size;
+    std::memcpy(&header, tiers[t]->header(e.header), sizeof(header));
+  }
+  Tier& from = *tiers[t];
+  Tier& dest = *tiers[to];
+
+  Result<ChunkSlots> dst = AllocateIn(to, size, /*sync=*/false);
+  if (dst.ok()) {
+    header.data_offset = static_cast<std::uint64_t>(dst->data.data - dest.region().data());
+    const std::span<const std::byte> parts[1] = {{src, size}};
+    dest.Write(*dst, parts, header);
+  }
+
+  std::lock_guard lock(s.mu);
+  if (e.removed || e.pins.load() != 1 || !dst.ok()) {
+    if (dst.ok()) dest.FreeSlots(*dst);
+    if (e.removed) {
+      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+      return;
+    }
+    if (!dst.ok() && demotion) {
+      // Every tier below is full of pinned chunks: the demotion becomes a drop.
+      s.index.Erase(e.hash, internal::LocalOfId(id));
+      e.removed = 1;
+      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+      return;
+    }
+    // A reader pinned it during the copy, or no room above: it stays where it was.
+    e.pins.fetch_sub(1);
+    std::lock_guard tier_lock(from.mu);
+    from.PolicyInsert(id, e);
+    return;
+  }
+  // The switch: from here readers find the chunk in its new slots.
+  const internal::SlotRef old{e.data, e.size, e.header, e.class_id};
+  e.data = dst->data.data;
+  e.header = dest.HeaderRef(dst->header);
+  e.class_id = static_cast<std::uint16_t>(dst->data.class_id);
+  e.tier = static_cast<std::uint8_t>(to);
+  e.hits = 0;
+  dest.used_bytes.fetch_add(dest.SlotBytes(size));
+  dest.chunks.fetch_add(1);
+  dest.bytes_in.fetch_add(size, std::memory_order_relaxed);
+  {
+    std::lock_guard tier_lock(dest.mu);
+    dest.PolicyInsert(id, e);
+  }
+  e.pins.fetch_sub(1);
+  from.Free(old);
+  from.used_bytes.fetch_sub(from.SlotBytes(size));
+  from.chunks.fetch_sub(1);
+  from.bytes_out.fetch_add(size, std::memory_order_relaxed);
+  if (demotion) {
+    from.demotions.fetch_add(1);
+  } else {
+    from.promotions.fetch_add(1);
+  }
+}
+
+void Store::Impl::Promote(EntryId id, KeyHash hash) {
+  Shard& s = ShardOf(hash);
+  std::size_t to;
+  {
+    std::lock_guard lock(s.mu);
+    if (internal::ShardOfId(id) != ShardIndexOf(hash) ||
+        s.index.Find(hash) != internal::LocalOfId(id)) {
+      return;  // removed (and maybe reused) since the request
+    }
+    Entry& e = entries.at(id);
+    to = TierFor(e.size, 0);
+    // Already at the top it can reach, pinned (a reader may be in the old slot), or mid-move.
+    if (to >= e.tier || e.pins.load() != 0 || e.queue == Entry::kNotListed) return;
+    e.pins.fetch_add(1);
+    Tier& from = *tiers[e.tier];
+    std::lock_guard tier_lock(from.mu);
+    from.PolicyErase(id, e, /*evicted=*/false);
+  }
+  MoveClaimed(id, to, /*demotion=*/false);
+}
+
+}  // namespace cxlkv
