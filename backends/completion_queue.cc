@@ -84,11 +84,11 @@ namespace internal {
 
 void PostCompletion(CompletionQueue& queue, Completion completion) {
   CompletionQueue::Impl& im = *queue.impl_;
-  {
-    std::lock_guard lock(im.mu);
-    if (im.done.empty()) im.Signal();
-    im.done.push_back(std::move(completion));
-  }
+  // Notified under the mutex: once a waiter has taken the last completion it may destroy the
+  // queue, so the poster must not touch it after the unlock.
+  std::lock_guard lock(im.mu);
+  if (im.done.empty()) im.Signal();
+  im.done.push_back(std::move(completion));
   im.cv.notify_all();
 }
 

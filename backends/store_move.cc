@@ -57,7 +57,9 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync) {
     return true;
   }
   Entry& e = entries.at(id);
-  if (e.tier != t || e.pins.load() != 0 || e.queue == Entry::kNotListed) return true;
+  // In the table and unpinned means listed in its policy: only a claim (a pin) or a removal
+  // (out of the table) takes an entry out of its policy.
+  if (e.tier != t || e.pins.load() != 0) return true;
 
   from.evictions.fetch_add(1);
   if (sync) from.sync_evictions.fetch_add(1);
@@ -166,8 +168,9 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
     }
     Entry& e = entries.at(id);
     to = TierFor(e.size, 0);
-    // Already at the top it can reach, pinned (a reader may be in the old slot), or mid-move.
-    if (to >= e.tier || e.pins.load() != 0 || e.queue == Entry::kNotListed) return;
+    // Already at the top it can reach, or pinned (a reader may be in the old slot, or a move
+    // is under way).
+    if (to >= e.tier || e.pins.load() != 0) return;
     e.pins.fetch_add(1);
     Tier& from = *tiers[e.tier];
     std::lock_guard tier_lock(from.mu);
