@@ -1,178 +1,307 @@
-// bench_store: Store put and get against memcpy of the same bytes, in the same run.
+// bench_store: the Store against memcpy of the same bytes, measured in the same run.
 //
-// For each chunk size (128 KiB: the CXL-SSD study's chunk; 2 MiB; 32 MiB: a 256-token
-// Llama-3.1-8B chunk) the bench puts N distinct chunks into a DRAM tier large enough to hold
-// them all (no eviction), gets them back into one destination buffer, and times memcpy of the
-// same sources into the same destinations. Sources are written before timing and the tier is
-// populated at map time, so first-touch page faults are in neither side. It also measures the
-// fixed cost per operation with 64-byte chunks and index lookups per second (Contains by the
-// full LMCache-style key string). Single thread; the rest of issue 4's benchmark comes later.
+// Sections (each a terminal table and rows of the CSV, docs/benchmarks.md has the method):
+//  1. put/get (this file): for 128 KiB (the CXL-SSD study's chunk), 2 MiB and 32 MiB (a
+//     256-token Llama-3.1-8B chunk), put N distinct chunks into a DRAM tier large enough to hold
+//     them all (no eviction), get them back, with 1 and 2 threads (each thread its own keys,
+//     the same total bytes). Baselines: the same threads memcpy the same sources into distinct
+//     destinations (what a put does) and into one buffer per thread (what these gets do).
+//  2. fixed cost (this file): 64-byte chunks, put and get ns per operation; index lookups per
+//     second by full key (Contains); DRAM bytes per index entry as Stats counts them.
+//  3. demotion (store_bench_demote.cc): DRAM tier over a file tier, demoted bytes per second
+//     against memcpy into a file mapping.
+//  4. copy methods per tier kind (store_bench_copy.cc): memcpy against streaming stores and
+//     libpmem2's copies, into and out of DRAM, a NUMA node and a file mapping.
+// Sources are written and destinations faulted in before timing. Each cell is the median of
+// Options::repeats interleaved runs (median, not best: it is what a run typically gets on the
+// shared machine, and one lucky run cannot make a goal look met).
 #include <algorithm>
-#include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <latch>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "bench/store_bench.h"
 #include "cxlkv/store.h"
+#include "util/format.h"
 
+namespace cxlkv::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr std::size_t kKiB = 1024;
-constexpr std::size_t kMiB = kKiB * kKiB;
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string Key(std::size_t i) {
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "vllm@meta-llama/Llama-3.1-8B@1@0@%016llx%016zx",
-                static_cast<unsigned long long>(i) * 0x9e3779b97f4a7c15ULL, i);
-  return buf;
-}
-
-std::unique_ptr<cxlkv::Store> OpenDram(std::size_t capacity, std::size_t chunk) {
-  cxlkv::StoreOptions o;
-  cxlkv::TierOptions t;
+std::unique_ptr<Store> OpenDram(std::size_t capacity, std::size_t chunk) {
+  StoreOptions o;
+  TierOptions t;
   t.name = "dram";
-  t.source = cxlkv::MemorySource::Dram(cxlkv::DramOptions{cxlkv::HugePages::kTransparent, true});
+  t.source = MemorySource::Dram(DramOptions{HugePages::kTransparent, /*populate=*/true});
   t.capacity = capacity;
   o.tiers.push_back(std::move(t));
   o.chunk_sizes = {chunk};
-  auto store = cxlkv::Store::Open(std::move(o));
-  if (!store.ok()) {
-    std::fprintf(stderr, "bench_store: %s\n", store.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(store).value();
+  return Unwrap(Store::Open(std::move(o)), "opening a DRAM store of " + SizeName(capacity));
 }
 
-void Check(const cxlkv::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_store: %s: %s\n", what, s.ToString().c_str());
-    std::exit(1);
+// Runs work(t) on `threads` threads released together; returns the wall time from the first
+// start to the last finish. work returns a Status; the first failure ends the bench.
+template <typename F>
+double TimeThreads(int threads, const std::string& what, F&& work) {
+  if (threads == 1) {
+    const auto t0 = Clock::now();
+    const Status s = work(0);
+    const double secs = Seconds(t0);
+    Check(s, what);
+    return secs;
   }
+  std::latch ready(threads);
+  std::vector<Clock::time_point> start(threads), end(threads);
+  std::vector<Status> status(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ready.arrive_and_wait();
+      start[t] = Clock::now();
+      status[t] = work(t);
+      end[t] = Clock::now();
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (const Status& s : status) Check(s, what);
+  return std::chrono::duration<double>(*std::max_element(end.begin(), end.end()) -
+                                       *std::min_element(start.begin(), start.end()))
+      .count();
 }
 
-struct Row {
-  std::size_t chunk;
-  double put_gbps, get_gbps;
-  double memcpy_spread_gbps;  // into distinct destinations, as a put writes fresh slots
-  double memcpy_one_gbps;     // into one destination, as the gets here do
+struct PutGetCell {
+  double put = 0, get = 0, memcpy_spread = 0, memcpy_one = 0;  // GB/s
 };
 
-Row MeasureSize(std::size_t chunk, std::size_t total_bytes, int repeats) {
-  const std::size_t n = std::max<std::size_t>(4, total_bytes / chunk);
-  std::vector<std::vector<std::byte>> src(n, std::vector<std::byte>(chunk));
-  for (std::size_t i = 0; i < n; ++i) std::memset(src[i].data(), static_cast<int>(i + 1), chunk);
-  std::vector<std::byte> dst(chunk, std::byte{0});
-  std::vector<std::byte> sink(n * chunk, std::byte{0});  // written once: no page faults timed
+// Thread t handles chunks [n*t/threads, n*(t+1)/threads).
+std::size_t Begin(std::size_t n, int t, int threads) { return n * t / threads; }
+
+PutGetCell MeasurePutGetOnce(std::size_t chunk, const std::vector<std::vector<std::byte>>& src,
+                             const std::vector<std::string>& keys, std::byte* sink,
+                             std::vector<std::vector<std::byte>>& dst, int threads) {
+  const std::size_t n = src.size();
   const double bytes = static_cast<double>(n * chunk);
-  std::vector<double> put, get, spread, one;
-  for (int r = 0; r < repeats; ++r) {
-    auto store = OpenDram(((n * chunk + 64 * kMiB) / (4 * kMiB) + 1) * (4 * kMiB), chunk);
-    auto t0 = Clock::now();
-    for (std::size_t i = 0; i < n; ++i) Check(store->Put(Key(i), src[i]), "put");
-    put.push_back(bytes / Seconds(t0) / 1e9);
-    t0 = Clock::now();
-    for (std::size_t i = 0; i < n; ++i) std::memcpy(sink.data() + i * chunk, src[i].data(), chunk);
-    spread.push_back(bytes / Seconds(t0) / 1e9);
-    t0 = Clock::now();
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!store->Get(Key(i), dst).ok()) Check(cxlkv::Status::IOError("get missed"), "get");
+  // No eviction: the tier holds every chunk with a slab of slack per thread's CPU cache.
+  const std::size_t slab = 4 * kMiB;
+  auto store = OpenDram(((n * chunk + 64 * kMiB) / slab + 1) * slab, chunk);
+  PutGetCell c;
+  c.put = bytes / 1e9 / TimeThreads(threads, "put " + SizeName(chunk), [&](int t) {
+    for (std::size_t i = Begin(n, t, threads); i < Begin(n, t + 1, threads); ++i) {
+      CXLKV_RETURN_IF_ERROR(store->Put(keys[i], src[i]));
     }
-    get.push_back(bytes / Seconds(t0) / 1e9);
-    t0 = Clock::now();
-    for (std::size_t i = 0; i < n; ++i) std::memcpy(dst.data(), sink.data() + i * chunk, chunk);
-    one.push_back(bytes / Seconds(t0) / 1e9);
+    return Status::Ok();
+  });
+  c.memcpy_spread = bytes / 1e9 / TimeThreads(threads, "memcpy", [&](int t) {
+    for (std::size_t i = Begin(n, t, threads); i < Begin(n, t + 1, threads); ++i) {
+      std::memcpy(sink + i * chunk, src[i].data(), chunk);
+    }
+    return Status::Ok();
+  });
+  c.get = bytes / 1e9 / TimeThreads(threads, "get " + SizeName(chunk), [&](int t) {
+    for (std::size_t i = Begin(n, t, threads); i < Begin(n, t + 1, threads); ++i) {
+      CXLKV_ASSIGN_OR_RETURN(const std::size_t got, store->Get(keys[i], dst[t]));
+      if (got != chunk) {
+        return Status::Corruption("get of " + keys[i] + " returned " + std::to_string(got) +
+                                  " bytes, not " + std::to_string(chunk));
+      }
+    }
+    return Status::Ok();
+  });
+  // Before the baseline overwrites dst: the last get of each thread must have returned the
+  // bytes put (a cheap end-to-end check).
+  for (int t = 0; t < threads; ++t) {
+    const std::size_t last = Begin(n, t + 1, threads) - 1;
+    if (std::memcmp(dst[t].data(), src[last].data(), chunk) != 0) {
+      Fail("get of " + keys[last] + " returned bytes that differ from those put");
+    }
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  return Row{chunk, median(put), median(get), median(spread), median(one)};
+  c.memcpy_one = bytes / 1e9 / TimeThreads(threads, "memcpy", [&](int t) {
+    for (std::size_t i = Begin(n, t, threads); i < Begin(n, t + 1, threads); ++i) {
+      std::memcpy(dst[t].data(), sink + i * chunk, chunk);
+    }
+    return Status::Ok();
+  });
+  return c;
 }
 
-// Fixed cost: 64-byte chunks, so the copy is negligible and what is left is the store's own
-// work (key hash, shard lock, allocator, index). Returns {put ns, get ns, lookups per second}.
-struct FixedCost {
-  double put_ns, get_ns, lookups_per_s, index_bytes_per_entry;
-};
+}  // namespace
 
-FixedCost MeasureFixedCost(std::size_t n) {
-  auto store = OpenDram(256 * kMiB, 4096);
+void RunPutGet(const Options& o, Csv& csv) {
+  constexpr int kThreads[] = {1, 2};
+  std::printf("Store put/get on one DRAM tier vs memcpy of the same bytes (same threads), "
+              "%zu MiB per size, median of %d runs\n",
+              o.total / kMiB, o.repeats);
+  std::printf("%8s %3s %9s %11s %10s %9s %12s %10s  %s\n", "chunk", "thr", "put GB/s",
+              "memcpy GB/s", "put/memcpy", "get GB/s", "memcpy1 GB/s", "get/memcpy",
+              "goals: put >= 0.80x, get >= 0.90x (>= 2 MiB) / 0.80x (128 KiB)");
+  for (std::size_t chunk : {128 * kKiB, 2 * kMiB, 32 * kMiB}) {
+    const std::size_t n = std::max<std::size_t>(4, o.total / chunk);
+    std::vector<std::vector<std::byte>> src(n, std::vector<std::byte>(chunk));
+    std::vector<std::string> keys(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::memset(src[i].data(), static_cast<int>(i + 1), chunk);
+      keys[i] = Key(i);
+    }
+    auto sink = DramBuffer(n * chunk, "memcpy destinations");
+    std::vector<std::vector<std::byte>> dst(2, std::vector<std::byte>(chunk, std::byte{0}));
+    std::vector<PutGetCell> cells[2];
+    for (int r = 0; r < o.repeats; ++r) {  // interleaved: noise spreads over both columns
+      for (int ti = 0; ti < 2; ++ti) {
+        cells[ti].push_back(MeasurePutGetOnce(chunk, src, keys, sink->data(), dst, kThreads[ti]));
+      }
+    }
+    for (int ti = 0; ti < 2; ++ti) {
+      auto med = [&](double PutGetCell::*field) {
+        std::vector<double> v;
+        for (const PutGetCell& c : cells[ti]) v.push_back(c.*field);
+        return Median(v);
+      };
+      const double put = med(&PutGetCell::put), spread = med(&PutGetCell::memcpy_spread);
+      const double get = med(&PutGetCell::get), one = med(&PutGetCell::memcpy_one);
+      const double put_goal = 0.8, get_goal = chunk >= 2 * kMiB ? 0.9 : 0.8;
+      const bool put_met = put / spread >= put_goal, get_met = get / one >= get_goal;
+      std::printf("%8s %3d %9.2f %11.2f %9.2fx %9.2f %12.2f %9.2fx  put %s, get %s\n",
+                  SizeName(chunk).c_str(), kThreads[ti], put, spread, put / spread, get, one,
+                  get / one, MetText(put_met), MetText(get_met));
+      char goal[16];
+      std::snprintf(goal, sizeof(goal), ">=%.2fx", put_goal);
+      csv.Add({"put", kThreads[ti], chunk, "GB/s", put, spread, goal, put_met,
+               "baseline memcpy into distinct destinations"});
+      std::snprintf(goal, sizeof(goal), ">=%.2fx", get_goal);
+      csv.Add({"get", kThreads[ti], chunk, "GB/s", get, one, goal, get_met,
+               "baseline memcpy into one buffer per thread"});
+    }
+  }
+}
+
+void RunFixedCost(const Options& o, Csv& csv) {
+  const std::size_t n = o.fixed_chunks;
   std::vector<std::string> keys(n);
   for (std::size_t i = 0; i < n; ++i) keys[i] = Key(i);
-  std::byte payload[64] = {};
-  std::byte out[64];
-  auto t0 = Clock::now();
-  for (std::size_t i = 0; i < n; ++i) Check(store->Put(keys[i], payload), "put 64 B");
-  const double put_ns = Seconds(t0) * 1e9 / static_cast<double>(n);
-  t0 = Clock::now();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!store->Get(keys[i], out).ok()) Check(cxlkv::Status::IOError("get missed"), "get 64 B");
+  std::vector<double> put_ns, get_ns, lookups, index_bytes;
+  for (int r = 0; r < o.repeats; ++r) {
+    // 64-byte chunks take 4 KiB slots: 50,000 of them fill 195 MiB of the 256 MiB tier.
+    auto store = OpenDram(AlignUp(n * 4096 + 64 * kMiB, 4 * kMiB), 4096);
+    std::byte payload[64] = {};
+    std::byte out[64];
+    auto t0 = Clock::now();
+    for (std::size_t i = 0; i < n; ++i) Check(store->Put(keys[i], payload), "put 64 B");
+    put_ns.push_back(Seconds(t0) * 1e9 / static_cast<double>(n));
+    t0 = Clock::now();
+    for (std::size_t i = 0; i < n; ++i) Unwrap(store->Get(keys[i], out), "get 64 B");
+    get_ns.push_back(Seconds(t0) * 1e9 / static_cast<double>(n));
+    std::size_t found = 0;
+    t0 = Clock::now();
+    for (int round = 0; round < 5; ++round) {
+      for (std::size_t i = 0; i < n; ++i) found += store->Contains(keys[i]) ? 1 : 0;
+    }
+    lookups.push_back(static_cast<double>(5 * n) / Seconds(t0));
+    if (found != 5 * n) Fail("Contains missed " + std::to_string(5 * n - found) + " stored keys");
+    index_bytes.push_back(store->Stats().index_bytes_per_entry);
   }
-  const double get_ns = Seconds(t0) * 1e9 / static_cast<double>(n);
-  std::size_t found = 0;
-  t0 = Clock::now();
-  for (int round = 0; round < 5; ++round) {
-    for (std::size_t i = 0; i < n; ++i) found += store->Contains(keys[i]) ? 1 : 0;
+  const double put = Median(put_ns), get = Median(get_ns);
+  const double lps = Median(lookups), bytes = Median(index_bytes);
+  std::printf("64 B chunks: put %.0f ns, get %.0f ns per operation (goal < 1000 ns each: put %s, "
+              "get %s; %zu chunks, median of %d runs)\n",
+              put, get, MetText(put < 1000), MetText(get < 1000), n, o.repeats);
+  std::printf("index: %.2f M lookups/s by full key on 1 core (goal >= 10 M/s: %s), %.0f B of DRAM "
+              "per chunk as Stats counts it (goal <= 64: %s)\n",
+              lps / 1e6, MetText(lps >= 10e6), bytes, MetText(bytes <= 64));
+  csv.Add({"fixed_put", 1, 64, "ns/op", put, 0, "<1000", put < 1000, ""});
+  csv.Add({"fixed_get", 1, 64, "ns/op", get, 0, "<1000", get < 1000, ""});
+  csv.Add({"index_lookups", 1, 64, "M/s", lps / 1e6, 0, ">=10", lps >= 10e6,
+           "Contains by full 74-byte key"});
+  csv.Add({"index_bytes", 1, 64, "B/chunk", bytes, 0, "<=64", bytes <= 64,
+           "Stats().index_bytes_per_entry"});
+}
+
+}  // namespace cxlkv::bench
+
+namespace {
+
+[[noreturn]] void Usage(const char* error) {
+  std::fprintf(stderr,
+               "bench_store: %s\n"
+               "usage: bench_store [--quick] [--total-mib N (512)] [--repeats N (3)]\n"
+               "                   [--csv PATH (bench_store.csv)] [--dir DIR ($TMPDIR or /tmp)]\n"
+               "                   [--numa-node N (0)] [--devdax /dev/daxX.Y]\n"
+               "                   [--only putget|fixed|demotion|copy]\n",
+               error);
+  std::exit(2);
+}
+
+std::size_t PositiveNumber(const char* flag, const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v == 0 || text[0] == '-') {
+    Usage((std::string(flag) + ": '" + text + "' is not a positive number").c_str());
   }
-  const double lookups = static_cast<double>(5 * n) / Seconds(t0);
-  if (found != 5 * n) Check(cxlkv::Status::IOError("lookups missed"), "contains");
-  return FixedCost{put_ns, get_ns, lookups, store->Stats().index_bytes_per_entry};
+  return static_cast<std::size_t>(v);
+}
+
+int NodeNumber(const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < 0 || v > 4095) {
+    Usage((std::string("--numa-node: '") + text + "' is not a NUMA node number").c_str());
+  }
+  return static_cast<int>(v);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::size_t total = 512 * kMiB;
-  int repeats = 3;
-  const char* csv_path = nullptr;
+  using namespace cxlkv::bench;
+  Options o;
+  // --quick sets small defaults first; explicit flags override them wherever they appear.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--quick") {
+      o.quick = true;
+      o.repeats = 1;
+      o.total = 32 * kMiB;
+      o.fixed_chunks = 5000;
+      o.demote_chunks = 16;
+      o.demote_dram = 8 * kMiB;
+      o.copy_region = 64 * kMiB;
+      o.persist_region = 32 * kMiB;
+    }
+  }
+  std::string only;
+  if (const char* tmp = std::getenv("TMPDIR"); tmp != nullptr && tmp[0] != '\0') o.dir = tmp;
+  else o.dir = "/tmp";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--total-mib" && i + 1 < argc) total = std::strtoull(argv[++i], nullptr, 10) * kMiB;
-    else if (arg == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
-    else if (arg == "--csv" && i + 1 < argc) csv_path = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: bench_store [--total-mib N (512)] [--repeats N (3)] [--csv PATH]\n");
-      return 2;
-    }
+    const bool has_value = i + 1 < argc;
+    if (arg == "--quick") continue;
+    if (!has_value) Usage(("unknown flag or missing value: " + arg).c_str());
+    const char* v = argv[++i];
+    if (arg == "--total-mib") o.total = PositiveNumber("--total-mib", v) * kMiB;
+    else if (arg == "--repeats") o.repeats = static_cast<int>(std::min<std::size_t>(
+                                     PositiveNumber("--repeats", v), 100));
+    else if (arg == "--csv") o.csv = v;
+    else if (arg == "--dir") o.dir = v;
+    else if (arg == "--numa-node") o.numa_node = NodeNumber(v);
+    else if (arg == "--devdax") o.devdax = v;
+    else if (arg == "--only") only = v;
+    else Usage(("unknown flag: " + arg).c_str());
   }
-  if (total == 0) {
-    std::fprintf(stderr, "bench_store: --total-mib must be > 0\n");
-    return 2;
+  if (!only.empty() && only != "putget" && only != "fixed" && only != "demotion" &&
+      only != "copy") {
+    Usage(("--only: unknown section '" + only + "'").c_str());
   }
-  std::FILE* csv = csv_path ? std::fopen(csv_path, "w") : nullptr;
-  if (csv_path && csv == nullptr) {
-    std::fprintf(stderr, "bench_store: cannot write %s\n", csv_path);
-    return 2;
-  }
-  if (csv) std::fprintf(csv, "chunk_bytes,put_gbps,get_gbps,memcpy_spread_gbps,memcpy_one_gbps\n");
-  std::printf("Store on one DRAM tier, 1 thread, %zu MiB per size, median of %d runs\n",
-              total / kMiB, repeats);
-  std::printf("%10s %10s %10s %12s %12s %12s %12s\n", "chunk", "put GB/s", "get GB/s",
-              "memcpy GB/s", "put/memcpy", "memcpy1 GB/s", "get/memcpy");
-  for (std::size_t chunk : {128 * kKiB, 2 * kMiB, 32 * kMiB}) {
-    const Row r = MeasureSize(chunk, total, repeats);
-    std::printf("%8zuKiB %10.2f %10.2f %12.2f %11.2fx %12.2f %11.2fx\n", chunk / kKiB,
-                r.put_gbps, r.get_gbps, r.memcpy_spread_gbps, r.put_gbps / r.memcpy_spread_gbps,
-                r.memcpy_one_gbps, r.get_gbps / r.memcpy_one_gbps);
-    if (csv) {
-      std::fprintf(csv, "%zu,%.3f,%.3f,%.3f,%.3f\n", chunk, r.put_gbps, r.get_gbps,
-                   r.memcpy_spread_gbps, r.memcpy_one_gbps);
-    }
-  }
-  if (csv) std::fclose(csv);
-  // 50,000 chunks of 64 B take 4 KiB slots each: 195 MiB, inside the 256 MiB tier (no eviction).
-  const FixedCost f = MeasureFixedCost(50000);
-  std::printf("64 B chunks: put %.0f ns, get %.0f ns per operation (goal < 1000 ns each)\n",
-              f.put_ns, f.get_ns);
-  std::printf("index: %.2f M lookups/s by full key (goal >= 10 M/s), %.0f B of DRAM per chunk "
-              "as Stats counts it (goal <= 64)\n",
-              f.lookups_per_s / 1e6, f.index_bytes_per_entry);
+  const auto t0 = Clock::now();
+  Csv csv(o.csv);
+  if (only.empty() || only == "putget") RunPutGet(o, csv);
+  if (only.empty() || only == "fixed") RunFixedCost(o, csv);
+  if (only.empty() || only == "demotion") RunDemotion(o, csv);
+  if (only.empty() || only == "copy") RunCopyMethods(o, csv);
+  csv.Close();
+  std::printf("wrote %s; elapsed %.1f s\n", o.csv.c_str(), Seconds(t0));
   return 0;
 }
