@@ -357,7 +357,7 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
                                    " is smaller than the chunk of " + FormatBytes(hit.size) +
                                    " for key " + std::string(key));
   }
-  std::memcpy(dst.data(), hit.data, hit.size);
+  CopyBytes(dst.data(), hit.data, hit.size, im.tiers[hit.tier]->copy_method());
   if (meta != nullptr) *meta = hit.header->chunk_meta();
   im.Unpin(hit.id);
   im.FinishRead(hit);

@@ -171,7 +171,8 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
     return;
   }
   Batch::GetOp& op = batch.gets[piece.op];
-  std::memcpy(op.dst + piece.offset, op.hit.data + piece.offset, piece.length);
+  CopyBytes(op.dst + piece.offset, op.hit.data + piece.offset, piece.length,
+            tiers[op.hit.tier]->copy_method());
   if (op.pieces_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (op.meta != nullptr) *op.meta = op.hit.header->chunk_meta();
   Unpin(op.hit.id);

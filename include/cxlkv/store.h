@@ -84,10 +84,10 @@ struct TierOptions {
   // first (nothing above it) and the last (chunks that sank all the way are rarely reused).
   std::optional<int> promote_after_hits;
 
-  // How bytes are written into the tier: "memcpy", "nt" (non-temporal stores, which bypass the
-  // cache; they pay off on large copies into memory the CPU will not read back soon), or
-  // "auto" (the faster of the two for this kind of memory, as measured by bench_store; see
-  // docs/benchmarks.md).
+  // How chunk bytes are copied into the tier and out of it (Get, batched gets): "memcpy", "nt"
+  // (non-temporal stores from 256 KiB up, which bypass the cache; they pay off on large
+  // copies the CPU will not read back soon), or "auto" (the faster of the two for this kind of
+  // memory, as measured by bench_store; see docs/benchmarks.md).
   std::string copy = "auto";
   // Make every chunk durable in the tier before Put returns (libpmem2 flush/drain; msync on a
   // page-granular file). Off by default: the store is a cache, and recovery is built on top.
