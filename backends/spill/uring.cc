@@ -1,0 +1,230 @@
+#include "backends/spill/uring.h"
+
+#include <liburing.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace cxlkv::internal::spill {
+
+// ---- StagingBuffer ----
+
+Result<StagingBuffer> StagingBuffer::Map(std::size_t size) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    return Status::FromErrno("mapping a staging buffer of " + std::to_string(size) + " bytes",
+                             errno);
+  }
+  StagingBuffer b;
+  b.data_ = static_cast<std::byte*>(p);
+  b.size_ = size;
+  return b;
+}
+
+StagingBuffer::~StagingBuffer() { Reset(); }
+
+StagingBuffer::StagingBuffer(StagingBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+StagingBuffer& StagingBuffer::operator=(StagingBuffer&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+void StagingBuffer::Reset() {
+  if (data_ != nullptr && munmap(data_, size_) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "cxlkv: munmap of a %zu-byte staging buffer failed: %s\n", size_,
+                 std::strerror(err));
+  }
+  data_ = nullptr;
+  size_ = 0;
+}
+
+// ---- IoRing ----
+
+// Out of line: it destroys the io_uring member on a throw, which needs liburing's type.
+IoRing::IoRing(int fd, unsigned entries) : fd_(fd), entries_(entries) {}
+
+Result<std::unique_ptr<IoRing>> IoRing::Create(int fd, unsigned entries, bool use_io_uring) {
+  if (entries == 0) return Status::InvalidArgument("an io_uring of 0 entries");
+  std::unique_ptr<IoRing> ring(new IoRing(fd, entries));
+  if (!use_io_uring) {
+    ring->fallback_reason_ = "io_uring turned off by the options";
+    return ring;
+  }
+  auto uring = std::make_unique<io_uring>();
+  if (const int ret = io_uring_queue_init(entries, uring.get(), 0); ret < 0) {
+    switch (-ret) {
+      case ENOSYS:  // kernel built without io_uring
+      case EPERM:   // kernel.io_uring_disabled, or a seccomp filter
+      case EACCES:
+      case ENOMEM:  // ring memory charged to RLIMIT_MEMLOCK (kernels before 5.12)
+        ring->fallback_reason_ =
+            std::string("io_uring_queue_init refused (") + std::strerror(-ret) + ")";
+        return ring;
+      default:
+        return Status::FromErrno("io_uring_queue_init(" + std::to_string(entries) + ")", -ret);
+    }
+  }
+  ring->ring_ = std::move(uring);
+  // A fixed file saves a descriptor-table lookup and reference per I/O. Refusal costs only
+  // that, so the plain descriptor is kept without a word.
+  if (io_uring_register_files(ring->ring_.get(), &fd, 1) == 0) ring->fixed_file_ = true;
+  return ring;
+}
+
+IoRing::~IoRing() {
+  if (ring_ == nullptr) return;
+  // Unregistering explicitly drops the ring's references to the file and the buffer now, in
+  // this call; left to io_uring_queue_exit, the kernel drops them later from a work queue, and
+  // a block device opened O_EXCL would stay busy for a moment after the log is closed.
+  if (buffer_base_ != nullptr) {
+    if (const int ret = io_uring_unregister_buffers(ring_.get()); ret < 0) {
+      std::fprintf(stderr, "cxlkv: io_uring_unregister_buffers failed: %s\n", std::strerror(-ret));
+    }
+  }
+  if (fixed_file_) {
+    if (const int ret = io_uring_unregister_files(ring_.get()); ret < 0) {
+      std::fprintf(stderr, "cxlkv: io_uring_unregister_files failed: %s\n", std::strerror(-ret));
+    }
+  }
+  io_uring_queue_exit(ring_.get());
+}
+
+Status IoRing::RegisterBuffer(std::byte* base, std::size_t size) {
+  if (ring_ == nullptr) return Status::Unsupported("no io_uring to register a buffer with");
+  if (buffer_base_ != nullptr) return Status::InvalidArgument("a buffer is already registered");
+  const iovec iov{base, size};
+  if (const int ret = io_uring_register_buffers(ring_.get(), &iov, 1); ret < 0) {
+    return Status::FromErrno("io_uring_register_buffers(" + std::to_string(size) + " bytes)", -ret);
+  }
+  buffer_base_ = base;
+  buffer_size_ = size;
+  return Status::Ok();
+}
+
+int IoRing::buffer_index(const std::byte* buf, std::uint32_t len) const {
+  if (buffer_base_ == nullptr) return -1;
+  const auto b = reinterpret_cast<std::uintptr_t>(buf);
+  const auto base = reinterpret_cast<std::uintptr_t>(buffer_base_);
+  return b >= base && b - base <= buffer_size_ && len <= buffer_size_ - (b - base) ? 0 : -1;
+}
+
+Status IoRing::QueueRead(std::byte* buf, std::uint32_t len, std::uint64_t offset,
+                         std::uint64_t user_data) {
+  return Queue(false, buf, len, offset, user_data);
+}
+
+Status IoRing::QueueWrite(const std::byte* buf, std::uint32_t len, std::uint64_t offset,
+                          std::uint64_t user_data) {
+  // The kernel only reads the buffer of a write; the cast lets one queue serve both.
+  return Queue(true, const_cast<std::byte*>(buf), len, offset, user_data);
+}
+
+Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
+                     std::uint64_t user_data) {
+  if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
+  if (in_flight_ >= entries_) {
+    return Status::InvalidArgument("more than " + std::to_string(entries_) +
+                                   " operations in flight");
+  }
+  if (ring_ == nullptr) {
+    pending_.push_back(PendingOp{write, buf, len, offset, user_data});
+    ++in_flight_;
+    return Status::Ok();
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (sqe == nullptr) {
+    // Cannot happen while in_flight_ < entries_ (the SQ ring has `entries` slots), but an SQE
+    // is never used unchecked.
+    return Status::IOError("io_uring submission queue full");
+  }
+  const int file = fixed_file_ ? 0 : fd_;
+  const int index = buffer_index(buf, len);
+  if (write) {
+    if (index >= 0) {
+      io_uring_prep_write_fixed(sqe, file, buf, len, offset, index);
+    } else {
+      io_uring_prep_write(sqe, file, buf, len, offset);
+    }
+  } else {
+    if (index >= 0) {
+      io_uring_prep_read_fixed(sqe, file, buf, len, offset, index);
+    } else {
+      io_uring_prep_read(sqe, file, buf, len, offset);
+    }
+  }
+  if (fixed_file_) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
+  io_uring_sqe_set_data64(sqe, user_data);
+  ++unsubmitted_;
+  ++in_flight_;
+  return Status::Ok();
+}
+
+Result<IoRing::Completion> IoRing::WaitOne() {
+  if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
+  if (in_flight_ == 0) return Status::InvalidArgument("waiting on an idle io_uring");
+  if (ring_ == nullptr) return WaitOneSync();
+
+  // Hand the queued operations to the kernel and wait for a completion in the same system call.
+  // EAGAIN/EBUSY mean it has no room for more right now: reaping a completion makes room, so
+  // wait when anything is already in the kernel, and otherwise yield and try again.
+  for (int attempts = 0; unsubmitted_ > 0; ++attempts) {
+    const int ret = io_uring_submit_and_wait(ring_.get(), 1);
+    if (ret >= 0) {
+      unsubmitted_ -= std::min<unsigned>(unsubmitted_, static_cast<unsigned>(ret));
+      if (ret == 0 && attempts > 1000) {
+        broken_ = true;
+        return Status::IOError("io_uring_submit_and_wait accepts nothing");
+      }
+      continue;
+    }
+    if (ret == -EINTR) continue;
+    if ((ret == -EAGAIN || ret == -EBUSY) && attempts < 1000) {
+      if (in_flight_ > unsubmitted_) break;
+      sched_yield();
+      continue;
+    }
+    broken_ = true;
+    return Status::FromErrno("io_uring_submit_and_wait", -ret);
+  }
+
+  io_uring_cqe* cqe = nullptr;
+  for (;;) {
+    const int ret = io_uring_wait_cqe(ring_.get(), &cqe);
+    if (ret == 0 && cqe != nullptr) break;
+    if (ret == -EINTR || ret == -EAGAIN) continue;
+    broken_ = true;
+    return Status::FromErrno("io_uring_wait_cqe", ret < 0 ? -ret : EIO);
+  }
+  const Completion c{io_uring_cqe_get_data64(cqe), cqe->res};
+  io_uring_cqe_seen(ring_.get(), cqe);
+  --in_flight_;
+  return c;
+}
+
+Result<IoRing::Completion> IoRing::WaitOneSync() {
+  const PendingOp op = pending_.front();
+  pending_.pop_front();
+  --in_flight_;
+  const auto offset = static_cast<off_t>(op.offset);
+  ssize_t n;
+  do {
+    n = op.write ? pwrite(fd_, op.buf, op.len, offset) : pread(fd_, op.buf, op.len, offset);
+  } while (n < 0 && errno == EINTR);
+  return Completion{op.user_data, n < 0 ? -errno : static_cast<std::int32_t>(n)};
+}
+
+}  // namespace cxlkv::internal::spill

@@ -1,0 +1,128 @@
+// io_uring through liburing: the one place in cxlkv that talks to it.
+//
+// An IoRing serves one file descriptor: it registers the descriptor as fixed file 0 and, when
+// asked, one staging buffer as fixed buffer 0, so the kernel neither looks the file up nor pins
+// the buffer's pages on every I/O. Callers queue reads and writes, then reap completions one at
+// a time; WaitOne submits whatever is queued first, so a batch of queued operations reaches the
+// kernel in one system call.
+//
+// Where io_uring cannot be used (a kernel without it, or one that refuses it: seccomp filters
+// in containers, kernel.io_uring_disabled) the ring runs in a synchronous mode instead: each
+// queued operation becomes a pread/pwrite when it is reaped, in queue order. The interface and
+// the results are the same; only the parallelism is lost. Registration failures likewise fall
+// back to plain descriptors and buffers; the caller reads what it got from fixed_file() and
+// fixed_buffer().
+//
+// Every liburing return code is checked: a failure is a Status naming the operation, and a
+// failed operation's completion carries -errno in its result, as the kernel reports it.
+//
+// Thread-safety: an IoRing is used by one thread at a time (the caller serialises; io_uring's
+// submission and completion queues are single-producer, single-consumer). Distinct rings are
+// independent.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "cxlkv/status.h"
+
+struct io_uring;  // liburing's ring; only uring.cc includes liburing.h
+
+namespace cxlkv::internal::spill {
+
+// An anonymous, page-aligned, zero-filled mapping: the staging memory O_DIRECT needs. It is
+// mmap'ed rather than malloc'ed so that freeing it unmaps it: an I/O that outlived its ring
+// (only after a failure to drain one) can then never write into memory that was reused.
+class StagingBuffer {
+ public:
+  static Result<StagingBuffer> Map(std::size_t size);
+  StagingBuffer() = default;
+  ~StagingBuffer();
+  StagingBuffer(StagingBuffer&& other) noexcept;
+  StagingBuffer& operator=(StagingBuffer&& other) noexcept;
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+
+  std::byte* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void Reset();
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+class IoRing {
+ public:
+  struct Completion {
+    std::uint64_t user_data = 0;
+    std::int32_t result = 0;  // bytes transferred, or -errno
+  };
+
+  // A ring of `entries` submission slots for I/O on `fd` (which the caller keeps open for the
+  // ring's lifetime). With use_io_uring false, or where the kernel refuses io_uring (ENOSYS,
+  // EPERM, EACCES, ENOMEM), the ring runs synchronously as described above; `fallback_reason`
+  // then says why (empty otherwise).
+  static Result<std::unique_ptr<IoRing>> Create(int fd, unsigned entries, bool use_io_uring);
+  ~IoRing();
+  IoRing(const IoRing&) = delete;
+  IoRing& operator=(const IoRing&) = delete;
+
+  // Registers [base, base + size) as fixed buffer 0: later operations whose buffer lies inside
+  // it use READ_FIXED/WRITE_FIXED. A refusal (NoSpace for RLIMIT_MEMLOCK, Unsupported) leaves
+  // plain operations in place and is returned for the caller to report.
+  Status RegisterBuffer(std::byte* base, std::size_t size);
+
+  // Queues one operation; nothing reaches the kernel before WaitOne. The caller keeps at most
+  // `entries` operations in flight (queued and not yet reaped) and keeps `buf` alive and
+  // untouched until the operation's completion has been reaped.
+  Status QueueRead(std::byte* buf, std::uint32_t len, std::uint64_t offset,
+                   std::uint64_t user_data);
+  Status QueueWrite(const std::byte* buf, std::uint32_t len, std::uint64_t offset,
+                    std::uint64_t user_data);
+
+  // Submits what is queued, then waits for and returns one completion (in any order).
+  // An error here (not in the completion) means the ring itself failed: the operations in
+  // flight are then abandoned and the ring refuses further work (broken()).
+  Result<Completion> WaitOne();
+
+  unsigned in_flight() const { return in_flight_; }
+  unsigned entries() const { return entries_; }
+  bool uses_io_uring() const { return ring_ != nullptr; }
+  bool fixed_file() const { return fixed_file_; }
+  bool fixed_buffer() const { return buffer_base_ != nullptr; }
+  bool broken() const { return broken_; }
+  const std::string& fallback_reason() const { return fallback_reason_; }
+
+ private:
+  IoRing(int fd, unsigned entries);
+  Status Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
+               std::uint64_t user_data);
+  Result<Completion> WaitOneSync();
+  int buffer_index(const std::byte* buf, std::uint32_t len) const;
+
+  struct PendingOp {  // synchronous mode only
+    bool write;
+    std::byte* buf;
+    std::uint32_t len;
+    std::uint64_t offset;
+    std::uint64_t user_data;
+  };
+
+  int fd_;
+  unsigned entries_;
+  std::unique_ptr<io_uring> ring_;  // null in synchronous mode
+  bool fixed_file_ = false;
+  std::byte* buffer_base_ = nullptr;
+  std::size_t buffer_size_ = 0;
+  unsigned unsubmitted_ = 0;  // queued in the SQ ring, not yet handed to the kernel
+  unsigned in_flight_ = 0;
+  bool broken_ = false;
+  std::string fallback_reason_;
+  std::deque<PendingOp> pending_;
+};
+
+}  // namespace cxlkv::internal::spill
