@@ -41,9 +41,14 @@ struct Entry {
   static constexpr std::uint8_t kNotListed = 0xFF;
 
   KeyHash hash;                  // shard (set when the entry is created)
-  std::byte* data = nullptr;     // shard: the chunk's slot in tier `tier`
+  union {                        // shard:
+    std::byte* data = nullptr;   //   in a memory tier: the chunk's slot
+    std::uint64_t location;      //   in the spill tier: its location in the log
+  };
   std::uint32_t size = 0;        // shard: chunk bytes
-  std::uint32_t header = 0;      // shard: the header slot, in 256-byte units from the region start
+  // shard: in a memory tier, the header slot in 256-byte units from the region start; in the
+  // spill tier, the TTL deadline (the header's expires_s), since there is no header there.
+  std::uint32_t header = 0;
   EntryId prev = kNoEntry;       // tier: eviction list links
   EntryId next = kNoEntry;       // tier; also the pool's free-list link while the entry is free
   // Leases, readers mid-copy and a move in progress each hold one. Written under the shard

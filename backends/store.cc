@@ -92,22 +92,30 @@ EntryId Store::Impl::FindLocked(const KeyHash& h, std::string_view key) const {
   const std::uint32_t local = shards[shard]->index.Find(h);
   if (local == internal::kNoLocal) return kNoEntry;
   const EntryId id = internal::MakeEntryId(shard, local);
-  if (HeaderOf(entries.at(id)).key_view() != key) return kNoEntry;  // another key, same hash
+  const Entry& e = entries.at(id);
+  // A spilled chunk's key is on the device: its hash decides here, the read checks the key.
+  if (!IsSpilled(e) && HeaderOf(e).key_view() != key) return kNoEntry;  // same hash, other key
   return id;
 }
 
 bool Store::Impl::ExpiredLocked(const Entry& e, std::chrono::nanoseconds now) const {
   if (ttl.count() == 0) return false;
-  const std::uint32_t deadline = HeaderOf(e).expires_s;
+  const std::uint32_t deadline = IsSpilled(e) ? e.header : HeaderOf(e).expires_s;
   return deadline != 0 && now >= std::chrono::seconds(deadline);
 }
 
 void Store::Impl::FreeEntryLocked(EntryId id) {
   Entry& e = entries.at(id);
-  Tier& tier = *tiers[e.tier];
-  tier.Free(e);
-  tier.used_bytes.fetch_sub(tier.SlotBytes(e.size));
-  tier.chunks.fetch_sub(1);
+  if (IsSpilled(e)) {
+    // The record stays in its segment until the segment is evicted.
+    spill->used_bytes.fetch_sub(e.size);
+    spill->chunks.fetch_sub(1);
+  } else {
+    Tier& tier = *tiers[e.tier];
+    tier.Free(e);
+    tier.used_bytes.fetch_sub(tier.SlotBytes(e.size));
+    tier.chunks.fetch_sub(1);
+  }
   entries.pool(internal::ShardOfId(id)).Free(internal::LocalOfId(id));
 }
 
@@ -115,12 +123,16 @@ void Store::Impl::RemoveLocked(EntryId id, bool expired) {
   Entry& e = entries.at(id);
   shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
   e.removed = 1;
-  Tier& tier = *tiers[e.tier];
-  {
-    std::lock_guard tier_lock(tier.mu);
-    tier.PolicyErase(id, e, /*evicted=*/false);
+  if (IsSpilled(e)) {
+    if (expired) spill->expirations.fetch_add(1);
+  } else {
+    Tier& tier = *tiers[e.tier];
+    {
+      std::lock_guard tier_lock(tier.mu);
+      tier.PolicyErase(id, e, /*evicted=*/false);
+    }
+    if (expired) tier.expirations.fetch_add(1);
   }
-  if (expired) tier.expirations.fetch_add(1);
   if (e.pins.load() == 0) FreeEntryLocked(id);
 }
 
@@ -149,6 +161,18 @@ Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
   Entry& e = entries.at(id);
   e.pins.fetch_add(1);
   if (e.hits < 127) e.hits = static_cast<std::uint8_t>(e.hits + 1);
+  if (IsSpilled(e)) {
+    Hit hit;
+    hit.id = id;
+    hit.hash = h;
+    hit.size = e.size;
+    hit.tier = SpillIndex();
+    hit.spilled = true;
+    hit.location = e.location;
+    hit.promote = spill->promote_after_hits != 0 && e.hits >= spill->promote_after_hits;
+    spill->log->Touch(e.location);
+    return hit;
+  }
   Tier& tier = *tiers[e.tier];
   Hit hit;
   hit.id = id;
@@ -164,6 +188,11 @@ Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
 }
 
 void Store::Impl::FinishRead(const Hit& hit) {
+  if (hit.spilled) {
+    spill->hits.fetch_add(1, std::memory_order_relaxed);
+    spill->bytes_out.fetch_add(hit.size, std::memory_order_relaxed);
+    return;  // promoted (or not) by the reader, from the bytes it read
+  }
   Tier& tier = *tiers[hit.tier];
   tier.hits.fetch_add(1, std::memory_order_relaxed);
   tier.bytes_out.fetch_add(hit.size, std::memory_order_relaxed);
@@ -195,7 +224,8 @@ Status Store::Impl::PutParts(std::string_view key,
     if (local == internal::kNoLocal) return std::nullopt;
     const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
     const Entry& e = entries.at(id);
-    const std::string_view stored = HeaderOf(e).key_view();
+    // A spilled chunk's key is not in memory: its hash stands for it (see FindLocked).
+    const std::string_view stored = IsSpilled(e) ? key : HeaderOf(e).key_view();
     if (stored != key) {
       return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
                           std::string(stored) + "; not stored");
@@ -319,6 +349,18 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
     if (!tier.ok()) return tier.status().WithContext("opening tier " + label);
     impl->tiers.push_back(std::move(tier).value());
   }
+  if (!options.spill.path.empty()) {
+    // Collected first: the index takes them once the tier exists (the callback must not call
+    // back into the log, and the counters live in the tier).
+    std::vector<internal::SegmentChunk> found;
+    Result<std::unique_ptr<internal::SpillTier>> spill = internal::OpenSpillTier(
+        options.spill, [&found](const internal::RecoveredChunk& c) {
+          found.push_back({c.key_hash, c.location, c.size});
+        });
+    if (!spill.ok()) return spill.status().WithContext("opening the spill tier");
+    impl->spill = std::move(spill).value();
+    for (const internal::SegmentChunk& c : found) impl->RecoverSpilled(c);
+  }
   impl->StartWorkers(options.copy_threads);
   if (options.background_thread) impl->StartMaintenance();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
@@ -357,6 +399,18 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
                                    " is smaller than the chunk of " + FormatBytes(hit.size) +
                                    " for key " + std::string(key));
   }
+  if (hit.spilled) {
+    ChunkMeta read_meta;
+    Result<std::size_t> n = im.ReadSpilled(hit, key, dst, &read_meta);
+    if (n.ok()) {
+      if (meta != nullptr) *meta = read_meta;
+      if (hit.promote) im.PromoteSpilled(hit, key, dst.first(hit.size), read_meta, false);
+      im.FinishRead(hit);
+    }
+    im.Unpin(hit.id);
+    im.get_latency.Record(ElapsedNs(start));
+    return n;
+  }
   CopyBytes(dst.data(), hit.data, hit.size, im.tiers[hit.tier]->copy_method());
   if (meta != nullptr) *meta = hit.header->chunk_meta();
   im.Unpin(hit.id);
@@ -368,6 +422,10 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
 Result<PinnedChunk> Store::Pin(std::string_view key) {
   Impl& im = *impl_;
   CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key));
+  if (hit.spilled) {
+    im.FinishRead(hit);
+    CXLKV_ASSIGN_OR_RETURN(hit, im.PinSpilled(hit, key));
+  }
   PinnedChunk p;
   p.store_ = &im;
   p.entry_ = hit.id;
@@ -440,6 +498,26 @@ StoreStats Store::Stats() const {
       st.policy_bytes += t->policy_bytes();
     }
     st.tiers.push_back(std::move(ts));
+  }
+  if (im.spill != nullptr) {
+    const internal::SegmentLogStats log = im.spill->log->GetStats();
+    const internal::SpillTier& sp = *im.spill;
+    TierStats ts;
+    ts.name = "spill";
+    ts.source = sp.spec;
+    ts.eviction = sp.eviction;
+    ts.copy = log.direct_io ? "o_direct" : "buffered";
+    ts.capacity = log.capacity;
+    ts.used_bytes = sp.used_bytes.load();
+    ts.chunks = sp.chunks.load();
+    ts.hits = sp.hits.load();
+    ts.evictions = sp.evictions.load();
+    ts.promotions = sp.promotions.load();
+    ts.expirations = sp.expirations.load();
+    ts.bytes_in = sp.bytes_in.load();
+    ts.bytes_out = sp.bytes_out.load();
+    st.tiers.push_back(std::move(ts));
+    st.spill_write_amplification = log.write_amplification();
   }
   st.misses = im.misses.load();
   std::size_t index_bytes = 0;

@@ -3,9 +3,13 @@
 // A batch is cut into pieces: one per put, and for gets one per stripe of up to kStripe bytes
 // of each chunk. Pieces sit in submission order and the copy threads take them from the front,
 // so the chunks a request reads first are copied first, and a large chunk is copied by every
-// thread at once, each byte once, straight from the tier into the caller's buffer.
+// thread at once, each byte once, straight from the tier into the caller's buffer. Chunks in
+// the spill tier make one more piece, put first (device reads take longest): one ReadBatch of
+// all of them, in request order, at the log's queue depth.
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <shared_mutex>
 #include <utility>
 
 #include "backends/store_impl.h"
@@ -21,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 // Large enough that taking a piece (a mutex round trip) is noise next to copying it, small
 // enough that two threads share a single 2 MiB chunk.
 constexpr std::size_t kStripe = std::size_t{1} << 20;
+// Piece::op of the piece that reads every spilled chunk of a batch.
+constexpr std::uint32_t kSpillPiece = 0xFFFFFFFF;
 
 }  // namespace
 
@@ -31,6 +37,7 @@ struct Store::Impl::Batch {
     ChunkMeta* meta = nullptr;
     std::uint64_t user_data = 0;
     std::atomic<std::uint32_t> pieces_left{0};
+    std::string key;  // kept for spilled chunks: the log checks it, promotion writes it
   };
   struct PutOp {
     std::string key;
@@ -51,6 +58,7 @@ struct Store::Impl::Batch {
   std::vector<GetOp> gets;  // sized once at submit: ops never move
   std::vector<PutOp> puts;
   std::vector<Piece> pieces;
+  std::vector<std::uint32_t> spilled;  // gets whose chunk is in the spill tier, in order
   std::size_t next = 0;     // the next piece to hand out; guarded by Impl::work_mu
 };
 
@@ -80,6 +88,11 @@ Status Store::SubmitGets(std::span<const GetRequest> requests, CompletionQueue& 
     op.dst = r.dst.data();
     op.meta = r.meta;
     op.user_data = r.user_data;
+    if (hit->spilled) {
+      op.key.assign(r.key);
+      batch->spilled.push_back(static_cast<std::uint32_t>(i));
+      continue;
+    }
     std::uint32_t pieces = 0;
     for (std::size_t off = 0; off < hit->size; off += kStripe, ++pieces) {
       batch->pieces.push_back({static_cast<std::uint32_t>(i), off,
@@ -87,6 +100,7 @@ Status Store::SubmitGets(std::span<const GetRequest> requests, CompletionQueue& 
     }
     op.pieces_left.store(pieces, std::memory_order_relaxed);
   }
+  if (!batch->spilled.empty()) batch->pieces.insert(batch->pieces.begin(), {kSpillPiece, 0, 0});
   if (batch->pieces.empty()) return Status::Ok();
   if (!im.Enqueue(std::move(batch))) {
     return Status::Busy("the store is shutting down");  // not reached: ~Store joins first
@@ -170,6 +184,10 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
     PostCompletion(*batch.cq, Completion{op.user_data, std::move(s), size});
     return;
   }
+  if (piece.op == kSpillPiece) {
+    RunSpillReads(batch);
+    return;
+  }
   Batch::GetOp& op = batch.gets[piece.op];
   CopyBytes(op.dst + piece.offset, op.hit.data + piece.offset, piece.length,
             tiers[op.hit.tier]->copy_method());
@@ -181,6 +199,45 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - batch.submitted)
           .count()));
   PostCompletion(*batch.cq, Completion{op.user_data, Status::Ok(), op.hit.size});
+}
+
+void Store::Impl::RunSpillReads(Batch& batch) {
+  std::vector<internal::ChunkRead> reads(batch.spilled.size());
+  std::vector<std::array<std::byte, ChunkMeta::kMaxSize>> metas(batch.spilled.size());
+  for (std::size_t j = 0; j < batch.spilled.size(); ++j) {
+    Batch::GetOp& op = batch.gets[batch.spilled[j]];
+    reads[j].location = op.hit.location;
+    reads[j].key = op.key;
+    reads[j].dst = {op.dst, op.hit.size};
+    reads[j].meta_dst = metas[j];
+  }
+  {
+    std::shared_lock lock(spill->segments);
+    (void)spill->log->ReadBatch(reads);  // each read has its own status
+  }
+  for (std::size_t j = 0; j < batch.spilled.size(); ++j) {
+    Batch::GetOp& op = batch.gets[batch.spilled[j]];
+    Status status = reads[j].status;
+    if (status.ok() && reads[j].size != op.hit.size) {
+      status = Status::Corruption("spilled chunk for key " + op.key + " has the wrong size");
+    }
+    if (status.ok()) {
+      ChunkMeta meta;
+      meta.size = static_cast<std::uint8_t>(std::min(reads[j].meta_size, ChunkMeta::kMaxSize));
+      std::memcpy(meta.bytes.data(), metas[j].data(), meta.size);
+      if (op.meta != nullptr) *op.meta = meta;
+      if (op.hit.promote) PromoteSpilled(op.hit, op.key, {op.dst, op.hit.size}, meta, false);
+      FinishRead(op.hit);
+    } else {
+      DropSpilledAfterFailedRead(op.hit);
+    }
+    Unpin(op.hit.id);
+    batch_get_latency.Record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - batch.submitted)
+            .count()));
+    const std::size_t size = status.ok() ? op.hit.size : 0;
+    PostCompletion(*batch.cq, Completion{op.user_data, std::move(status), size});
+  }
 }
 
 }  // namespace cxlkv

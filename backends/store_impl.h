@@ -43,6 +43,7 @@
 #include "backends/chunk_index.h"
 #include "backends/entry.h"
 #include "backends/key.h"
+#include "backends/spill_tier.h"
 #include "backends/tier.h"
 #include "cxlkv/store.h"
 #include "util/histogram.h"
@@ -63,7 +64,9 @@ struct Store::Impl {
     const std::byte* data = nullptr;
     std::size_t size = 0;
     std::size_t tier = 0;
-    const internal::ChunkHeader* header = nullptr;
+    const internal::ChunkHeader* header = nullptr;  // null in the spill tier
+    bool spilled = false;      // in the spill tier: data is null, location names the record
+    std::uint64_t location = 0;
     bool promote = false;  // this read crossed the tier's promotion threshold
   };
 
@@ -87,6 +90,9 @@ struct Store::Impl {
   const internal::ChunkHeader& HeaderOf(const internal::Entry& e) const {
     return *tiers[e.tier]->header(e.header);
   }
+  // The spill tier's index in entries (one past the memory tiers).
+  std::size_t SpillIndex() const { return tiers.size(); }
+  bool IsSpilled(const internal::Entry& e) const { return e.tier == tiers.size(); }
   // The id stored for key under S (held), or kNoEntry; a colliding key is a miss.
   internal::EntryId FindLocked(const internal::KeyHash& h, std::string_view key) const;
   bool ExpiredLocked(const internal::Entry& e, std::chrono::nanoseconds now) const;
@@ -115,8 +121,35 @@ struct Store::Impl {
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
   void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion);
+  // MoveClaimed's demotion into the spill tier: append, then switch (store_spill.cc).
+  void MoveClaimedToSpill(internal::EntryId id, const internal::ChunkHeader& header,
+                          const std::byte* src, std::size_t size);
   // Moves a chunk read often in a lower tier up to the first tier that holds it.
   void Promote(internal::EntryId id, internal::KeyHash hash);
+
+  // --- the spill tier (store_spill.cc) ---
+  // Appends a chunk to the log, evicting its oldest segments while it is full.
+  Result<std::uint64_t> AppendToSpill(std::string_view key, std::span<const std::byte> data,
+                                      std::span<const std::byte> meta);
+  // Evicts the log's oldest segment and drops the index entries still pointing into it.
+  // False when there is nothing to evict.
+  bool EvictSpillSegment();
+  // Reads a pinned spilled chunk into dst (and its metadata). On Corruption or a vanished
+  // segment the entry is dropped (if it still names that record) and the error returned.
+  Result<std::size_t> ReadSpilled(const Hit& hit, std::string_view key, std::span<std::byte> dst,
+                                  ChunkMeta* meta);
+  // After a failed read: drops the entry (freed at the caller's Unpin) if it still names the
+  // record that failed.
+  void DropSpilledAfterFailedRead(const Hit& hit);
+  // Copies a spilled chunk (pinned once by the caller, its bytes in `bytes`) into a free slot
+  // of the first memory tier and switches the entry there; does nothing when no slot is free
+  // without evicting, or when the entry changed. With `evict`, makes room (for Pin).
+  bool PromoteSpilled(const Hit& hit, std::string_view key, std::span<const std::byte> bytes,
+                      const ChunkMeta& meta, bool evict);
+  // Pin of a spilled chunk: reads it into the first memory tier, switches the entry there and
+  // returns it pinned (the caller's pin on the spilled entry moves with it).
+  Result<Hit> PinSpilled(const Hit& hit, std::string_view key);
+  void RecoverSpilled(const internal::SegmentChunk& chunk);
 
   // --- background work (store_maintenance.cc) ---
   void StartMaintenance();
@@ -132,11 +165,13 @@ struct Store::Impl {
   bool Enqueue(std::shared_ptr<Batch> batch);
   void WorkerLoop();
   void RunPiece(Batch& batch, std::size_t piece);
+  void RunSpillReads(Batch& batch);
 
   // --- state ---
   internal::EntryTable entries;
   std::array<std::unique_ptr<Shard>, internal::kShards> shards;
   std::vector<std::unique_ptr<internal::Tier>> tiers;  // fixed after Open
+  std::unique_ptr<internal::SpillTier> spill;          // null without a spill tier
   std::chrono::seconds ttl{0};
   std::function<std::chrono::nanoseconds()> clock;
 

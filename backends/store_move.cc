@@ -64,8 +64,11 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync) {
   from.evictions.fetch_add(1);
   if (sync) from.sync_evictions.fetch_add(1);
   const bool expired = ExpiredLocked(e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
-  const std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1);
-  if (to == tiers.size()) {  // the last tier, a chunk no lower tier can hold, or expired
+  std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1);
+  const bool spillable = to == tiers.size() && !expired && spill != nullptr &&
+                         e.size <= spill->max_chunk;
+  if (spillable) to = SpillIndex();
+  if (to == tiers.size() && !spillable) {  // no tier below takes it, or it expired
     s.index.Erase(hash, internal::LocalOfId(id));
     e.removed = 1;
     {
@@ -102,6 +105,10 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
     std::memcpy(&header, tiers[t]->header(e.header), sizeof(header));
   }
   Tier& from = *tiers[t];
+  if (to == SpillIndex()) {
+    MoveClaimedToSpill(id, header, src, size);
+    return;
+  }
   Tier& dest = *tiers[to];
 
   Result<ChunkSlots> dst = AllocateIn(to, size, /*sync=*/false);
@@ -167,6 +174,7 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
       return;  // removed (and maybe reused) since the request
     }
     Entry& e = entries.at(id);
+    if (IsSpilled(e)) return;  // spilled since: the next reader brings it back
     to = TierFor(e.size, 0);
     // Already at the top it can reach, or pinned (a reader may be in the old slot, or a move
     // is under way).

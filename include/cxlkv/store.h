@@ -94,8 +94,27 @@ struct TierOptions {
   bool persist = false;
 };
 
+// The NVMe spill tier, below the memory tiers: chunks demoted from the last memory tier are
+// appended to large segments of a log on a file or a raw block device (O_DIRECT, io_uring),
+// read back verified (checksums and key), and dropped a whole segment at a time when the log
+// is full. Its chunks survive a restart: Open rebuilds their index entries from the log.
+struct SpillOptions {
+  std::string path;                // a file (created when missing) or a block device; empty: none
+  std::uint64_t capacity = 0;      // bytes to use; 0: a device's size (a new file needs one)
+  std::uint64_t segment_size = 0;  // a multiple of 4 KiB; 0: 64 MiB
+  unsigned queue_depth = 32;       // I/Os in flight for appends and for batched reads
+  bool direct_io = true;           // O_DIRECT where the file system takes it, else buffered
+  std::string eviction = "fifo";   // which whole segment goes: "fifo" or "lru"
+  // Reads of a spilled chunk after which it is copied back into the first memory tier (by
+  // the reader, from the bytes it just read, when that tier has a free slot); 0 never. Pin of
+  // a spilled chunk always brings it back first: a lease needs memory.
+  int promote_after_hits = 2;
+  bool format = false;             // start empty, overwriting what the path holds
+};
+
 struct StoreOptions {
   std::vector<TierOptions> tiers;          // fastest first; 1 to 255
+  SpillOptions spill;                      // below the last tier when spill.path is set
   // Chunk sizes to give exact slab classes (e.g. a full 256-token chunk): no byte is wasted
   // on chunks of exactly these sizes. Other sizes get geometric classes (<= 25% waste).
   std::vector<std::size_t> chunk_sizes;
@@ -148,7 +167,8 @@ struct TierStats {
 };
 
 struct StoreStats {
-  std::vector<TierStats> tiers;
+  std::vector<TierStats> tiers;       // the memory tiers, then the spill tier when there is one
+  double spill_write_amplification = 0;  // device bytes written per chunk byte spilled
   std::uint64_t misses = 0;           // Get, Pin and batched gets that found no chunk
   std::size_t index_entries = 0;
   // DRAM the index spends per chunk, averaged over the live entries: entry slots handed out

@@ -1,0 +1,284 @@
+// The spill tier in the store: demotion into the log, reads out of it, promotion back to
+// memory, segment eviction and recovery. See store_impl.h for the locks and their order, and
+// spill_tier.h for how a spilled chunk is recorded in its index entry.
+//
+// Segment eviction takes SpillTier::segments alone while the log frees the segment, so no read
+// is in flight on it; then it drops the entries that still name records of that segment. A
+// reader that pinned such an entry before the drop finds the segment free and gets NotFound:
+// a spilled chunk can vanish under a reader (as any evicted chunk can), never be misread.
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+
+#include "backends/store_impl.h"
+#include "util/format.h"
+
+namespace cxlkv {
+
+using internal::ChunkHeader;
+using internal::ChunkRead;
+using internal::ChunkSlots;
+using internal::Entry;
+using internal::EntryId;
+using internal::KeyHash;
+using internal::kNoEntry;
+using internal::Tier;
+
+namespace {
+// Bounds the evict-and-retry loop of one append.
+constexpr int kMaxSegmentEvictions = 64;
+}  // namespace
+
+Result<std::uint64_t> Store::Impl::AppendToSpill(std::string_view key,
+                                                 std::span<const std::byte> data,
+                                                 std::span<const std::byte> meta) {
+  for (int attempt = 0; attempt < kMaxSegmentEvictions; ++attempt) {
+    Result<std::uint64_t> location = spill->log->Append(key, data, meta);
+    if (location.ok() || !location.status().IsNoSpace()) return location;
+    if (!EvictSpillSegment()) return location.status();
+  }
+  return Status::NoSpace("the spill tier stays full after evicting " +
+                         std::to_string(kMaxSegmentEvictions) + " segments");
+}
+
+bool Store::Impl::EvictSpillSegment() {
+  Result<std::vector<internal::SegmentChunk>> gone = Status::NotFound("");
+  {
+    std::unique_lock lock(spill->segments);
+    gone = spill->log->EvictOldestSegment();
+  }
+  if (!gone.ok()) return false;
+  for (const internal::SegmentChunk& c : *gone) {
+    Shard& s = ShardOf(c.key_hash);
+    std::lock_guard lock(s.mu);
+    const std::uint32_t local = s.index.Find(c.key_hash);
+    if (local == internal::kNoLocal) continue;
+    const EntryId id = internal::MakeEntryId(ShardIndexOf(c.key_hash), local);
+    Entry& e = entries.at(id);
+    // Only an entry that still names this record: a promoted or re-stored chunk lives on.
+    if (!IsSpilled(e) || e.location != c.location) continue;
+    s.index.Erase(e.hash, local);
+    e.removed = 1;
+    spill->evictions.fetch_add(1);
+    if (e.pins.load() == 0) FreeEntryLocked(id);
+  }
+  return true;
+}
+
+void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, const std::byte* src,
+                                     std::size_t size) {
+  Entry& e = entries.at(id);
+  Shard& s = *shards[internal::ShardOfId(id)];
+  Result<std::uint64_t> location =
+      AppendToSpill(header.key_view(), {src, size}, {header.meta, header.meta_len});
+
+  std::lock_guard lock(s.mu);
+  Tier& from = *tiers[e.tier];
+  if (e.removed) {
+    if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+    return;  // its record becomes garbage in its segment
+  }
+  if (!location.ok()) {
+    // The log refused it (full of nothing evictable, or an I/O error): the demotion is a drop.
+    if (!location.status().IsNoSpace()) {
+      std::fprintf(stderr, "cxlkv store: spilling a chunk failed, dropping it: %s\n",
+                   location.status().ToString().c_str());
+    }
+    s.index.Erase(e.hash, internal::LocalOfId(id));
+    e.removed = 1;
+    if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+    return;
+  }
+  if (e.pins.load() != 1) {
+    // A reader pinned it during the append: it stays in memory, the record is garbage.
+    e.pins.fetch_sub(1);
+    std::lock_guard tier_lock(from.mu);
+    from.PolicyInsert(id, e);
+    return;
+  }
+  const internal::SlotRef old{e.data, e.size, e.header, e.class_id};
+  e.location = *location;
+  e.header = header.expires_s;
+  e.class_id = 0;
+  e.tier = static_cast<std::uint8_t>(SpillIndex());
+  e.hits = 0;
+  e.pins.fetch_sub(1);
+  spill->used_bytes.fetch_add(size);
+  spill->chunks.fetch_add(1);
+  spill->bytes_in.fetch_add(size, std::memory_order_relaxed);
+  from.Free(old);
+  from.used_bytes.fetch_sub(from.SlotBytes(size));
+  from.chunks.fetch_sub(1);
+  from.bytes_out.fetch_add(size, std::memory_order_relaxed);
+  from.demotions.fetch_add(1);
+}
+
+Result<std::size_t> Store::Impl::ReadSpilled(const Hit& hit, std::string_view key,
+                                             std::span<std::byte> dst, ChunkMeta* meta) {
+  std::array<std::byte, ChunkMeta::kMaxSize> meta_bytes;
+  ChunkRead read;
+  read.location = hit.location;
+  read.key = key;
+  read.dst = dst.first(hit.size);
+  read.meta_dst = meta_bytes;
+  {
+    std::shared_lock lock(spill->segments);
+    (void)spill->log->ReadBatch(std::span(&read, 1));  // the status is read.status
+  }
+  if (!read.status.ok()) {
+    DropSpilledAfterFailedRead(hit);
+    if (read.status.IsNotFound()) {
+      return Status::NotFound("chunk for key " + std::string(key) +
+                              " left the spill tier while being read");
+    }
+    return read.status.WithContext("reading key " + std::string(key) + " from the spill tier");
+  }
+  if (read.size != hit.size) {
+    return Status::Corruption("spilled chunk for key " + std::string(key) + " holds " +
+                              std::to_string(read.size) + " bytes, the index says " +
+                              std::to_string(hit.size));
+  }
+  if (meta != nullptr) {
+    *meta = ChunkMeta();
+    meta->size = static_cast<std::uint8_t>(std::min(read.meta_size, ChunkMeta::kMaxSize));
+    std::memcpy(meta->bytes.data(), meta_bytes.data(), meta->size);
+  }
+  return hit.size;
+}
+
+void Store::Impl::DropSpilledAfterFailedRead(const Hit& hit) {
+  spill->read_errors.fetch_add(1);
+  // Corrupted on the medium, or its segment evicted since the lookup: the entry is useless
+  // either way. Drop it unless it has moved on.
+  Shard& s = ShardOf(hit.hash);
+  std::lock_guard lock(s.mu);
+  Entry& e = entries.at(hit.id);
+  if (!e.removed && IsSpilled(e) && e.location == hit.location) {
+    s.index.Erase(e.hash, internal::LocalOfId(hit.id));
+    e.removed = 1;  // freed by the caller's Unpin
+  }
+}
+
+bool Store::Impl::PromoteSpilled(const Hit& hit, std::string_view key,
+                                 std::span<const std::byte> bytes, const ChunkMeta& meta,
+                                 bool evict) {
+  const std::size_t to = TierFor(hit.size, 0);
+  if (to == tiers.size()) return false;
+  Tier& dest = *tiers[to];
+  Result<ChunkSlots> slots = evict ? AllocateIn(to, hit.size, /*sync=*/true)
+                                   : dest.Allocate(hit.size);
+  if (!slots.ok()) {
+    Kick();  // the background thread makes room for the next one
+    return false;
+  }
+  Shard& s = ShardOf(hit.hash);
+  ChunkHeader header;
+  {
+    std::lock_guard lock(s.mu);
+    header.expires_s = entries.at(hit.id).header;
+  }
+  header.key_len = static_cast<std::uint8_t>(key.size());
+  header.meta_len = meta.size;
+  header.data_offset = static_cast<std::uint64_t>(slots->data.data - dest.region().data());
+  header.size = static_cast<std::uint32_t>(hit.size);
+  std::memcpy(header.key, key.data(), key.size());
+  std::memcpy(header.meta, meta.bytes.data(), meta.size);
+  const std::span<const std::byte> parts[1] = {bytes};
+  dest.Write(*slots, bytes.empty() ? std::span<const std::span<const std::byte>>()
+                                   : std::span<const std::span<const std::byte>>(parts),
+             header);
+
+  std::lock_guard lock(s.mu);
+  Entry& e = entries.at(hit.id);
+  // Our pin is the only one, and the entry still names the record we read.
+  if (e.removed || !IsSpilled(e) || e.location != hit.location || e.pins.load() != 1) {
+    dest.FreeSlots(*slots);
+    return false;
+  }
+  e.data = slots->data.data;
+  e.header = dest.HeaderRef(slots->header);
+  e.class_id = static_cast<std::uint16_t>(slots->data.class_id);
+  e.tier = static_cast<std::uint8_t>(to);
+  e.hits = 0;
+  dest.used_bytes.fetch_add(dest.SlotBytes(hit.size));
+  dest.chunks.fetch_add(1);
+  dest.bytes_in.fetch_add(hit.size, std::memory_order_relaxed);
+  {
+    std::lock_guard tier_lock(dest.mu);
+    dest.PolicyInsert(hit.id, e);
+  }
+  spill->used_bytes.fetch_sub(hit.size);
+  spill->chunks.fetch_sub(1);
+  spill->promotions.fetch_add(1);
+  return true;
+}
+
+Result<Store::Impl::Hit> Store::Impl::PinSpilled(const Hit& hit, std::string_view key) {
+  const std::size_t to = TierFor(hit.size, 0);
+  if (to == tiers.size()) {
+    Unpin(hit.id);
+    return Status::Unsupported("chunk of " + FormatBytes(hit.size) + " for key " +
+                               std::string(key) + " is spilled and larger than every memory " +
+                               "tier's slots: it can be read with Get but not pinned");
+  }
+  // Pin of a spilled chunk is rare (readers of spilled chunks use Get): read it into a staging
+  // buffer and bring it up the way a reader's promotion does, making room if need be.
+  std::vector<std::byte> staging(hit.size);
+  ChunkMeta meta;
+  Result<std::size_t> n = ReadSpilled(hit, key, staging, &meta);
+  if (!n.ok() || !PromoteSpilled(hit, key, staging, meta, /*evict=*/true)) {
+    Unpin(hit.id);
+    if (!n.ok()) return n.status();
+    return Status::Busy("spilled key " + std::string(key) +
+                        " changed or found no room while being brought back to pin it; retry");
+  }
+  Shard& s = ShardOf(hit.hash);
+  std::lock_guard lock(s.mu);
+  Entry& e = entries.at(hit.id);  // still pinned by us, now in memory tier `to`
+  Tier& tier = *tiers[e.tier];
+  Hit pinned = hit;
+  pinned.spilled = false;
+  pinned.data = e.data;
+  pinned.tier = e.tier;
+  pinned.header = tier.header(e.header);
+  pinned.promote = false;
+  return pinned;
+}
+
+void Store::Impl::RecoverSpilled(const internal::SegmentChunk& c) {
+  const std::uint32_t shard = ShardIndexOf(c.key_hash);
+  Shard& s = *shards[shard];
+  std::lock_guard lock(s.mu);
+  std::uint32_t local = s.index.Find(c.key_hash);
+  if (local != internal::kNoLocal) {
+    // The same key again, later in the log: the newer copy wins.
+    Entry& e = entries.at(internal::MakeEntryId(shard, local));
+    spill->used_bytes.fetch_sub(e.size);
+    e.location = c.location;
+    e.size = static_cast<std::uint32_t>(c.size);
+    spill->used_bytes.fetch_add(e.size);
+    return;
+  }
+  local = entries.pool(shard).Allocate();
+  if (local == internal::kNoLocal || !s.index.Insert(c.key_hash, local)) {
+    if (local != internal::kNoLocal) entries.pool(shard).Free(local);
+    return;  // out of DRAM for the index: the chunk stays unreachable until its segment goes
+  }
+  Entry& e = entries.at(internal::MakeEntryId(shard, local));
+  e.hash = c.key_hash;
+  e.location = c.location;
+  e.size = static_cast<std::uint32_t>(c.size);
+  e.tier = static_cast<std::uint8_t>(SpillIndex());
+  if (ttl.count() != 0) {
+    // The log keeps no deadline: a recovered chunk gets a full TTL from now.
+    const auto deadline = std::chrono::ceil<std::chrono::seconds>(Now() + ttl);
+    e.header = static_cast<std::uint32_t>(std::max<std::int64_t>(1, deadline.count()));
+  }
+  spill->used_bytes.fetch_add(e.size);
+  spill->chunks.fetch_add(1);
+}
+
+}  // namespace cxlkv
