@@ -1,7 +1,8 @@
-// `cxlkv demo`: the quick start. Two tiers on any machine (DRAM, and a file-backed pool in a
-// temporary directory), each carved by a SlabAllocator, fed the KV chunks of a synthetic chat
-// workload, then read back and verified. It shows what cxlkv's lower layers do today, with
-// throughput next to a memcpy baseline taken in the same run.
+// `cxlkv demo`: the main job. The library's Store over two tiers (DRAM, and a file-backed pool
+// in a temporary directory) replays the Mooncake conversation trace as LMCache would drive it:
+// per request, the cached prefix of the prompt's chunks is read back and checked byte for
+// byte, and the missing chunks are stored. It reports hit ratios per tier, bytes moved, and
+// get/put throughput next to a memcpy measured in the same run.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -9,38 +10,47 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include "cxlkv/memory_source.h"
+#include "cxlkv/store.h"
 #include "tools/cxlkv/commands.h"
+#include "tools/cxlkv/demo_chunks.h"
+#include "tools/cxlkv/demo_replay.h"
 #include "tools/cxlkv/demo_report.h"
-#include "tools/cxlkv/demo_store.h"
-#include "tools/cxlkv/demo_tier.h"
-#include "tools/cxlkv/demo_workload.h"
+#include "tools/cxlkv/demo_trace.h"
 #include "util/format.h"
 
 namespace cxlkv::cli {
 namespace {
 
-// 150 requests of the default model write about 0.9 GiB of unique chunks: enough to fill the
-// DRAM tier and spill into the file tier, but not to drop, with the default capacities.
-constexpr std::uint32_t kDefaultRequests = 150;
+// The first 20 requests of the Mooncake trace store 2.1 GiB of the default model's chunks,
+// 1.7x what the default tiers hold, so the run fills DRAM, demotes into the file tier and
+// drops from it, in 3 to 5 s on the 2-core development VM (Release; most of it the file
+// tier's page faults and msync). Their reuse is low (3.3% of chunks): most of the trace's
+// comes back minutes later, thousands of requests on.
+constexpr std::uint32_t kDefaultRequests = 20;
+// Far more than the real trace holds (12,031); bounds what the synthetic generator allocates.
+constexpr std::uint32_t kMaxRequests = 1'000'000;
 
 struct DemoOptions {
+  std::string trace;
+  bool synthetic = false;
   std::string model{kDefaultModel};
+  std::uint32_t chunk_tokens = kDefaultChunkTokens;
   std::uint32_t requests = kDefaultRequests;
   std::string dram_capacity = "256M";
   std::string file_capacity = "1G";
+  std::string eviction = "lru";
   std::string dir;  // parent of the scratch directory; $TMPDIR or /tmp when empty
   bool keep = false;
   std::uint64_t seed = 1;
   bool json = false;
+  bool inject_corruption = false;
 };
 
 // A fresh directory holding the file tier's pool; removed with its contents unless kept.
@@ -78,107 +88,80 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
-// Keeps the compiler from proving a copy's destination dead and dropping the copy.
-void DoNotOptimize(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
-
-// DRAM-to-DRAM memcpy of chunk-sized blocks into a ring larger than any last-level cache,
-// touched first so that page faults are not measured: what a tier at DRAM speed would reach.
-double MeasureMemcpyGbps(std::size_t copy_bytes) {
-  constexpr std::size_t kMinRing = std::size_t{64} << 20;
-  constexpr std::size_t kMinTotal = std::size_t{512} << 20;
-  const std::size_t slots = std::max<std::size_t>(2, (kMinRing + copy_bytes - 1) / copy_bytes);
-  std::vector<std::byte> source(copy_bytes);
-  FillChunkBytes("memcpy baseline", source);
-  std::vector<std::byte> ring(slots * copy_bytes, std::byte{1});
-
-  std::size_t copied = 0;
-  std::size_t slot = 0;
-  const auto start = std::chrono::steady_clock::now();
-  while (copied < kMinTotal) {
-    std::memcpy(ring.data() + slot * copy_bytes, source.data(), copy_bytes);
-    DoNotOptimize(ring.data());
-    copied += copy_bytes;
-    slot = (slot + 1) % slots;
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return GigabytesPerSecond(copied, seconds);
+// The store's default 4 MiB slabs, or larger ones when a chunk would need more than the 16
+// slabs a slot may span (llama-3.1-70b's 80 MiB chunks).
+std::size_t SlabSizeFor(std::size_t full_chunk) {
+  std::size_t slab = std::size_t{4} << 20;
+  while (slab < (std::size_t{32} << 20) && 16 * slab < full_chunk) slab *= 2;
+  return slab;
 }
 
-Result<std::size_t> ParseCapacity(const std::string& flag, const std::string& text) {
+// The largest chunk a tier of `capacity` can hold: a slot spans at most 16 slabs and never
+// more than the tier (the store's rule).
+std::size_t LargestSlot(std::size_t capacity, std::size_t slab) {
+  return std::min(16 * slab, capacity / slab * slab);
+}
+
+Result<std::size_t> ParseCapacity(const std::string& flag, const std::string& text,
+                                  std::size_t slab) {
   Result<std::uint64_t> bytes = ParseBytes(text);
   if (!bytes.ok()) return bytes.status().WithContext(flag);
-  if (*bytes < kDemoSlabSize) {
+  if (*bytes < slab) {
     return Status::InvalidArgument(flag + " " + text + " is below one slab (" +
-                                   FormatBytes(kDemoSlabSize) + ")");
+                                   FormatBytes(slab) + ")");
   }
-  // Whole 4 KiB pages: what every memory source maps.
-  return static_cast<std::size_t>(AlignUp(*bytes, 4096));
+  return static_cast<std::size_t>(AlignUp(*bytes, 4096));  // whole pages: what sources map
 }
 
-// Tier 0: DRAM, populated up front as a serving engine's pool would be. Tier 1: a file.
-Result<std::vector<std::unique_ptr<DemoTier>>> OpenTiers(std::size_t dram_capacity,
-                                                        std::size_t file_capacity,
-                                                        const std::string& dir,
-                                                        std::size_t full_chunk) {
-  std::vector<std::unique_ptr<DemoTier>> tiers;
-  DramOptions dram;
-  dram.populate = true;
-  Result<std::unique_ptr<DemoTier>> tier0 =
-      DemoTier::Open(MemorySource::Dram(dram), dram_capacity, full_chunk);
-  if (!tier0.ok()) return tier0.status().WithContext("tier 0 (DRAM)");
-  tiers.push_back(std::move(tier0).value());
-
-  FileOptions file;
-  file.path = dir + "/tier1.pool";
-  Result<std::unique_ptr<DemoTier>> tier1 =
-      DemoTier::Open(MemorySource::File(file), file_capacity, full_chunk);
-  if (!tier1.ok()) return tier1.status().WithContext("tier 1 (file)");
-  tiers.push_back(std::move(tier1).value());
-  return tiers;
-}
-
-void CountPrompts(const std::vector<ChatRequest>& requests, DemoReport* report) {
-  report->requests = requests.size();
-  report->min_prompt_tokens = requests.empty() ? 0 : UINT64_MAX;
-  for (const ChatRequest& request : requests) {
-    report->min_prompt_tokens =
-        std::min<std::uint64_t>(report->min_prompt_tokens, request.prompt_tokens);
-    report->max_prompt_tokens =
-        std::max<std::uint64_t>(report->max_prompt_tokens, request.prompt_tokens);
-    report->total_prompt_tokens += request.prompt_tokens;
+// The requests to replay: --synthetic, --trace, or the first default path that exists, else
+// the synthetic generator with a note saying where the trace was looked for.
+Result<std::vector<TraceRequest>> PickTrace(const DemoOptions& options, DemoReport* report) {
+  if (options.synthetic) return GenerateSyntheticTrace(options.seed, options.requests);
+  if (!options.trace.empty()) {
+    report->trace_path = options.trace;
+    return LoadTrace(options.trace, options.requests);
   }
-}
-
-// Write pass: every chunk of every request, in request order. A chunk an earlier request
-// stored (a shared prefix) is a dedup hit and is neither generated nor written again; a chunk
-// no tier has room for is dropped before it is generated.
-Status StoreWorkload(const std::vector<ChatRequest>& requests, const ModelPreset& model,
-                     DemoStore* store, DemoReport* report) {
-  std::vector<std::byte> staging(model.FullChunkBytes());
-  for (const ChatRequest& request : requests) {
-    for (const ChunkRef& chunk : request.chunks) {
-      ++report->chunks;
-      const std::string key = ChunkKey(model.name, chunk.hash);
-      if (store->Contains(key)) {
-        ++report->dedup_hits;
-        continue;
-      }
-      const std::size_t size = chunk.tokens * model.BytesPerToken();
-      CXLKV_ASSIGN_OR_RETURN(const std::optional<DemoStore::Slot> slot, store->Reserve(size));
-      if (!slot) {
-        ++report->dropped;
-        report->dropped_bytes += size;
-        continue;
-      }
-      const std::span<std::byte> bytes(staging.data(), size);
-      FillChunkBytes(key, bytes);
-      store->Commit(key, *slot, bytes);
-      ++report->stored;
-      report->stored_bytes += size;
+  const std::vector<std::string> paths = DefaultTracePaths();
+  std::string tried;
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) {
+      report->trace_path = path;
+      return LoadTrace(path, options.requests);
     }
+    tried += (tried.empty() ? "" : ", ") + path;
   }
-  return Status::Ok();
+  report->trace_note = "no trace found at " + tried +
+                       ": replaying a synthetic Mooncake-like trace instead (name one with "
+                       "--trace or $CXLKV_TRACE)";
+  return GenerateSyntheticTrace(options.seed, options.requests);
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const DemoOptions& options, std::size_t dram_capacity,
+                                         std::size_t file_capacity, std::size_t full_chunk,
+                                         std::size_t slab, const std::string& dir) {
+  StoreOptions store;
+  store.chunk_sizes = {full_chunk};  // full chunks waste no byte; tails get geometric classes
+  store.slab_size = slab;
+
+  TierOptions dram;
+  dram.name = "dram";
+  DramOptions dram_source;
+  dram_source.populate = true;  // a serving engine's pool is faulted in before traffic comes
+  dram.source = MemorySource::Dram(dram_source);
+  dram.capacity = dram_capacity;
+  dram.eviction = options.eviction;
+  store.tiers.push_back(std::move(dram));
+
+  TierOptions file;
+  file.name = "file";
+  FileOptions file_source;
+  file_source.path = dir + "/tier1.pool";
+  file.source = MemorySource::File(file_source);
+  file.capacity = file_capacity;
+  file.eviction = options.eviction;
+  store.tiers.push_back(std::move(file));
+  return Store::Open(std::move(store));
 }
 
 int RunDemo(const DemoOptions& options) {
@@ -186,55 +169,57 @@ int RunDemo(const DemoOptions& options) {
   const ModelPreset* model = FindModelPreset(options.model);
   if (model == nullptr) return UsageError("unknown --model " + options.model);
   if (options.requests == 0) return UsageError("--requests must be at least 1");
+  if (options.requests > kMaxRequests) {
+    return UsageError("--requests " + std::to_string(options.requests) + " is above " +
+                      std::to_string(kMaxRequests));
+  }
+  const std::size_t full_chunk = options.chunk_tokens * model->BytesPerToken();
+  const std::size_t slab = SlabSizeFor(full_chunk);
   const Result<std::size_t> dram_capacity =
-      ParseCapacity("--dram-capacity", options.dram_capacity);
+      ParseCapacity("--dram-capacity", options.dram_capacity, slab);
   if (!dram_capacity.ok()) return UsageError(dram_capacity.status().message());
   const Result<std::size_t> file_capacity =
-      ParseCapacity("--file-capacity", options.file_capacity);
+      ParseCapacity("--file-capacity", options.file_capacity, slab);
   if (!file_capacity.ok()) return UsageError(file_capacity.status().message());
+  if (std::max(LargestSlot(*dram_capacity, slab), LargestSlot(*file_capacity, slab)) <
+      full_chunk) {
+    return UsageError("a " + std::to_string(options.chunk_tokens) + "-token chunk of " +
+                      options.model + " is " + FormatBytes(full_chunk) +
+                      ", more than either tier can hold (--dram-capacity " +
+                      options.dram_capacity + ", --file-capacity " + options.file_capacity + ")");
+  }
+
+  DemoReport report;
+  report.seed = options.seed;
+  report.model = std::string(model->name);
+  report.bytes_per_token = model->BytesPerToken();
+  report.chunk_tokens = options.chunk_tokens;
+  report.full_chunk_bytes = full_chunk;
+  report.eviction = options.eviction;
+  Result<std::vector<TraceRequest>> trace = PickTrace(options, &report);
+  if (!trace.ok()) return UsageError(trace.status().ToString());
 
   Result<std::unique_ptr<ScratchDir>> scratch = ScratchDir::Create(options.dir);
   if (!scratch.ok()) return UsageError(scratch.status().ToString());
   if (options.keep) (*scratch)->Keep();
-
-  DemoReport report;
-  report.model = std::string(model->name);
-  report.bytes_per_token = model->BytesPerToken();
-  report.full_chunk_bytes = model->FullChunkBytes();
-  report.seed = options.seed;
   report.dir = (*scratch)->path();
   report.kept = options.keep;
   {
-    Result<std::vector<std::unique_ptr<DemoTier>>> tiers =
-        OpenTiers(*dram_capacity, *file_capacity, (*scratch)->path(), model->FullChunkBytes());
-    if (!tiers.ok()) return UsageError(tiers.status().ToString());
-    DemoStore store(std::move(tiers).value());
+    Result<std::unique_ptr<Store>> store = OpenStore(options, *dram_capacity, *file_capacity,
+                                                     full_chunk, slab, (*scratch)->path());
+    if (!store.ok()) return UsageError(store.status().ToString());
 
-    ChatWorkloadOptions workload;
-    workload.seed = options.seed;
-    workload.requests = options.requests;
-    const std::vector<ChatRequest> requests = GenerateChatWorkload(workload);
-    CountPrompts(requests, &report);
-
-    report.memcpy_gbps = MeasureMemcpyGbps(model->FullChunkBytes());
-    if (Status status = StoreWorkload(requests, *model, &store, &report); !status.ok()) {
-      std::fprintf(stderr, "cxlkv demo: %s\n", status.ToString().c_str());
+    ReplayOptions replay;
+    replay.model = model;
+    replay.chunk_tokens = options.chunk_tokens;
+    replay.corrupt_first_read = options.inject_corruption;
+    Result<ReplayResult> result = Replay(**store, *trace, replay);
+    if (!result.ok()) {
+      std::fprintf(stderr, "cxlkv demo: %s\n", result.status().ToString().c_str());
       return kExitFailure;
     }
-
-    std::vector<std::byte> readback(model->FullChunkBytes());
-    const DemoStore::Verification verification = store.VerifyAll(readback);
-    report.verified = verification.verified;
-    report.mismatches = verification.mismatched.size();
-    for (const std::string& what : verification.mismatched) {
-      std::fprintf(stderr, "cxlkv demo: checksum mismatch: %s\n", what.c_str());
-    }
-
-    report.tiers = store.TierReports();
-    if (Status status = store.ReleaseAll(); !status.ok()) {
-      std::fprintf(stderr, "cxlkv demo: %s\n", status.ToString().c_str());
-      return kExitFailure;
-    }
+    report.replay = *result;
+    report.stats = (*store)->Stats();
   }  // the store unmaps the tiers here, before the scratch directory goes
   scratch->reset();
 
@@ -245,15 +230,14 @@ int RunDemo(const DemoOptions& options) {
   } else {
     std::fputs(FormatDemoReport(report).c_str(), stdout);
   }
-  return report.mismatches == 0 ? kExitOk : kExitFailure;
+  return report.replay.failed == 0 ? kExitOk : kExitFailure;
 }
 
 std::string ModelHelp() {
   std::string help =
-      "KV geometry of the model whose chunks are stored. The default, small, makes chunks "
-      "small enough that the default tiers (256 MiB + 1 GiB) hold ~640 of them, so the run "
-      "exercises placement, dedup and both tiers in a few seconds on two cores while writing "
-      "at most 1.25 GiB; llama-3.1-8b's 32 MiB chunks would fill the same tiers with 40. Presets:";
+      "KV geometry of the model whose chunks are stored. The default, small, keeps the "
+      "default run to a few seconds on two cores; llama-3.1-8b's chunks are 16x larger, so "
+      "the same tiers hold 16x fewer of them. Presets:";
   for (const ModelPreset& preset : ModelPresets()) {
     help += "\n  " + std::string(preset.name) + ": " + std::string(preset.note);
   }
@@ -266,33 +250,53 @@ Command AddDemoCommand(CLI::App& root) {
   auto options = std::make_shared<DemoOptions>();
   CLI::App* app = root.add_subcommand(
       "demo",
-      "Store the KV chunks of a synthetic chat workload in a DRAM tier and a file-backed tier "
-      "(each carved by a slab allocator), read them back and verify them");
+      "Replay a KV-cache request trace (Mooncake's conversation trace, or a synthetic one) "
+      "against a Store with a DRAM tier and a file-backed tier: read back and verify each "
+      "cached prefix, store the missing chunks, report hits and throughput per tier");
   app->footer(
-      "Chunks are 256 tokens (LMCache's default) with LMCache-style keys "
-      "vllm@<model>@1@0@<prefix hash>; requests sharing a system prompt share its chunks, "
-      "which are stored once. Exit status: 0 all verified, 1 a chunk failed verification or "
-      "a tier failed, 2 bad options or tiers that could not be set up.");
+      "Without --trace or --synthetic the demo reads $CXLKV_TRACE, then "
+      "../shared/traces/mooncake_conversation_trace.jsonl or ../../shared/traces/... from the "
+      "current directory, and falls back to a synthetic trace (saying so) when none exists. "
+      "Each 512-token trace block becomes 512/--chunk-tokens chunks with LMCache-style keys "
+      "vllm@<model>@1@0@<hash>. Exit status: 0 every chunk read back verified, 1 a chunk "
+      "failed verification or the store failed, 2 bad options, a bad trace or tiers that "
+      "could not be set up.");
+  app->add_option("--trace", options->trace,
+                  "Mooncake-format trace to replay: one JSON object a line with timestamp (ms), "
+                  "input_length, output_length and hash_ids (one per 512-token block)");
+  app->add_flag("--synthetic", options->synthetic,
+                "Replay the built-in synthetic Mooncake-like trace (see --seed)")
+      ->excludes(app->get_option("--trace"));
   std::vector<std::string> model_names;
   for (const ModelPreset& preset : ModelPresets()) model_names.emplace_back(preset.name);
   app->add_option("--model", options->model, ModelHelp())
       ->check(CLI::IsMember(model_names))
       ->capture_default_str();
-  app->add_option("--requests", options->requests, "Chat requests to generate")
+  app->add_option("--chunk-tokens", options->chunk_tokens,
+                  "Tokens per stored chunk (LMCache's chunk size); a 512-token trace block "
+                  "becomes 512/N chunks")
+      ->check(CLI::IsMember({64, 128, 256, 512}))
+      ->capture_default_str();
+  app->add_option("--requests", options->requests,
+                  "Replay the first N requests of the trace (fewer if it is shorter)")
       ->capture_default_str();
   app->add_option("--dram-capacity", options->dram_capacity,
                   "Size of tier 0, anonymous DRAM (e.g. 256M, 1G)")
       ->capture_default_str();
   app->add_option("--file-capacity", options->file_capacity,
-                  "Size of tier 1, a file-backed pool (e.g. 1G)")
+                  "Size of tier 1, a file-backed pool mapped through libpmem2 (e.g. 1G)")
+      ->capture_default_str();
+  app->add_option("--eviction", options->eviction, "Eviction policy of both tiers")
+      ->check(CLI::IsMember({"lru", "fifo"}))
       ->capture_default_str();
   app->add_option("--dir", options->dir,
                   "Directory in which a fresh cxlkv-demo-XXXXXX directory holds tier 1's pool "
                   "file (default $TMPDIR or /tmp)");
   app->add_flag("--keep", options->keep, "Keep the pool file and its directory afterwards");
-  app->add_option("--seed", options->seed, "Seed of the synthetic workload")
-      ->capture_default_str();
+  app->add_option("--seed", options->seed, "Seed of the synthetic trace")->capture_default_str();
   app->add_flag("--json", options->json, "Print a machine-readable summary instead of text");
+  // For the CLI tests only: proves that a bad read fails the run.
+  app->add_flag("--inject-corruption", options->inject_corruption)->group("");
   return {app, [options] { return RunDemo(*options); }};
 }
 
