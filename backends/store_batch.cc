@@ -213,7 +213,20 @@ void Store::Impl::RunSpillReads(Batch& batch) {
   }
   {
     std::shared_lock lock(spill->segments);
-    (void)spill->log->ReadBatch(reads);  // each read has its own status
+    // Reads of entries dropped since the lookup (their segment evicted) are misses; the rest
+    // read segments that cannot be evicted until the lock is released.
+    std::vector<internal::ChunkRead> live;
+    std::vector<std::size_t> live_index;
+    for (std::size_t j = 0; j < reads.size(); ++j) {
+      if (SpilledEntryCurrent(batch.gets[batch.spilled[j]].hit)) {
+        live.push_back(reads[j]);
+        live_index.push_back(j);
+      } else {
+        reads[j].status = Status::NotFound("chunk left the spill tier before it could be read");
+      }
+    }
+    (void)spill->log->ReadBatch(live);  // each read has its own status
+    for (std::size_t k = 0; k < live.size(); ++k) reads[live_index[k]] = live[k];
   }
   for (std::size_t j = 0; j < batch.spilled.size(); ++j) {
     Batch::GetOp& op = batch.gets[batch.spilled[j]];
@@ -228,7 +241,7 @@ void Store::Impl::RunSpillReads(Batch& batch) {
       if (op.meta != nullptr) *op.meta = meta;
       if (op.hit.promote) PromoteSpilled(op.hit, op.key, {op.dst, op.hit.size}, meta, false);
       FinishRead(op.hit);
-    } else {
+    } else if (!status.IsNotFound()) {
       DropSpilledAfterFailedRead(op.hit);
     }
     Unpin(op.hit.id);

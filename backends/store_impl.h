@@ -141,6 +141,9 @@ struct Store::Impl {
   // After a failed read: drops the entry (freed at the caller's Unpin) if it still names the
   // record that failed.
   void DropSpilledAfterFailedRead(const Hit& hit);
+  // Whether a pinned spilled entry still names the record it named at lookup. Call with
+  // SpillTier::segments held (shared): the answer then holds until it is released.
+  bool SpilledEntryCurrent(const Hit& hit);
   // Copies a spilled chunk (pinned once by the caller, its bytes in `bytes`) into a free slot
   // of the first memory tier and switches the entry there; does nothing when no slot is free
   // without evicting, or when the entry changed. With `evict`, makes room (for Pin).

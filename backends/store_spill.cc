@@ -2,10 +2,12 @@
 // memory, segment eviction and recovery. See store_impl.h for the locks and their order, and
 // spill_tier.h for how a spilled chunk is recorded in its index entry.
 //
-// Segment eviction takes SpillTier::segments alone while the log frees the segment, so no read
-// is in flight on it; then it drops the entries that still name records of that segment. A
-// reader that pinned such an entry before the drop finds the segment free and gets NotFound:
-// a spilled chunk can vanish under a reader (as any evicted chunk can), never be misread.
+// Segment eviction holds SpillTier::segments alone while the log frees the segment and while it
+// drops the entries that still name records of that segment. A reader holds it shared from
+// before it checks that its (pinned) entry still names its record until its read is done. So
+// a reader either sees its entry dropped (a miss: NotFound) or reads a segment that cannot be
+// evicted under it; Corruption then means the medium, not a race. Lock order: segments before
+// any shard mutex.
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -45,11 +47,8 @@ Result<std::uint64_t> Store::Impl::AppendToSpill(std::string_view key,
 }
 
 bool Store::Impl::EvictSpillSegment() {
-  Result<std::vector<internal::SegmentChunk>> gone = Status::NotFound("");
-  {
-    std::unique_lock lock(spill->segments);
-    gone = spill->log->EvictOldestSegment();
-  }
+  std::unique_lock segments_lock(spill->segments);
+  Result<std::vector<internal::SegmentChunk>> gone = spill->log->EvictOldestSegment();
   if (!gone.ok()) return false;
   for (const internal::SegmentChunk& c : *gone) {
     Shard& s = ShardOf(c.key_hash);
@@ -126,14 +125,14 @@ Result<std::size_t> Store::Impl::ReadSpilled(const Hit& hit, std::string_view ke
   read.meta_dst = meta_bytes;
   {
     std::shared_lock lock(spill->segments);
+    if (!SpilledEntryCurrent(hit)) {
+      return Status::NotFound("chunk for key " + std::string(key) +
+                              " left the spill tier before it could be read");
+    }
     (void)spill->log->ReadBatch(std::span(&read, 1));  // the status is read.status
   }
   if (!read.status.ok()) {
     DropSpilledAfterFailedRead(hit);
-    if (read.status.IsNotFound()) {
-      return Status::NotFound("chunk for key " + std::string(key) +
-                              " left the spill tier while being read");
-    }
     return read.status.WithContext("reading key " + std::string(key) + " from the spill tier");
   }
   if (read.size != hit.size) {
@@ -147,6 +146,13 @@ Result<std::size_t> Store::Impl::ReadSpilled(const Hit& hit, std::string_view ke
     std::memcpy(meta->bytes.data(), meta_bytes.data(), meta->size);
   }
   return hit.size;
+}
+
+bool Store::Impl::SpilledEntryCurrent(const Hit& hit) {
+  Shard& s = ShardOf(hit.hash);
+  std::lock_guard lock(s.mu);
+  const Entry& e = entries.at(hit.id);
+  return !e.removed && IsSpilled(e) && e.location == hit.location;
 }
 
 void Store::Impl::DropSpilledAfterFailedRead(const Hit& hit) {
