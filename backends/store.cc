@@ -411,7 +411,9 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
     im.get_latency.Record(ElapsedNs(start));
     return n;
   }
-  CopyBytes(dst.data(), hit.data, hit.size, im.tiers[hit.tier]->copy_method());
+  // Plain memcpy out: the caller reads what it asked for next, so the bytes should land in
+  // its cache (streaming stores pay off only on the way into a tier).
+  std::memcpy(dst.data(), hit.data, hit.size);
   if (meta != nullptr) *meta = hit.header->chunk_meta();
   im.Unpin(hit.id);
   im.FinishRead(hit);

@@ -189,8 +189,7 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
     return;
   }
   Batch::GetOp& op = batch.gets[piece.op];
-  CopyBytes(op.dst + piece.offset, op.hit.data + piece.offset, piece.length,
-            tiers[op.hit.tier]->copy_method());
+  std::memcpy(op.dst + piece.offset, op.hit.data + piece.offset, piece.length);
   if (op.pieces_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (op.meta != nullptr) *op.meta = op.hit.header->chunk_meta();
   Unpin(op.hit.id);

@@ -21,7 +21,7 @@ namespace {
 
 // Measured by bench_store's copy table (docs/benchmarks.md) on the development VM: streaming
 // stores beat memcpy by 1.16-1.19x at 2 and 32 MiB for every kind here (DRAM, NUMA node 0, a
-// file mapping), writing into the tier and reading out of it, because this VM's glibc never
+// file mapping) when writing into the tier, because this VM's glibc never
 // streams on its own (its threshold follows a 480 MiB L3). CopyBytes still uses memcpy below
 // 256 KiB, where the destination may well be read back from cache. Kinds with no measurement
 // yet (devdax) follow the file mapping, their nearest relative; rerun the table with --devdax

@@ -84,10 +84,11 @@ struct TierOptions {
   // first (nothing above it) and the last (chunks that sank all the way are rarely reused).
   std::optional<int> promote_after_hits;
 
-  // How chunk bytes are copied into the tier and out of it (Get, batched gets): "memcpy", "nt"
+  // How chunk bytes are copied into the tier (puts, demotions, promotions): "memcpy", "nt"
   // (non-temporal stores from 256 KiB up, which bypass the cache; they pay off on large
   // copies the CPU will not read back soon), or "auto" (the faster of the two for this kind of
-  // memory, as measured by bench_store; see docs/benchmarks.md).
+  // memory, as measured by bench_store; see docs/benchmarks.md). Reads out of a tier always
+  // use memcpy: the caller reads what it asked for next.
   std::string copy = "auto";
   // Make every chunk durable in the tier before Put returns (libpmem2 flush/drain; msync on a
   // page-granular file). Off by default: the store is a cache, and recovery is built on top.
