@@ -6,11 +6,15 @@
 //     them all (no eviction), get them back, with 1 and 2 threads (each thread its own keys,
 //     the same total bytes). Baselines: the same threads memcpy the same sources into distinct
 //     destinations (what a put does) and into one buffer per thread (what these gets do).
-//  2. fixed cost (this file): 64-byte chunks, put and get ns per operation; index lookups per
-//     second by full key (Contains); DRAM bytes per index entry as Stats counts them.
-//  3. demotion (store_bench_demote.cc): DRAM tier over a file tier, demoted bytes per second
-//     against memcpy into a file mapping.
-//  4. copy methods per tier kind (store_bench_copy.cc): memcpy against streaming stores and
+//  2. batched get (store_bench_batch.cc): SubmitGets of 32 chunks of 2 MiB with 2 copy threads
+//     (and 1) against one thread's memcpy of the same bytes.
+//  3. fixed cost (this file): 64-byte chunks, put and get ns per operation; index lookups per
+//     second by full key (Contains); DRAM bytes per index entry as Stats counts it; then the
+//     index at scale (Options::index_chunks chunks): Stats' bytes per entry, the resident-set
+//     growth per chunk, and lookups in random and in put order.
+//  4. demotion (store_bench_demote.cc): DRAM tier over a file tier, one Maintain() pass that
+//     demotes, in bytes per second, against memcpy, nt and CopyAndPersist into a file mapping.
+//  5. copy methods per tier kind (store_bench_copy.cc): memcpy against streaming stores and
 //     libpmem2's copies, into and out of DRAM, a NUMA node and a file mapping.
 // Sources are written and destinations faulted in before timing. Each cell is the median of
 // Options::repeats interleaved runs (median, not best: it is what a run typically gets on the
@@ -21,9 +25,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <latch>
+#include <numeric>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <malloc.h>
 
 #include "bench/store_bench.h"
 #include "cxlkv/store.h"
@@ -32,6 +40,7 @@
 namespace cxlkv::bench {
 namespace {
 
+// chunk == 0: no exact size class.
 std::unique_ptr<Store> OpenDram(std::size_t capacity, std::size_t chunk) {
   StoreOptions o;
   TierOptions t;
@@ -39,7 +48,7 @@ std::unique_ptr<Store> OpenDram(std::size_t capacity, std::size_t chunk) {
   t.source = MemorySource::Dram(DramOptions{HugePages::kTransparent, /*populate=*/true});
   t.capacity = capacity;
   o.tiers.push_back(std::move(t));
-  o.chunk_sizes = {chunk};
+  if (chunk != 0) o.chunk_sizes = {chunk};
   return Unwrap(Store::Open(std::move(o)), "opening a DRAM store of " + SizeName(capacity));
 }
 
@@ -128,6 +137,71 @@ PutGetCell MeasurePutGetOnce(std::size_t chunk, const std::vector<std::vector<st
   return c;
 }
 
+// The index with Options::index_chunks 64-byte chunks in one DRAM tier populated at map time:
+// DRAM per chunk as Stats counts it (entries and hash tables), and as the process's resident
+// set grew over the puts. The tier's pages are all resident before them, so that growth is the
+// index plus the slab allocator's bookkeeping (a 4-byte free-stack entry for every slot of the
+// spans it carves; a chunk takes a data and a header slot) and malloc's. Then Contains by full
+// key in random order (entries and headers come from DRAM, not cache) and in put order.
+void RunIndexAtScale(const Options& o, Csv& csv) {
+  const std::size_t n = o.index_chunks;
+  std::vector<std::string> keys(n);
+  for (std::size_t i = 0; i < n; ++i) keys[i] = Key(i, 3);
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(42));
+  auto store = OpenDram(AlignUp(n * 512 + 8 * kMiB, 4 * kMiB), 0);
+  // Free heap pages go back to the kernel, so an index that reuses them shows as growth.
+  malloc_trim(0);
+  const std::size_t rss_before = ResidentBytes();
+  const std::byte payload[64] = {};
+  for (std::size_t i = 0; i < n; ++i) Check(store->Put(keys[i], payload), "put 64 B (at scale)");
+  const std::size_t rss_after = ResidentBytes();
+  const StoreStats st = store->Stats();
+  if (st.index_entries != n || st.tiers[0].chunks != n) {
+    Fail("the index holds " + std::to_string(st.index_entries) + " entries after " +
+         std::to_string(n) + " puts: " + st.ToString());
+  }
+  const double stats_bytes = st.index_bytes_per_entry;
+  const double rss_bytes = (static_cast<double>(rss_after) - static_cast<double>(rss_before)) /
+                           static_cast<double>(n);
+  const double slot_bytes = static_cast<double>(st.tiers[0].used_bytes) / static_cast<double>(n);
+  // [0]: random order, [1]: put order. Interleaved.
+  std::vector<double> lookups[2];
+  for (int r = 0; r < o.repeats; ++r) {
+    for (int k = 0; k < 2; ++k) {
+      const int m = (r + k) % 2;
+      std::size_t found = 0;
+      const auto t0 = Clock::now();
+      if (m == 0) {
+        for (std::uint32_t i : order) found += store->Contains(keys[i]) ? 1 : 0;
+      } else {
+        for (const std::string& key : keys) found += store->Contains(key) ? 1 : 0;
+      }
+      lookups[m].push_back(static_cast<double>(n) / Seconds(t0));
+      if (found != n) Fail("Contains missed " + std::to_string(n - found) + " stored keys");
+    }
+  }
+  const double random = Median(lookups[0]), in_order = Median(lookups[1]);
+  std::printf("index at scale, %zu chunks of 64 B (and %.0f B of tier slots each, not counted): "
+              "DRAM per chunk %.1f B as Stats counts it, %.1f B as VmRSS grew over the puts "
+              "(goal <= 64: %s, %s)\n",
+              n, slot_bytes, stats_bytes, rss_bytes, MetText(stats_bytes <= 64),
+              MetText(rss_bytes <= 64));
+  std::printf("  lookups by full key on 1 core: %.2f M/s in random order, %.2f M/s in put order "
+              "(goal >= 10 M/s: %s, %s)\n",
+              random / 1e6, in_order / 1e6, MetText(random >= 10e6), MetText(in_order >= 10e6));
+  csv.Add({"index_bytes_scale", 1, 64, "B/chunk", stats_bytes, 0, "<=64", stats_bytes <= 64,
+           std::to_string(n) + " chunks; Stats().index_bytes_per_entry"});
+  csv.Add({"index_bytes_rss", 1, 64, "B/chunk", rss_bytes, 0, "<=64", rss_bytes <= 64,
+           std::to_string(n) + " chunks; VmRSS growth over the puts / chunks (tier populated "
+           "before)"});
+  csv.Add({"index_lookups_scale", 1, 64, "M/s", random / 1e6, 0, ">=10", random >= 10e6,
+           std::to_string(n) + " chunks; Contains in random order"});
+  csv.Add({"index_lookups_scale_seq", 1, 64, "M/s", in_order / 1e6, 0, ">=10", in_order >= 10e6,
+           std::to_string(n) + " chunks; Contains in put order"});
+}
+
 }  // namespace
 
 void RunPutGet(const Options& o, Csv& csv) {
@@ -184,8 +258,8 @@ void RunFixedCost(const Options& o, Csv& csv) {
   for (std::size_t i = 0; i < n; ++i) keys[i] = Key(i);
   std::vector<double> put_ns, get_ns, lookups, index_bytes;
   for (int r = 0; r < o.repeats; ++r) {
-    // 64-byte chunks take 4 KiB slots: 50,000 of them fill 195 MiB of the 256 MiB tier.
-    auto store = OpenDram(AlignUp(n * 4096 + 64 * kMiB, 4 * kMiB), 4096);
+    // A 64-byte chunk takes a 256-byte data slot (the smallest) and a 256-byte header slot.
+    auto store = OpenDram(AlignUp(n * 512 + 8 * kMiB, 4 * kMiB), 0);
     std::byte payload[64] = {};
     std::byte out[64];
     auto t0 = Clock::now();
@@ -208,15 +282,16 @@ void RunFixedCost(const Options& o, Csv& csv) {
   std::printf("64 B chunks: put %.0f ns, get %.0f ns per operation (goal < 1000 ns each: put %s, "
               "get %s; %zu chunks, median of %d runs)\n",
               put, get, MetText(put < 1000), MetText(get < 1000), n, o.repeats);
-  std::printf("index: %.2f M lookups/s by full key on 1 core (goal >= 10 M/s: %s), %.0f B of DRAM "
-              "per chunk as Stats counts it (goal <= 64: %s)\n",
-              lps / 1e6, MetText(lps >= 10e6), bytes, MetText(bytes <= 64));
+  std::printf("index, %zu chunks: %.2f M lookups/s by full key in put order on 1 core (goal >= "
+              "10 M/s: %s), %.1f B of DRAM per chunk as Stats counts it (goal <= 64: %s)\n",
+              n, lps / 1e6, MetText(lps >= 10e6), bytes, MetText(bytes <= 64));
   csv.Add({"fixed_put", 1, 64, "ns/op", put, 0, "<1000", put < 1000, ""});
   csv.Add({"fixed_get", 1, 64, "ns/op", get, 0, "<1000", get < 1000, ""});
   csv.Add({"index_lookups", 1, 64, "M/s", lps / 1e6, 0, ">=10", lps >= 10e6,
            "Contains by full 74-byte key"});
   csv.Add({"index_bytes", 1, 64, "B/chunk", bytes, 0, "<=64", bytes <= 64,
            "Stats().index_bytes_per_entry"});
+  RunIndexAtScale(o, csv);
 }
 
 }  // namespace cxlkv::bench
@@ -229,7 +304,7 @@ namespace {
                "usage: bench_store [--quick] [--total-mib N (512)] [--repeats N (3)]\n"
                "                   [--csv PATH (bench_store.csv)] [--dir DIR ($TMPDIR or /tmp)]\n"
                "                   [--numa-node N (0)] [--devdax /dev/daxX.Y]\n"
-               "                   [--only putget|fixed|demotion|copy]\n",
+               "                   [--only putget|batch|fixed|demotion|copy]\n",
                error);
   std::exit(2);
 }
@@ -266,8 +341,8 @@ int main(int argc, char** argv) {
       o.repeats = 1;
       o.total = 32 * kMiB;
       o.fixed_chunks = 5000;
+      o.index_chunks = 20000;
       o.demote_chunks = 16;
-      o.demote_dram = 8 * kMiB;
       o.copy_region = 64 * kMiB;
       o.persist_region = 32 * kMiB;
     }
@@ -291,13 +366,14 @@ int main(int argc, char** argv) {
     else if (arg == "--only") only = v;
     else Usage(("unknown flag: " + arg).c_str());
   }
-  if (!only.empty() && only != "putget" && only != "fixed" && only != "demotion" &&
-      only != "copy") {
+  if (!only.empty() && only != "putget" && only != "batch" && only != "fixed" &&
+      only != "demotion" && only != "copy") {
     Usage(("--only: unknown section '" + only + "'").c_str());
   }
   const auto t0 = Clock::now();
   Csv csv(o.csv);
   if (only.empty() || only == "putget") RunPutGet(o, csv);
+  if (only.empty() || only == "batch") RunBatchGet(o, csv);
   if (only.empty() || only == "fixed") RunFixedCost(o, csv);
   if (only.empty() || only == "demotion") RunDemotion(o, csv);
   if (only.empty() || only == "copy") RunCopyMethods(o, csv);

@@ -28,8 +28,8 @@ struct Options {
   int repeats = 3;                         // repetitions per cell; the median is reported
   std::size_t total = 512 * kMiB;          // put/get: bytes of distinct chunks per size
   std::size_t fixed_chunks = 50000;        // fixed cost: 64-byte chunks
-  std::size_t demote_chunks = 128;         // demotion: 2 MiB chunks put in all
-  std::size_t demote_dram = 32 * kMiB;     // demotion: DRAM tier capacity
+  std::size_t index_chunks = 1000000;      // fixed cost, index at scale: 64-byte chunks
+  std::size_t demote_chunks = 128;         // demotion: 2 MiB chunks put, then demoted
   std::size_t copy_region = 256 * kMiB;    // copy table: bytes copied per cell
   std::size_t persist_region = 64 * kMiB;  // copy table: bytes per cell for persisting copies
   int numa_node = 0;                       // copy table: the NUMA kind's node
@@ -51,6 +51,9 @@ double Median(std::vector<double> v);
 
 // An LMCache-style key (74 bytes), distinct per (i, space).
 std::string Key(std::size_t i, std::size_t space = 0);
+
+// The process's resident set (VmRSS of /proc/self/status), in bytes.
+std::size_t ResidentBytes();
 
 // A pre-faulted DRAM buffer (THP where the kernel allows), for sources and destinations.
 std::unique_ptr<MemoryRegion> DramBuffer(std::size_t bytes, const std::string& what);
@@ -104,6 +107,7 @@ std::string SizeName(std::size_t bytes);  // "128KiB", "2MiB", "64B"
 
 // Sections, each in its own file.
 void RunPutGet(const Options& o, Csv& csv);         // store_bench.cc
+void RunBatchGet(const Options& o, Csv& csv);       // store_bench_batch.cc
 void RunFixedCost(const Options& o, Csv& csv);      // store_bench.cc
 void RunDemotion(const Options& o, Csv& csv);       // store_bench_demote.cc
 void RunCopyMethods(const Options& o, Csv& csv);    // store_bench_copy.cc

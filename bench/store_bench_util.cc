@@ -56,6 +56,23 @@ std::string Key(std::size_t i, std::size_t space) {
   return buf;
 }
 
+std::size_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) {
+    const int err = errno;
+    Fail(std::string("cannot open /proc/self/status: ") + std::strerror(err));
+  }
+  char line[256];
+  unsigned long long kib = 0;
+  bool found = false;
+  while (!found && std::fgets(line, sizeof(line), f) != nullptr) {
+    found = std::sscanf(line, "VmRSS: %llu kB", &kib) == 1;
+  }
+  std::fclose(f);
+  if (!found) Fail("/proc/self/status has no VmRSS line");
+  return static_cast<std::size_t>(kib) * kKiB;
+}
+
 std::unique_ptr<MemoryRegion> DramBuffer(std::size_t bytes, const std::string& what) {
   auto source = MemorySource::Dram(DramOptions{HugePages::kTransparent, /*populate=*/true});
   return Unwrap(source->Map(bytes), "mapping a DRAM buffer for " + what);
