@@ -446,7 +446,12 @@ Result<std::size_t> Store::Size(std::string_view key) const {
   const auto now = im.ttl.count() != 0 ? im.Now() : std::chrono::nanoseconds{0};
   Impl::Shard& s = im.ShardOf(h);
   std::lock_guard lock(s.mu);
-  const EntryId id = im.FindLocked(h, key);
+  // Decided by the 128-bit hash alone: no bytes are returned, so a collision (which Put refuses
+  // to create) could only make a lookup say yes where the Get that follows says NotFound; not
+  // reading the key from the tier keeps lookups to the index's own memory.
+  const std::uint32_t local = s.index.Find(h);
+  const EntryId id = local == internal::kNoLocal ? kNoEntry
+                                                 : internal::MakeEntryId(Impl::ShardIndexOf(h), local);
   if (id == kNoEntry || im.ExpiredLocked(im.entries.at(id), now)) {
     return Status::NotFound("no chunk for key " + std::string(key));
   }

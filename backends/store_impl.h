@@ -120,10 +120,10 @@ struct Store::Impl {
   bool EvictOne(std::size_t t, bool sync);
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
-  void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion);
+  void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion, bool sync);
   // MoveClaimed's demotion into the spill tier: append, then switch (store_spill.cc).
   void MoveClaimedToSpill(internal::EntryId id, const internal::ChunkHeader& header,
-                          const std::byte* src, std::size_t size);
+                          const std::byte* src, std::size_t size, bool sync);
   // Moves a chunk read often in a lower tier up to the first tier that holds it.
   void Promote(internal::EntryId id, internal::KeyHash hash);
 

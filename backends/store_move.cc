@@ -61,14 +61,14 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync) {
   // (out of the table) takes an entry out of its policy.
   if (e.tier != t || e.pins.load() != 0) return true;
 
-  from.evictions.fetch_add(1);
-  if (sync) from.sync_evictions.fetch_add(1);
   const bool expired = ExpiredLocked(e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
   std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1);
   const bool spillable = to == tiers.size() && !expired && spill != nullptr &&
                          e.size <= spill->max_chunk;
   if (spillable) to = SpillIndex();
   if (to == tiers.size() && !spillable) {  // no tier below takes it, or it expired
+    from.evictions.fetch_add(1);
+    if (sync) from.sync_evictions.fetch_add(1);
     s.index.Erase(hash, internal::LocalOfId(id));
     e.removed = 1;
     {
@@ -85,11 +85,11 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync) {
     from.PolicyErase(id, e, /*evicted=*/true);
   }
   lock.unlock();
-  MoveClaimed(id, to, /*demotion=*/true);
+  MoveClaimed(id, to, /*demotion=*/true, sync);
   return true;
 }
 
-void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
+void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sync) {
   Entry& e = entries.at(id);
   Shard& s = *shards[internal::ShardOfId(id)];
   // Pinned by us: the slots and tier do not change until we switch them.
@@ -106,7 +106,7 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
   }
   Tier& from = *tiers[t];
   if (to == SpillIndex()) {
-    MoveClaimedToSpill(id, header, src, size);
+    MoveClaimedToSpill(id, header, src, size, sync);
     return;
   }
   Tier& dest = *tiers[to];
@@ -127,6 +127,8 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
     }
     if (!dst.ok() && demotion) {
       // Every tier below is full of pinned chunks: the demotion becomes a drop.
+      from.evictions.fetch_add(1);
+      if (sync) from.sync_evictions.fetch_add(1);
       s.index.Erase(e.hash, internal::LocalOfId(id));
       e.removed = 1;
       if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
@@ -158,7 +160,9 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion) {
   from.chunks.fetch_sub(1);
   from.bytes_out.fetch_add(size, std::memory_order_relaxed);
   if (demotion) {
+    from.evictions.fetch_add(1);
     from.demotions.fetch_add(1);
+    if (sync) from.sync_evictions.fetch_add(1);
   } else {
     from.promotions.fetch_add(1);
   }
@@ -184,7 +188,7 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
     std::lock_guard tier_lock(from.mu);
     from.PolicyErase(id, e, /*evicted=*/false);
   }
-  MoveClaimed(id, to, /*demotion=*/false);
+  MoveClaimed(id, to, /*demotion=*/false, /*sync=*/false);
 }
 
 }  // namespace cxlkv

@@ -68,7 +68,7 @@ bool Store::Impl::EvictSpillSegment() {
 }
 
 void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, const std::byte* src,
-                                     std::size_t size) {
+                                     std::size_t size, bool sync) {
   Entry& e = entries.at(id);
   Shard& s = *shards[internal::ShardOfId(id)];
   Result<std::uint64_t> location =
@@ -86,6 +86,8 @@ void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, cons
       std::fprintf(stderr, "cxlkv store: spilling a chunk failed, dropping it: %s\n",
                    location.status().ToString().c_str());
     }
+    from.evictions.fetch_add(1);
+    if (sync) from.sync_evictions.fetch_add(1);
     s.index.Erase(e.hash, internal::LocalOfId(id));
     e.removed = 1;
     if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
@@ -112,7 +114,9 @@ void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, cons
   from.used_bytes.fetch_sub(from.SlotBytes(size));
   from.chunks.fetch_sub(1);
   from.bytes_out.fetch_add(size, std::memory_order_relaxed);
+  from.evictions.fetch_add(1);
   from.demotions.fetch_add(1);
+  if (sync) from.sync_evictions.fetch_add(1);
 }
 
 Result<std::size_t> Store::Impl::ReadSpilled(const Hit& hit, std::string_view key,

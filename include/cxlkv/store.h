@@ -11,8 +11,8 @@
 //
 // Keys are opaque (LMCache's "vllm@model@...@hash" strings): 1 to 150 bytes. The DRAM index
 // holds only an XXH3-128 hash of each key (48 bytes an entry); the full key and the metadata
-// live in a 256-byte header beside the chunk in its tier and are compared on every lookup, so
-// a hash collision never returns another key's chunk.
+// live in a 256-byte header beside the chunk in its tier and are compared by every Get, Pin
+// and Remove, so a hash collision never returns or drops another key's chunk.
 //
 // Thread-safety: every Store member function is thread-safe. A PinnedChunk is a value owned by
 // one thread at a time (move it between threads, do not share it); its bytes may be read from
@@ -270,8 +270,11 @@ class Store {
   // one Completion with Put's status.
   Status SubmitPuts(std::span<const PutRequest> requests, CompletionQueue& cq);
 
-  Result<std::size_t> Size(std::string_view key) const;  // NotFound when absent
-  bool Contains(std::string_view key) const;             // no recency or stats change
+  // Lookups without the bytes: NotFound / false when absent. Decided by the key's 128-bit hash
+  // alone (the full key is checked by Get, Pin and Remove, which read or drop the chunk), so
+  // they touch only the DRAM index; no recency or stats change.
+  Result<std::size_t> Size(std::string_view key) const;
+  bool Contains(std::string_view key) const;
 
   // Removes the key at once (Contains is false, a new Put may store it again). The slot is
   // freed now, or when the last lease on the chunk ends if it is pinned. NotFound when absent.
