@@ -171,9 +171,9 @@ void RunBatchGet(const Options& o, Csv& csv) {
   const double gb = static_cast<double>(kBytes) / 1e9;
   const double base = gb / Median(secs[2]);
   constexpr double kGoal = 1.6;
-  std::printf("\nBatched get: 32 chunks of 2 MiB from one DRAM tier (copy %s) into one "
+  std::printf("\nBatched get: 32 chunks of 2 MiB from one DRAM tier into one "
               "pre-faulted buffer, SubmitGets until all 32 completions, median of %d runs\n",
-              stores[0]->Stats().tiers[0].copy.c_str(), runs);
+              runs);
   std::printf("  baseline: 1 thread memcpy of the same 64 MiB, same slots and destinations: "
               "%.2f GB/s\n", base);
   double gbps[2];
