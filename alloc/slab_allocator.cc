@@ -36,8 +36,6 @@ struct SlabAllocator::Impl {
   std::size_t slab_size = 0;
   unsigned slab_shift = 0;  // slab_size is a power of two: slab index = offset >> slab_shift
   std::size_t slab_count = 0;
-  // A power of two no larger than the smallest slot: distinct slots get distinct live flags.
-  unsigned live_shift = 0;
 
   // A real mutex, unlike the others: a rebalance holds it while it drains every CPU cache and
   // walks every class, and waiters should sleep through that, not spin.
@@ -52,29 +50,39 @@ struct SlabAllocator::Impl {
   std::unique_ptr<ClassState[]> classes;
   std::vector<std::size_t> cache_limit;  // per class: slots one CPU may cache; 0 = not cached
   std::unique_ptr<CpuCaches> caches;
-  // One flag per possible slot start (per 2^live_shift bytes of region): 1 while the slot is
-  // handed out. Catches double frees and frees of pointers that are not live slots without
-  // touching the region. A byte, not a bit: threads on different CPUs flip the flags of
-  // neighbouring slots, and a bitmap packs so many slots into one cache line (16 slots of
-  // 128 KiB) that the line would bounce between cores on nearly every call. With bytes a line
-  // covers 2 such slots. The cost is one byte of DRAM per min-slot granule (1/4096 of the
-  // region with the default 4 KiB smallest class).
-  std::unique_ptr<std::atomic<std::uint8_t>[]> live;
+  // One flag per slot of every span, 1 while the slot is handed out. Catches double frees and
+  // frees of pointers that are not live slots without touching the region. A byte, not a bit:
+  // threads on different CPUs flip the flags of neighbouring slots, and a bitmap packs so many
+  // slots into one cache line that the line would bounce between cores on nearly every call.
+  // Per span, not per region granule: one byte per slot actually carved (two for a 4 MiB slab
+  // of 2 MiB chunks), where a flag per smallest-slot granule of the region would cost 1/256 of
+  // a tier's capacity in DRAM once the store carves 256-byte header slots.
+  // Per head slab: the flags of the span starting there, published before span_head names the
+  // span. Arrays are kept until the allocator goes (in live_arrays), so a stray Free racing
+  // with a span changing owner reads stale flags, never freed memory.
+  std::unique_ptr<std::atomic<std::atomic<std::uint8_t>*>[]> span_live;
+  std::unique_ptr<std::uint32_t[]> span_live_capacity;  // per head slab; guarded by pool_mu
+  std::vector<std::unique_ptr<std::atomic<std::uint8_t>[]>> live_arrays;  // guarded by pool_mu
   std::atomic<std::uint64_t> rebalanced_slabs{0};
 
   std::byte* SlotAddress(std::uint32_t head, std::uint32_t slot, std::size_t slot_size) const {
     return base + head * slab_size + slot * slot_size;
   }
-  std::atomic<std::uint8_t>& LiveFlag(const std::byte* ptr) {
-    return live[static_cast<std::size_t>(ptr - base) >> live_shift];
+  // A slot just taken is this thread's alone (and pins its span): a plain store marks it (a
+  // locked exchange would cost as much as the rest of the fast path).
+  void MarkLive(const std::byte* ptr, std::size_t slot_size) {
+    const auto offset = static_cast<std::size_t>(ptr - base);
+    const std::uint32_t head = span_head[offset >> slab_shift].load(std::memory_order_acquire);
+    const auto slot = static_cast<std::uint32_t>(offset - head * slab_size) /
+                      static_cast<std::uint32_t>(slot_size);
+    span_live[head].load(std::memory_order_acquire)[slot].store(1, std::memory_order_release);
   }
-  // A slot just taken is this thread's alone: a plain store marks it (a locked exchange would
-  // cost as much as the rest of the fast path).
-  void MarkLive(const std::byte* ptr) { LiveFlag(ptr).store(1, std::memory_order_release); }
-  // Clears the flag; false when it was not set (a double free). An exchange, so that of two
-  // threads freeing one slot at once only one goes on.
-  bool ClearLive(const std::byte* ptr) {
-    return LiveFlag(ptr).exchange(0, std::memory_order_acq_rel) != 0;
+  // Clears the flag of slot `slot` of the span at `head`; false when it was not set (a double
+  // free, or a span that never had flags). An exchange, so that of two threads freeing one
+  // slot at once only one goes on.
+  bool ClearLive(std::uint32_t head, std::uint32_t slot) {
+    std::atomic<std::uint8_t>* flags = span_live[head].load(std::memory_order_acquire);
+    return flags != nullptr && flags[slot].exchange(0, std::memory_order_acq_rel) != 0;
   }
 
   // --- class level: the class's lock held ---
@@ -113,6 +121,13 @@ struct SlabAllocator::Impl {
     pool->Take(first, sc.slabs_per_span);
     Span& span = spans[head];
     span_class[head].store(cls, std::memory_order_release);
+    // The span's flags: all 0, as every slot of a span that changes owner is free. A larger
+    // array replaces the head's old one, which stays allocated (see span_live).
+    if (span_live_capacity[head] < sc.slots_per_span) {
+      live_arrays.push_back(std::make_unique<std::atomic<std::uint8_t>[]>(sc.slots_per_span));
+      span_live[head].store(live_arrays.back().get(), std::memory_order_release);
+      span_live_capacity[head] = static_cast<std::uint32_t>(sc.slots_per_span);
+    }
     span.used = 0;
     span.free_slots.resize(sc.slots_per_span);
     // Stack order: slot 0 is taken first, so a span fills front to back.
@@ -324,7 +339,6 @@ Result<std::unique_ptr<SlabAllocator>> SlabAllocator::Create(const MemoryRegion&
   m.slab_size = options.slab_size;
   m.slab_shift = static_cast<unsigned>(__builtin_ctzll(options.slab_size));
   m.slab_count = slab_count;
-  m.live_shift = 63u - static_cast<unsigned>(__builtin_clzll(table.min_slot_size()));
   m.pool = std::make_unique<SlabPool>(slab_count);
   m.span_head = std::make_unique<std::atomic<std::uint32_t>[]>(slab_count);
   m.span_class = std::make_unique<std::atomic<std::uint32_t>[]>(slab_count);
@@ -337,8 +351,8 @@ Result<std::unique_ptr<SlabAllocator>> SlabAllocator::Create(const MemoryRegion&
         std::min(kMaxCachedSlotsPerClass, options.per_cpu_cache_bytes / c.slot_size));
   }
   m.caches = std::make_unique<CpuCaches>(class_count);
-  m.live = std::make_unique<std::atomic<std::uint8_t>[]>((slab_count * options.slab_size) >>
-                                                          m.live_shift);
+  m.span_live = std::make_unique<std::atomic<std::atomic<std::uint8_t>*>[]>(slab_count);
+  m.span_live_capacity = std::make_unique<std::uint32_t[]>(slab_count);
   m.table = std::move(table);
   return std::unique_ptr<SlabAllocator>(new SlabAllocator(std::move(impl)));
 }
@@ -357,7 +371,7 @@ Result<Allocation> SlabAllocator::Allocate(std::size_t size) {
     impl_->classes[id].failures.fetch_add(1, std::memory_order_relaxed);
     return impl_->NoSpace(size, sc);
   }
-  impl_->MarkLive(p);
+  impl_->MarkLive(p, sc.slot_size);
   return Allocation{p, size, sc.slot_size, id};
 }
 
@@ -391,7 +405,7 @@ Status SlabAllocator::Free(const Allocation& a) {
   if (m.span_class[head].load(std::memory_order_acquire) != a.class_id) {
     return foreign("its slab belongs to another size class");
   }
-  if (!m.ClearLive(a.data)) return foreign("already free (double free)");
+  if (!m.ClearLive(head, in_span / slot_size)) return foreign("already free (double free)");
   m.FreeSlot(a.class_id, a.data, a.size);
   return Status::Ok();
 }
