@@ -23,31 +23,11 @@
 #include "cxlkv/devices.h"
 #include "cxlkv/memory_source.h"
 #include "util/format.h"
+#include "util/unique_fd.h"
 
 namespace cxlkv {
 namespace {
 
-// Owns a file descriptor. Move-only.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() {
-    // close() failing on a descriptor used only for mmap loses nothing: the mapping holds its
-    // own reference to the file, and its data is persisted through libpmem2, not close().
-    if (fd_ >= 0 && close(fd_) != 0) {
-      const int err = errno;
-      std::fprintf(stderr, "cxlkv: close(%d) failed: %s\n", fd_, std::strerror(err));
-    }
-  }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&&) = delete;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // libpmem2's *_delete functions take a pointer to the handle and null it. config and source
 // deletion cannot fail; map and reservation deletion can only when munmap does.

@@ -15,24 +15,6 @@
 
 namespace cxlkv::internal::spill {
 
-UniqueFd::~UniqueFd() {
-  // The log's durability never rests on close(): Append waits for its writes and Sync calls
-  // fdatasync. A failed close is still worth a line.
-  if (fd_ >= 0 && close(fd_) != 0) {
-    const int err = errno;
-    std::fprintf(stderr, "cxlkv: close(%d) failed: %s\n", fd_, std::strerror(err));
-  }
-}
-
-UniqueFd::UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    UniqueFd old(std::exchange(fd_, std::exchange(other.fd_, -1)));
-  }
-  return *this;
-}
-
 namespace {
 
 int OpenRetrying(const char* path, int flags, mode_t mode) {

@@ -11,23 +11,9 @@
 #include <string>
 
 #include "cxlkv/status.h"
+#include "util/unique_fd.h"
 
 namespace cxlkv::internal::spill {
-
-// Owns a file descriptor. Move-only.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd();
-  UniqueFd(UniqueFd&& other) noexcept;
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 class LogDevice {
  public:

@@ -32,7 +32,6 @@ using spill::RecordHeader;
 using spill::RoundUpToBlock;
 using spill::SegmentHeader;
 using spill::SegmentTrailer;
-using spill::StagingBuffer;
 using spill::SummaryEntry;
 using spill::Superblock;
 
@@ -97,7 +96,7 @@ class Hasher {
 // the buffer of one I/O in flight. Used by one thread at a time (the log's mutexes).
 struct Channel {
   std::unique_ptr<IoRing> ring;
-  StagingBuffer staging;
+  os::AnonymousMapping staging;  // staging for O_DIRECT: page-aligned
   std::uint32_t slot_size = 0;
   std::uint32_t slots = 0;
   Hasher hasher;
@@ -421,7 +420,7 @@ Result<std::unique_ptr<Channel>> SegmentLog::Impl::MakeChannel(Warned* warned) {
                          IoRing::Create(dev_.fd(), options_.queue_depth, options_.use_io_uring));
   ch->slots = options_.queue_depth;
   ch->slot_size = options_.io_size;
-  CXLKV_ASSIGN_OR_RETURN(ch->staging, StagingBuffer::Map(std::size_t{ch->slots} * ch->slot_size));
+  CXLKV_ASSIGN_OR_RETURN(ch->staging, os::MapAnonymous(std::size_t{ch->slots} * ch->slot_size, 0, false));
   if (!ch->hasher.valid()) return Status::NoSpace("allocating an XXH3 state");
   if (!ch->ring->uses_io_uring()) {
     if (options_.use_io_uring && !warned->uring) {
@@ -431,7 +430,7 @@ Result<std::unique_ptr<Channel>> SegmentLog::Impl::MakeChannel(Warned* warned) {
     }
     return ch;
   }
-  if (const Status s = ch->ring->RegisterBuffer(ch->staging.data(), ch->staging.size());
+  if (const Status s = ch->ring->RegisterBuffer(ch->staging.data(), ch->staging.length());
       !s.ok() && !warned->registration) {
     // Pinning is charged to RLIMIT_MEMLOCK for unprivileged users; unregistered buffers cost a
     // page pinning per I/O and nothing else.

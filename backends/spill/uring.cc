@@ -14,44 +14,6 @@
 
 namespace cxlkv::internal::spill {
 
-// ---- StagingBuffer ----
-
-Result<StagingBuffer> StagingBuffer::Map(std::size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    return Status::FromErrno("mapping a staging buffer of " + std::to_string(size) + " bytes",
-                             errno);
-  }
-  StagingBuffer b;
-  b.data_ = static_cast<std::byte*>(p);
-  b.size_ = size;
-  return b;
-}
-
-StagingBuffer::~StagingBuffer() { Reset(); }
-
-StagingBuffer::StagingBuffer(StagingBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-StagingBuffer& StagingBuffer::operator=(StagingBuffer&& other) noexcept {
-  if (this != &other) {
-    Reset();
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-  }
-  return *this;
-}
-
-void StagingBuffer::Reset() {
-  if (data_ != nullptr && munmap(data_, size_) != 0) {
-    const int err = errno;
-    std::fprintf(stderr, "cxlkv: munmap of a %zu-byte staging buffer failed: %s\n", size_,
-                 std::strerror(err));
-  }
-  data_ = nullptr;
-  size_ = 0;
-}
-
 // ---- IoRing ----
 
 // Out of line: it destroys the io_uring member on a throw, which needs liburing's type.

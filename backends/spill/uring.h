@@ -27,33 +27,17 @@
 #include <memory>
 #include <string>
 
+#include "alloc/os_memory.h"
 #include "cxlkv/status.h"
 
 struct io_uring;  // liburing's ring; only uring.cc includes liburing.h
 
 namespace cxlkv::internal::spill {
 
-// An anonymous, page-aligned, zero-filled mapping: the staging memory O_DIRECT needs. It is
-// mmap'ed rather than malloc'ed so that freeing it unmaps it: an I/O that outlived its ring
-// (only after a failure to drain one) can then never write into memory that was reused.
-class StagingBuffer {
- public:
-  static Result<StagingBuffer> Map(std::size_t size);
-  StagingBuffer() = default;
-  ~StagingBuffer();
-  StagingBuffer(StagingBuffer&& other) noexcept;
-  StagingBuffer& operator=(StagingBuffer&& other) noexcept;
-  StagingBuffer(const StagingBuffer&) = delete;
-  StagingBuffer& operator=(const StagingBuffer&) = delete;
+// Staging memory for O_DIRECT is an os::AnonymousMapping (alloc/os_memory.h, the one place that
+// maps anonymous memory): page-aligned and zero-filled, and unmapped when freed, so an I/O that
+// outlived its ring (only after a failure to drain one) can never write into reused memory.
 
-  std::byte* data() const { return data_; }
-  std::size_t size() const { return size_; }
-
- private:
-  void Reset();
-  std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-};
 
 class IoRing {
  public:

@@ -29,7 +29,7 @@ TEST_P(IoRingTest, BatchedWritesThenReadsRoundTrip) {
   const int fd = open(dir.File("f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
   constexpr unsigned kOps = 8;
-  auto staging = StagingBuffer::Map(2 * kOps * kBlock);
+  auto staging = os::MapAnonymous(2 * kOps * kBlock, 0, false);
   ASSERT_TRUE(staging.ok()) << staging.status().ToString();
   {
     auto ring = IoRing::Create(fd, kOps, use_io_uring);
@@ -37,7 +37,7 @@ TEST_P(IoRingTest, BatchedWritesThenReadsRoundTrip) {
     IoRing& r = **ring;
     EXPECT_EQ(r.uses_io_uring(), use_io_uring && r.fallback_reason().empty());
     if (r.uses_io_uring()) {
-      EXPECT_TRUE(r.RegisterBuffer(staging->data(), staging->size()).ok());
+      EXPECT_TRUE(r.RegisterBuffer(staging->data(), staging->length()).ok());
       EXPECT_TRUE(r.fixed_buffer());
     }
     std::byte* out = staging->data();
