@@ -287,7 +287,7 @@ Command AddDemoCommand(CLI::App& root) {
                   "Size of tier 1, a file-backed pool mapped through libpmem2 (e.g. 1G)")
       ->capture_default_str();
   app->add_option("--eviction", options->eviction, "Eviction policy of both tiers")
-      ->check(CLI::IsMember({"lru", "fifo"}))
+      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo"}))
       ->capture_default_str();
   app->add_option("--dir", options->dir,
                   "Directory in which a fresh cxlkv-demo-XXXXXX directory holds tier 1's pool "
