@@ -18,6 +18,7 @@ std::string_view MemoryKindName(MemoryKind kind) {
     case MemoryKind::kNumaNode: return "numa";
     case MemoryKind::kFile: return "file";
     case MemoryKind::kDevDax: return "devdax";
+    case MemoryKind::kEmulatedCxlSsd: return "cxlssd";
   }
   return "unknown";
 }

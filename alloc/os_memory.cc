@@ -1,5 +1,6 @@
 #include "alloc/os_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -229,6 +230,37 @@ Result<std::size_t> ResidentBytes(const void* addr, std::size_t len) {
     return (v & 1) != 0;
   });
   return static_cast<std::size_t>(resident) * page;
+}
+
+Result<UniqueFd> CreateAllocatedMemfd(const char* name, std::size_t size) {
+  UniqueFd fd(memfd_create(name, MFD_CLOEXEC));
+  if (fd.get() < 0) return Status::FromErrno(std::string("memfd_create ") + name, errno);
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    return Status::FromErrno("sizing memfd " + std::string(name) + " to " + FormatBytes(size),
+                             errno);
+  }
+  const int err = posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
+  if (err != 0) {
+    return Status::FromErrno("allocating " + FormatBytes(size) + " for memfd " + name, err);
+  }
+  return fd;
+}
+
+Result<AnonymousMapping> MapSharedFd(int fd, std::size_t size) {
+  if (size == 0) return Status::InvalidArgument("cannot map 0 bytes of a file descriptor");
+  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (addr == kMapFailed) {
+    return Status::FromErrno("mmap " + FormatBytes(size) + " shared of fd " + std::to_string(fd),
+                             errno);
+  }
+  return AnonymousMapping(addr, size);
+}
+
+Status DropMappedPages(void* addr, std::size_t len) {
+  if (madvise(addr, len, MADV_DONTNEED) != 0) {
+    return Status::FromErrno("madvise(MADV_DONTNEED) of " + FormatBytes(len), errno);
+  }
+  return Status::Ok();
 }
 
 }  // namespace cxlkv::os

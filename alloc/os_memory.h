@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "cxlkv/status.h"
+#include "util/unique_fd.h"
 
 namespace cxlkv::os {
 
@@ -91,6 +92,19 @@ Status AdviseHugePages(void* addr, std::size_t len);
 // range's policy cannot supply (a full NUMA node, an empty hugetlb pool) is NoSpace rather
 // than a signal; the store fallback has no such protection.
 Status Populate(void* addr, std::size_t len, std::size_t page_size);
+
+// A memfd (shmem file) of `size` bytes whose pages are all allocated now (fallocate), so that
+// a shared mapping of it can be mapped page by page from the page cache (userfaultfd MINOR
+// faults). NoSpace when the memory is not there.
+Result<UniqueFd> CreateAllocatedMemfd(const char* name, std::size_t size);
+
+// Maps `size` bytes of fd from offset 0, shared and read-write. The AnonymousMapping owner
+// unmaps it like any other mapping.
+Result<AnonymousMapping> MapSharedFd(int fd, std::size_t size);
+
+// Drops the page-table entries of [addr, addr+len) (MADV_DONTNEED). On a shared mapping of a
+// memfd the bytes stay in the file; the next access faults.
+Status DropMappedPages(void* addr, std::size_t len);
 
 // Bytes of [addr, addr+len) that are resident in RAM, per mincore(); for tests and the CLI.
 Result<std::size_t> ResidentBytes(const void* addr, std::size_t len);

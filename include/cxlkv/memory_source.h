@@ -25,8 +25,10 @@ enum class MemoryKind : std::uint8_t {
   kNumaNode,  // anonymous memory bound strictly to one NUMA node (MPOL_BIND)
   kFile,      // a file on any file system, mapped shared through libpmem2
   kDevDax,    // a /dev/daxX.Y character device, mapped through libpmem2
+  kEmulatedCxlSsd,  // a CXL-SSD emulated in DRAM with userfaultfd (cxlkv/cxl_ssd.h)
 };
-std::string_view MemoryKindName(MemoryKind kind);  // "dram", "numa", "file", "devdax"
+// "dram", "numa", "file", "devdax", "cxlssd"
+std::string_view MemoryKindName(MemoryKind kind);
 
 // Smallest unit the region needs flushed for stores to survive a crash, as libpmem2 reports it.
 enum class PersistGranularity : std::uint8_t {
