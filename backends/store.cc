@@ -361,7 +361,12 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
     impl->spill = std::move(spill).value();
     for (const internal::SegmentChunk& c : found) impl->RecoverSpilled(c);
   }
-  impl->StartWorkers(options.copy_threads);
+  if (options.prefetch) {
+    Result<std::unique_ptr<Prefetcher>> prefetcher = Prefetcher::Create(*options.prefetch);
+    if (!prefetcher.ok()) return prefetcher.status().WithContext("starting the prefetcher");
+    impl->prefetcher = std::move(prefetcher).value();
+  }
+  impl->StartWorkers(options.copy_threads, options.copy_thread_cpus);
   if (options.background_thread) impl->StartMaintenance();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
@@ -483,6 +488,7 @@ void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }
 StoreStats Store::Stats() const {
   Impl& im = *impl_;
   StoreStats st;
+  if (im.prefetcher) st.prefetch = im.prefetcher->Stats();
   for (const auto& t : im.tiers) {
     TierStats ts;
     ts.name = t->name();

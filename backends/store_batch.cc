@@ -6,8 +6,12 @@
 // thread at once, each byte once, straight from the tier into the caller's buffer. Chunks in
 // the spill tier make one more piece, put first (device reads take longest): one ReadBatch of
 // all of them, in request order, at the log's queue depth.
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <shared_mutex>
 #include <utility>
@@ -59,6 +63,9 @@ struct Store::Impl::Batch {
   std::vector<PutOp> puts;
   std::vector<Piece> pieces;
   std::vector<std::uint32_t> spilled;  // gets whose chunk is in the spill tier, in order
+  // Prefetch of the batch's memory chunks: range_of_op[i] is op i's range in the stream.
+  std::shared_ptr<Prefetcher::Stream> stream;
+  std::vector<std::uint32_t> range_of_op;
   std::size_t next = 0;     // the next piece to hand out; guarded by Impl::work_mu
 };
 
@@ -102,6 +109,18 @@ Status Store::SubmitGets(std::span<const GetRequest> requests, CompletionQueue& 
   }
   if (!batch->spilled.empty()) batch->pieces.insert(batch->pieces.begin(), {kSpillPiece, 0, 0});
   if (batch->pieces.empty()) return Status::Ok();
+  if (im.prefetcher) {
+    // The chunks in the order their first stripes will be taken: the pieces' order.
+    std::vector<std::span<const std::byte>> ranges;
+    batch->range_of_op.assign(batch->gets.size(), 0);
+    for (const Impl::Batch::Piece& p : batch->pieces) {
+      if (p.op == kSpillPiece || p.offset != 0) continue;
+      const Impl::Batch::GetOp& op = batch->gets[p.op];
+      batch->range_of_op[p.op] = static_cast<std::uint32_t>(ranges.size());
+      ranges.emplace_back(op.hit.data, op.hit.size);
+    }
+    if (ranges.size() > 1) batch->stream = im.prefetcher->Announce(ranges);
+  }
   if (!im.Enqueue(std::move(batch))) {
     return Status::Busy("the store is shutting down");  // not reached: ~Store joins first
   }
@@ -132,8 +151,22 @@ Status Store::SubmitPuts(std::span<const PutRequest> requests, CompletionQueue& 
   return Status::Ok();
 }
 
-void Store::Impl::StartWorkers(unsigned count) {
-  for (unsigned i = 0; i < count; ++i) workers.emplace_back([this] { WorkerLoop(); });
+void Store::Impl::StartWorkers(unsigned count, const std::vector<int>& cpus) {
+  for (unsigned i = 0; i < count; ++i) {
+    const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+    workers.emplace_back([this, cpu] {
+      if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+          std::fprintf(stderr, "cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned\n",
+                       cpu);
+        }
+      }
+      WorkerLoop();
+    });
+  }
 }
 
 void Store::Impl::StopWorkers() {
@@ -189,6 +222,7 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
     return;
   }
   Batch::GetOp& op = batch.gets[piece.op];
+  if (batch.stream && piece.offset == 0) batch.stream->Started(batch.range_of_op[piece.op]);
   std::memcpy(op.dst + piece.offset, op.hit.data + piece.offset, piece.length);
   if (op.pieces_left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (op.meta != nullptr) *op.meta = op.hit.header->chunk_meta();

@@ -163,7 +163,7 @@ struct Store::Impl {
   void SweepExpired();
 
   // --- batched operations (store_batch.cc) ---
-  void StartWorkers(unsigned count);
+  void StartWorkers(unsigned count, const std::vector<int>& cpus);
   void StopWorkers();
   bool Enqueue(std::shared_ptr<Batch> batch);
   void WorkerLoop();
@@ -200,6 +200,10 @@ struct Store::Impl {
   std::deque<std::shared_ptr<Batch>> work;
   bool work_stopping = false;
   std::vector<std::thread> workers;
+
+  // Host-side prefetch for batched gets; null when off. Declared after the tiers, so it is
+  // destroyed (its threads joined) before their regions are unmapped.
+  std::unique_ptr<Prefetcher> prefetcher;
 };
 
 }  // namespace cxlkv

@@ -32,6 +32,7 @@ CopyMethod AutoCopyMethod(MemoryKind kind) {
     case MemoryKind::kNumaNode:
     case MemoryKind::kFile:
     case MemoryKind::kDevDax:
+    case MemoryKind::kEmulatedCxlSsd:
       return CopyMethod::kNonTemporal;
   }
   return CopyMethod::kMemcpy;

@@ -36,6 +36,7 @@
 
 #include "cxlkv/completion_queue.h"
 #include "cxlkv/memory_source.h"
+#include "cxlkv/prefetcher.h"
 #include "cxlkv/status.h"
 
 namespace cxlkv {
@@ -136,6 +137,15 @@ struct StoreOptions {
 
   // Threads that execute SubmitGets and SubmitPuts; at least 1.
   unsigned copy_threads = 2;
+  // CPUs to pin the copy threads to, round-robin; empty: not pinned. Pinning keeps a copy
+  // thread beside the memory it reads, and on the emulated CXL-SSD beside its fault handler.
+  std::vector<int> copy_thread_cpus;
+
+  // Host-side prefetch for batched gets (cxlkv/prefetcher.h): while the copy threads copy
+  // chunk k of a SubmitGets, prefetch threads touch the pages of the chunks after it, within
+  // the prefetcher's budget. Off when empty. Spilled chunks of a batch need none: they are read
+  // ahead of the memory chunks, all at once, by one io_uring batch at the log's queue depth.
+  std::optional<PrefetchOptions> prefetch;
 };
 
 // Durations of operations, in nanoseconds, from a log-linear histogram (within 12.5%).
@@ -180,6 +190,7 @@ struct StoreStats {
   LatencySummary put_latency;        // Put, sync or from SubmitPuts (run time, no queueing)
   LatencySummary get_latency;        // Get
   LatencySummary batch_get_latency;  // each op of SubmitGets, from submit to completion
+  PrefetchStats prefetch;            // zeros when StoreOptions::prefetch is empty
   std::string ToString() const;
 };
 

@@ -1,0 +1,379 @@
+// Prefetch threads that touch the pages of announced streams ahead of their readers.
+//
+// A stream is a flat list of page addresses in read order (one per page of each range, the
+// first at the range's start). Threads claim addresses from a shared cursor with a CAS, never
+// past the reader's position + the stream's window, and skip what the reader has passed. The
+// window and the sampling stride follow the measured touch times (see prefetcher.h).
+#include "cxlkv/prefetcher.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace cxlkv {
+
+namespace {
+
+std::uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// A touch slower than this did not find its page resident: a resident page costs a TLB walk
+// (well under a microsecond); any fault or device miss costs microseconds.
+constexpr std::uint64_t kSlowTouchNs = 2'000;
+// Back to sampling once the average touch is this fast again.
+constexpr std::uint64_t kFastAverageNs = 1'000;
+
+// Reads one byte of the page and drops it. The page belongs to a chunk the reader holds (it
+// cannot be freed or rewritten before the reader has started it, and the window never reaches
+// behind the reader), but a thread that claimed an address just before the reader moved on
+// may read it while the reader copies it out: a read-read overlap, or at worst a read of bytes
+// being rewritten whose value is never used. ThreadSanitizer cannot know the value is unused.
+__attribute__((no_sanitize("thread"))) void TouchPage(std::uintptr_t addr) {
+  (void)*reinterpret_cast<const volatile std::uint8_t*>(addr);
+}
+
+}  // namespace
+
+class Prefetcher::Stream::State {
+ public:
+  State(Prefetcher::Impl* owner, const PrefetchOptions& o,
+        std::span<const std::span<const std::byte>> ranges)
+      : owner_(owner), options_(o) {
+    const std::uintptr_t page = o.page_size;
+    for (const auto& r : ranges) {
+      first_page_.push_back(pages_.size());
+      if (r.empty()) continue;
+      const auto begin = reinterpret_cast<std::uintptr_t>(r.data());
+      const std::uintptr_t end = begin + r.size();
+      pages_.push_back(begin);
+      for (std::uintptr_t a = (begin / page + 1) * page; a < end; a += page) pages_.push_back(a);
+    }
+    max_pages_ = std::max<std::size_t>(1, o.max_ahead_bytes / o.page_size);
+    min_pages_ = std::min(max_pages_, std::max<std::size_t>(1, o.min_ahead_bytes / o.page_size));
+    ahead_pages_.store(max_pages_);  // sampling starts over the whole budget
+  }
+
+  // Claims the next address to touch; false when none is due.
+  bool Claim(std::size_t* index) {
+    std::size_t i = cursor_.load();
+    for (;;) {
+      if (finished_.load(std::memory_order_relaxed)) return false;
+      const std::size_t start = started_page_.load();
+      if (i < start) {  // the reader passed these: skip them
+        if (cursor_.compare_exchange_weak(i, start)) i = start;
+        continue;
+      }
+      const std::size_t limit = std::min(pages_.size(), start + ahead_pages_.load());
+      if (i >= limit) return false;
+      const std::size_t next = i + (slow_.load() ? 1 : options_.fast_stride_pages);
+      if (!cursor_.compare_exchange_weak(i, next)) continue;
+      const std::size_t ahead = i + 1 - start;
+      std::size_t seen = max_ahead_seen_.load();
+      while (ahead > seen && !max_ahead_seen_.compare_exchange_weak(seen, ahead)) {
+      }
+      *index = i;
+      return true;
+    }
+  }
+
+  bool HasWork() const {
+    if (finished_.load()) return false;
+    const std::size_t start = started_page_.load();
+    const std::size_t limit = std::min(pages_.size(), start + ahead_pages_.load());
+    return std::max(cursor_.load(), start) < limit;
+  }
+
+  // Touches page i unless the stream finished; returns the nanoseconds it took, or -1. Sets
+  // *widened when this touch switched the stream from sampling to touching every page.
+  std::int64_t Touch(std::size_t i, bool* widened) {
+    touching_.fetch_add(1);
+    if (finished_.load()) {
+      touching_.fetch_sub(1);
+      return -1;
+    }
+    const std::uint64_t t0 = NowNs();
+    TouchPage(pages_[i]);
+    const std::uint64_t ns = NowNs() - t0;
+    touching_.fetch_sub(1);
+    *widened = Learn(ns);
+    return static_cast<std::int64_t>(ns);
+  }
+
+  // Returns true when the stream switched from sampling to touching every page.
+  bool Learn(std::uint64_t ns) {
+    std::lock_guard lock(mu_);
+    avg_touch_ns_ = avg_touch_ns_ == 0 ? ns : (avg_touch_ns_ * 15 + ns) / 16;
+    if (ns >= kSlowTouchNs) {
+      slow_miss_ns_ = slow_miss_ns_ == 0 ? ns : (slow_miss_ns_ * 7 + ns) / 8;
+    }
+    if (!slow_.load() && ns >= kSlowTouchNs) {
+      slow_.store(true);
+      // Pages skipped while sampling must be touched now: go back to the reader.
+      cursor_.store(started_page_.load());
+      ResizeWindowLocked();
+      return true;
+    }
+    if (slow_.load() && avg_touch_ns_ < kFastAverageNs) {
+      slow_.store(false);
+      ahead_pages_.store(max_pages_);
+    }
+    return false;
+  }
+
+  // The reader started range k. Returns how many threads to wake.
+  std::size_t Started(std::size_t k) {
+    if (k >= first_page_.size()) return 0;
+    const std::size_t page = first_page_[k];
+    std::size_t cur = started_page_.load();
+    while (page > cur && !started_page_.compare_exchange_weak(cur, page)) {
+    }
+    if (page <= cur) return 0;
+    {
+      std::lock_guard lock(mu_);
+      const std::uint64_t now = NowNs();
+      if (last_started_ns_ != 0 && now > last_started_ns_) {
+        // Reader's rate in pages per microsecond, times 1024 (fixed point).
+        const std::uint64_t rate = (page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_);
+        rate_x1024_ = rate_x1024_ == 0 ? rate : (rate_x1024_ * 7 + rate) / 8;
+      }
+      last_started_ns_ = now;
+      last_started_page_ = page;
+      if (slow_.load()) ResizeWindowLocked();
+    }
+    const std::size_t limit = std::min(pages_.size(), page + ahead_pages_.load());
+    const std::size_t cursor = std::max(cursor_.load(), page);
+    const std::size_t room = limit > cursor ? limit - cursor : 0;
+    if (slow_.load()) {
+      // One thread per page that came into the window, once enough did to be worth it.
+      return room >= std::max<std::size_t>(16, ahead_pages_.load() / 8) ? room : 0;
+    }
+    return room * 2 >= ahead_pages_.load() ? 1 : 0;
+  }
+
+  void Finish() {
+    finished_.store(true);
+    while (touching_.load() != 0) sched_yield();
+  }
+
+  std::size_t max_ahead_seen_bytes() const { return max_ahead_seen_.load() * options_.page_size; }
+  Prefetcher::Impl* owner() const { return owner_; }
+
+ private:
+  // ahead = 4 x rate x miss latency + one page per thread, within [min, max].
+  void ResizeWindowLocked() {
+    const std::uint64_t miss_us_x1024 = rate_x1024_ * std::max<std::uint64_t>(slow_miss_ns_, 1) / 1000;
+    std::size_t want = static_cast<std::size_t>(4 * miss_us_x1024 / 1024) + options_.threads;
+    want = std::clamp(want, min_pages_, max_pages_);
+    ahead_pages_.store(want);
+  }
+
+  Prefetcher::Impl* const owner_;
+  const PrefetchOptions options_;
+  std::vector<std::uintptr_t> pages_;
+  std::vector<std::size_t> first_page_;
+  std::size_t max_pages_ = 1, min_pages_ = 1;
+  std::atomic<std::size_t> started_page_{0};
+  std::atomic<std::size_t> cursor_{0};
+  std::atomic<std::size_t> ahead_pages_{1};
+  std::atomic<std::size_t> max_ahead_seen_{0};
+  std::atomic<bool> slow_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<int> touching_{0};
+  std::mutex mu_;  // the estimates below
+  std::uint64_t avg_touch_ns_ = 0;
+  std::uint64_t slow_miss_ns_ = 0;
+  std::uint64_t rate_x1024_ = 0;
+  std::uint64_t last_started_ns_ = 0;
+  std::size_t last_started_page_ = 0;
+};
+
+class Prefetcher::Impl {
+ public:
+  explicit Impl(PrefetchOptions options) : options_(std::move(options)) {}
+
+  void Start() {
+    std::vector<int> cpus = options_.cpus;
+    if (cpus.empty()) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE; ++c) {
+          if (CPU_ISSET(c, &set)) cpus.push_back(c);
+        }
+      }
+    }
+    for (unsigned i = 0; i < options_.threads; ++i) {
+      const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
+      threads_.emplace_back([this, cpu] { Loop(cpu); });
+    }
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  std::shared_ptr<Stream> Announce(std::span<const std::span<const std::byte>> ranges) {
+    auto state = std::make_shared<Stream::State>(this, options_, ranges);
+    {
+      std::lock_guard lock(mu_);
+      active_.push_back(state);
+    }
+    streams_.fetch_add(1);
+    wakeups_.fetch_add(1);
+    cv_.notify_one();
+    return std::make_shared<Stream>(std::move(state));
+  }
+
+  // Wakes up to how_many parked threads.
+  void Wake(std::size_t how_many) {
+    if (how_many == 0) return;
+    std::size_t n;
+    {
+      std::lock_guard lock(mu_);  // pairs with the predicate check of a thread going to sleep
+      n = std::min(how_many, parked_);
+    }
+    wakeups_.fetch_add(n);
+    for (std::size_t i = 0; i < n; ++i) cv_.notify_one();
+  }
+
+  void Remove(const Stream::State* state) {
+    std::lock_guard lock(mu_);
+    active_.erase(std::remove_if(active_.begin(), active_.end(),
+                                 [state](const auto& s) { return s.get() == state; }),
+                  active_.end());
+  }
+
+  PrefetchStats Stats() const {
+    PrefetchStats s;
+    s.streams = streams_.load();
+    s.pages_touched = touched_.load();
+    s.slow_touches = slow_.load();
+    s.touch_ns = touch_ns_.load();
+    s.max_ahead_seen = max_ahead_.load();
+    s.wakeups = wakeups_.load();
+    return s;
+  }
+
+  const PrefetchOptions& options() const { return options_; }
+  void NoteAhead(std::size_t bytes) {
+    std::uint64_t seen = max_ahead_.load();
+    while (bytes > seen && !max_ahead_.compare_exchange_weak(seen, bytes)) {
+    }
+  }
+
+ private:
+  // The next stream with work, taken round-robin; null when stopping.
+  std::shared_ptr<Stream::State> NextStream() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (stopping_) return nullptr;
+      for (std::size_t n = 0; n < active_.size(); ++n) {
+        rr_ = (rr_ + 1) % active_.size();
+        if (active_[rr_]->HasWork()) return active_[rr_];
+      }
+      ++parked_;
+      cv_.wait(lock);
+      --parked_;
+    }
+  }
+
+  void Loop(int cpu) {
+    if (cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // a hint: fine if refused
+    }
+    while (std::shared_ptr<Stream::State> s = NextStream()) {
+      std::size_t i = 0;
+      while (s->Claim(&i)) {
+        bool widened = false;
+        const std::int64_t ns = s->Touch(i, &widened);
+        if (ns < 0) break;
+        touched_.fetch_add(1, std::memory_order_relaxed);
+        touch_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+        if (static_cast<std::uint64_t>(ns) >= kSlowTouchNs) {
+          slow_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (widened) Wake(options_.threads);  // every page is due now: bring the others in
+      }
+      NoteAhead(s->max_ahead_seen_bytes());
+    }
+  }
+
+  const PrefetchOptions options_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<Stream::State>> active_;
+  std::size_t rr_ = 0;
+  std::size_t parked_ = 0;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> streams_{0}, touched_{0}, slow_{0}, touch_ns_{0}, max_ahead_{0},
+      wakeups_{0};
+};
+
+// --- Stream ---
+
+void Prefetcher::Stream::Started(std::size_t k) {
+  state_->owner()->Wake(state_->Started(k));
+}
+
+void Prefetcher::Stream::Finish() {
+  state_->Finish();
+  state_->owner()->NoteAhead(state_->max_ahead_seen_bytes());
+  state_->owner()->Remove(state_.get());
+}
+
+std::size_t Prefetcher::Stream::max_ahead_seen() const { return state_->max_ahead_seen_bytes(); }
+
+Prefetcher::Stream::~Stream() { Finish(); }
+
+// --- Prefetcher ---
+
+Result<std::unique_ptr<Prefetcher>> Prefetcher::Create(const PrefetchOptions& options) {
+  if (options.threads == 0 || options.threads > 1024) {
+    return Status::InvalidArgument("prefetch threads must be 1 to 1024, not " +
+                                   std::to_string(options.threads));
+  }
+  if (options.page_size == 0 || (options.page_size & (options.page_size - 1)) != 0) {
+    return Status::InvalidArgument("prefetch page size must be a power of two");
+  }
+  if (options.max_ahead_bytes < options.page_size) {
+    return Status::InvalidArgument("prefetch budget (max_ahead_bytes) is under one page");
+  }
+  if (options.fast_stride_pages == 0) {
+    return Status::InvalidArgument("prefetch fast_stride_pages must be at least 1");
+  }
+  auto impl = std::make_unique<Impl>(options);
+  impl->Start();
+  return std::unique_ptr<Prefetcher>(new Prefetcher(std::move(impl)));
+}
+
+Prefetcher::Prefetcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Prefetcher::~Prefetcher() = default;
+
+std::shared_ptr<Prefetcher::Stream> Prefetcher::Announce(
+    std::span<const std::span<const std::byte>> ranges) {
+  return impl_->Announce(ranges);
+}
+
+PrefetchStats Prefetcher::Stats() const { return impl_->Stats(); }
+const PrefetchOptions& Prefetcher::options() const { return impl_->options(); }
+
+}  // namespace cxlkv
