@@ -121,6 +121,12 @@ class CxlSsd::Impl {
     model_.SetNextN(n);
   }
 
+  void SetLatencies(std::chrono::nanoseconds read, std::chrono::nanoseconds program) {
+    std::lock_guard lock(model_mu_);
+    model_.SetLatencies(static_cast<std::uint64_t>(std::max<std::int64_t>(0, read.count())),
+                        static_cast<std::uint64_t>(std::max<std::int64_t>(0, program.count())));
+  }
+
   Status DropCache() {
     std::vector<PageRun> unmap;
     {
@@ -261,25 +267,29 @@ class CxlSsd::Impl {
       std::lock_guard lock(model_mu_);
       model_.OnFault(page, f.write, now, &outcome);
     }
-    Record(Unmap(outcome.unmap));
     switch (outcome.kind) {
       case FaultOutcome::Kind::kInFlight:
-        return;  // the fetch that brings the page wakes this thread when it maps it
+        break;  // the fetch that brings the page wakes this thread when it maps it
       case FaultOutcome::Kind::kSoftFault:
       case FaultOutcome::Kind::kMapped:
         Map({page, 1}, now);
-        return;
-      case FaultOutcome::Kind::kMiss:
         break;
-    }
-    const bool timing = timing_.load(std::memory_order_relaxed);
-    for (const internal::Fetch& fetch : outcome.fetches) {
-      if (!timing || fetch.ready_ns <= now) {
-        Map(fetch.run, timing ? fetch.ready_ns : now);
-      } else {
-        queue.push({fetch.ready_ns, fetch.run});
+      case FaultOutcome::Kind::kMiss: {
+        const bool timing = timing_.load(std::memory_order_relaxed);
+        for (const internal::Fetch& fetch : outcome.fetches) {
+          if (!timing || fetch.ready_ns <= now) {
+            Map(fetch.run, timing ? fetch.ready_ns : now);
+          } else {
+            queue.push({fetch.ready_ns, fetch.run});
+          }
+        }
+        break;
       }
     }
+    // Evicted pages are unmapped after the fault is served, off its path: the model counts
+    // them as gone already, and a thread that touches one before the unmap reads the same
+    // bytes it would read after the next fault.
+    Record(Unmap(outcome.unmap));
   }
 
   void HandlerLoop(int index) {
@@ -466,6 +476,9 @@ std::size_t CxlSsd::size() const { return impl_->size(); }
 const CxlSsdOptions& CxlSsd::options() const { return impl_->options(); }
 void CxlSsd::SetTiming(bool on) { impl_->SetTiming(on); }
 void CxlSsd::SetNextN(unsigned n) { impl_->SetNextN(n); }
+void CxlSsd::SetLatencies(std::chrono::nanoseconds read, std::chrono::nanoseconds program) {
+  impl_->SetLatencies(read, program);
+}
 Status CxlSsd::DropCache() { return impl_->DropCache(); }
 void CxlSsd::ResetStats() { impl_->ResetStats(); }
 CxlSsdStats CxlSsd::Stats() const { return impl_->Stats(); }

@@ -49,7 +49,7 @@ struct CxlSsdModelConfig {
   std::uint64_t program_ns = 200'000;
   DeviceCachePolicy policy = DeviceCachePolicy::kFifo;
   std::uint32_t next_n = 0;       // device-side prefetch of p+1..p+N on a read miss
-  std::uint32_t evict_batch = 32;  // victims chosen at least this many at a time
+  std::uint32_t evict_batch = 256;  // victims chosen at least this many at a time
   bool observe_by_unmapping = false;
 };
 
@@ -114,6 +114,10 @@ class CxlSsdModel {
   const CxlSsdModelStats& stats() const { return stats_; }
   void ResetStats() { stats_ = {}; }
   void SetNextN(std::uint32_t n) { config_.next_n = n; }
+  void SetLatencies(std::uint64_t read_ns, std::uint64_t program_ns) {
+    config_.read_ns = read_ns;
+    config_.program_ns = program_ns;
+  }
   // Makes the dies idle from now_ns (between benchmark phases); the cache keeps its pages.
   void ResetDies(std::uint64_t now_ns);
 

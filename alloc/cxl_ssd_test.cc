@@ -30,6 +30,7 @@ CxlSsdOptions SmallDevice() {
   o.dies_per_channel = 2;
   o.read_latency = 5us;
   o.program_latency = 20us;
+  o.evict_batch = 16;
   return o;
 }
 

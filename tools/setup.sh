@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
   # CLI tests check JSON output with the standard library json module
   python3
+  # the plots of `cxlkv bench wss` (tools/plot_wss.py runs under /usr/bin/python3)
+  python3-matplotlib
 )
 
 missing=()
