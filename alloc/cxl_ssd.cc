@@ -129,9 +129,21 @@ class CxlSsd::Impl {
 
   Status DropCache() {
     std::vector<PageRun> unmap;
-    {
-      std::lock_guard lock(model_mu_);
-      model_.DropAll(NowNs(), &unmap);
+    // Pages in flight are mapped by their handler after the model hears of them; wait for
+    // them to land, or they would stay mapped while the model counts them out.
+    const std::uint64_t give_up = NowNs() + 5'000'000'000ull;
+    for (;;) {
+      {
+        std::lock_guard lock(model_mu_);
+        if (model_.inflight_pages() == 0) {
+          model_.DropAll(NowNs(), &unmap);
+          break;
+        }
+      }
+      if (NowNs() > give_up) {
+        return Status::Busy("emulated CXL-SSD: pages still in flight after 5 s; cache not dropped");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
     return Unmap(unmap);
   }
@@ -167,6 +179,10 @@ class CxlSsd::Impl {
     const double denom = static_cast<double>(model_.config().dies) *
                          static_cast<double>(std::max<std::uint64_t>(1, now - stats_start_ns_));
     s.die_utilisation = static_cast<double>(m.die_busy_ns) / denom;
+    const double elapsed = denom / static_cast<double>(model_.config().dies);
+    for (std::uint32_t d = 0; d < model_.config().dies; ++d) {
+      s.die_utilisation_per_die.push_back(static_cast<double>(model_.die_busy_ns(d)) / elapsed);
+    }
     s.forwarded = forwarded_.load();
     s.unmap_calls = unmap_calls_.load();
     s.late_ns = late_ns_.load();

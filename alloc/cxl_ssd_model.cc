@@ -41,13 +41,15 @@ CxlSsdModel::CxlSsdModel(const CxlSsdModelConfig& config)
       flags_(config.pages, 0),
       prev_(config.pages, kNil),
       next_(config.pages, kNil),
-      die_free_(config.dies, 0) {}
+      die_free_(config.dies, 0),
+      die_busy_(config.dies, 0) {}
 
 std::uint64_t CxlSsdModel::Occupy(std::uint64_t page, std::uint64_t ns, std::uint64_t now_ns) {
   std::uint64_t& free_at = die_free_[die_of(page)];
   const std::uint64_t done = std::max(free_at, now_ns) + ns;
   free_at = done;
   stats_.die_busy_ns += ns;
+  die_busy_[die_of(page)] += ns;
   return done;
 }
 
@@ -80,6 +82,7 @@ std::uint32_t CxlSsdModel::Next(std::uint32_t page) const { return next_[page]; 
 
 void CxlSsdModel::Admit(std::uint32_t page, State state) {
   state_[page] = state;
+  if (state == kInFlight) ++inflight_;
   ListPushBack(page);
   ++cached_;
 }
@@ -236,6 +239,7 @@ void CxlSsdModel::OnMapped(const PageRun& run) {
   for (std::uint64_t q = run.first; q < run.first + run.count; ++q) {
     if (state_[q] != kInFlight) continue;
     state_[q] = kCached;
+    --inflight_;
     // A prefetched page is unreferenced until used; but when hits are invisible, a mapped
     // page may be used at any moment, so it counts as referenced until checked.
     const bool demand = (flags_[q] & kPrefetchedBit) == 0;

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -106,13 +107,19 @@ class CxlSsdModel {
 
   // The time die d is busy until.
   std::uint64_t die_free_ns(std::uint32_t die) const { return die_free_[die]; }
+  // Time die d spent reading and programming since the last ResetStats.
+  std::uint64_t die_busy_ns(std::uint32_t die) const { return die_busy_[die]; }
   std::uint64_t cached_pages() const { return cached_; }
+  std::uint64_t inflight_pages() const { return inflight_; }
   bool IsCached(std::uint64_t page) const { return state_[page] == kCached; }
   bool IsMapped(std::uint64_t page) const { return IsCached(page) && (flags_[page] & kMappedBit); }
   bool IsDirty(std::uint64_t page) const { return (flags_[page] & kDirtyBit) != 0; }
   const CxlSsdModelConfig& config() const { return config_; }
   const CxlSsdModelStats& stats() const { return stats_; }
-  void ResetStats() { stats_ = {}; }
+  void ResetStats() {
+    stats_ = {};
+    std::fill(die_busy_.begin(), die_busy_.end(), 0);
+  }
   void SetNextN(std::uint32_t n) { config_.next_n = n; }
   void SetLatencies(std::uint64_t read_ns, std::uint64_t program_ns) {
     config_.read_ns = read_ns;
@@ -148,7 +155,9 @@ class CxlSsdModel {
   std::uint32_t head_ = kNil;  // oldest (FIFO/LRU victim end); CLOCK: where the hand starts
   std::uint32_t hand_ = kNil;  // CLOCK only
   std::uint64_t cached_ = 0;   // pages in the list (cached and in flight)
+  std::uint64_t inflight_ = 0;
   std::vector<std::uint64_t> die_free_;
+  std::vector<std::uint64_t> die_busy_;
   CxlSsdModelStats stats_;
 };
 

@@ -48,6 +48,9 @@ TEST(CxlSsdModelTest, OneDieSerialisesMisses) {
   EXPECT_EQ(ReadMiss(m, 3, 500 * kUs), 540 * kUs);
   EXPECT_EQ(m.stats().nand_reads, 4u);
   EXPECT_EQ(m.stats().die_busy_ns, 160 * kUs);
+  EXPECT_EQ(m.die_busy_ns(0), 160 * kUs);
+  m.ResetStats();
+  EXPECT_EQ(m.die_busy_ns(0), 0u);
 }
 
 TEST(CxlSsdModelTest, MissesToDifferentDiesOverlap) {
@@ -56,6 +59,8 @@ TEST(CxlSsdModelTest, MissesToDifferentDiesOverlap) {
   EXPECT_EQ(ReadMiss(m, 4, 0), 80 * kUs);  // die 0 again
   EXPECT_EQ(ReadMiss(m, 9, 0), 80 * kUs);  // die 1 again
   EXPECT_EQ(ReadMiss(m, 7, 0), 80 * kUs);  // die 3 again
+  EXPECT_EQ(m.die_busy_ns(0), 80 * kUs);
+  EXPECT_EQ(m.die_busy_ns(2), 40 * kUs);
 }
 
 std::vector<std::uint64_t> Pages(const std::vector<PageRun>& runs) {

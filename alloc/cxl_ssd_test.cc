@@ -151,6 +151,8 @@ TEST(CxlSsdTest, DevicePrefetchTurnsSequentialMissesIntoRuns) {
   EXPECT_EQ(s.nand_reads, pages);
   EXPECT_EQ(s.prefetch_reads, pages - pages / 8);
   EXPECT_GT(s.die_utilisation, 0.0);
+  ASSERT_EQ(s.die_utilisation_per_die.size(), 8u);
+  for (double u : s.die_utilisation_per_die) EXPECT_GT(u, 0.0);  // 256 pages over 8 dies
 }
 
 // A store tier on the device: chunks round-trip through faults; the device maps once.

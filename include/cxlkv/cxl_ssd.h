@@ -61,6 +61,7 @@ struct CxlSsdStats {
   std::uint64_t evictions = 0;
   std::uint64_t cached_pages = 0;
   double die_utilisation = 0;        // busy time / (dies x elapsed) since ResetStats
+  std::vector<double> die_utilisation_per_die;  // the same, die by die
   // The emulator's own cost.
   std::uint64_t forwarded = 0;       // faults handed to the handler of the faulting thread's CPU
   std::uint64_t unmap_calls = 0;     // madvise calls that dropped evicted pages
