@@ -32,6 +32,8 @@ std::uint64_t NowNs() {
 constexpr std::uint64_t kSlowTouchNs = 2'000;
 // Back to sampling once the average touch is this fast again.
 constexpr std::uint64_t kFastAverageNs = 1'000;
+// Slow-touch score (+4 a slow touch, -1 a fast one) at which every page is touched.
+constexpr int kSlowScore = 16;
 
 // Reads one byte of the page and drops it. The page belongs to a chunk the reader holds (it
 // cannot be freed or rewritten before the reader has started it, and the window never reaches
@@ -44,90 +46,103 @@ __attribute__((no_sanitize("thread"))) void TouchPage(std::uintptr_t addr) {
 
 }  // namespace
 
+// The touch order. Pages are grouped in blocks of P pages; in each block one page in S leads
+// (L) and the rest trail (T). The order is L0 L1 T0 L2 T1 ... : a block's leading pages are
+// touched one block before its trailing ones. Where the device fetches a run of pages per miss
+// (device next-N), the leading misses bring most of a block and the trailing touches, a block
+// later, find their pages resident (no second fault on a page still on its way); where it does
+// not, the trailing touches take the remaining misses. While touches are fast, only leading
+// pages are touched: sampling.
 class Prefetcher::Stream::State {
  public:
   State(Prefetcher::Impl* owner, const PrefetchOptions& o,
         std::span<const std::span<const std::byte>> ranges)
       : owner_(owner), options_(o) {
     const std::uintptr_t page = o.page_size;
+    std::vector<std::uintptr_t> flat;
     for (const auto& r : ranges) {
-      first_page_.push_back(pages_.size());
+      first_page_.push_back(flat.size());
       if (r.empty()) continue;
       const auto begin = reinterpret_cast<std::uintptr_t>(r.data());
       const std::uintptr_t end = begin + r.size();
-      pages_.push_back(begin);
-      for (std::uintptr_t a = (begin / page + 1) * page; a < end; a += page) pages_.push_back(a);
+      flat.push_back(begin);
+      for (std::uintptr_t a = (begin / page + 1) * page; a < end; a += page) flat.push_back(a);
     }
+    n_ = flat.size();
     max_pages_ = std::max<std::size_t>(1, o.max_ahead_bytes / o.page_size);
-    min_pages_ = std::min(max_pages_, std::max<std::size_t>(1, o.min_ahead_bytes / o.page_size));
+    block_ = std::clamp<std::size_t>(max_pages_ / 4, 1, 512);
+    stride_ = std::clamp<std::size_t>(o.fast_stride_pages, 1, block_);
+    min_pages_ = std::clamp<std::size_t>(o.min_ahead_bytes / o.page_size, 2 * block_, max_pages_);
     ahead_pages_.store(max_pages_);  // sampling starts over the whole budget
+    const std::size_t blocks = (n_ + block_ - 1) / block_;
+    order_.reserve(n_);
+    lead_seq_.assign(blocks + 2, 0);
+    auto add = [&](std::size_t b, bool lead) {
+      const std::size_t first = b * block_, last = std::min(n_, first + block_);
+      for (std::size_t i = first; i < last; ++i) {
+        if (((i - first) % stride_ == 0) == lead) {
+          order_.push_back({flat[i], static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(b), lead});
+        }
+      }
+    };
+    for (std::size_t b = 0; b <= blocks; ++b) {
+      lead_seq_[b] = order_.size();
+      if (b < blocks) add(b, true);
+      if (b >= 1) add(b - 1, false);
+    }
+    lead_seq_[blocks + 1] = order_.size();
   }
 
   // Claims the next address to touch; false when none is due.
   bool Claim(std::size_t* index) {
-    std::size_t i = cursor_.load();
+    std::size_t q = cursor_.load();
     for (;;) {
-      if (finished_.load(std::memory_order_relaxed)) return false;
+      if (finished_.load(std::memory_order_relaxed) || q >= order_.size()) return false;
+      const Entry& e = order_[q];
       const std::size_t start = started_page_.load();
-      if (i < start) {  // the reader passed these: skip them
-        if (cursor_.compare_exchange_weak(i, start)) i = start;
+      if (e.pos < start || (!e.lead && !slow_.load())) {
+        // Passed by the reader, or a trailing page while sampling: skip (a trailing block T_b
+        // sits before L_{b+2}).
+        const std::size_t next = e.lead ? q + 1 : std::max(q + 1, lead_seq_[std::min<std::size_t>(e.block + 2, lead_seq_.size() - 1)]);
+        const std::size_t to = e.pos < start ? q + 1 : next;
+        if (cursor_.compare_exchange_weak(q, to)) q = to;
         continue;
       }
-      const std::size_t limit = std::min(pages_.size(), start + ahead_pages_.load());
-      if (i >= limit) return false;
-      const std::size_t next = i + (slow_.load() ? 1 : options_.fast_stride_pages);
-      if (!cursor_.compare_exchange_weak(i, next)) continue;
-      const std::size_t ahead = i + 1 - start;
+      if (!InWindow(e, start)) return false;
+      if (!cursor_.compare_exchange_weak(q, q + 1)) continue;
+      const std::size_t ahead = e.pos + 1 - start;
       std::size_t seen = max_ahead_seen_.load();
       while (ahead > seen && !max_ahead_seen_.compare_exchange_weak(seen, ahead)) {
       }
-      *index = i;
+      *index = q;
       return true;
     }
   }
 
   bool HasWork() const {
     if (finished_.load()) return false;
+    const std::size_t q = cursor_.load();
+    if (q >= order_.size()) return false;
+    const Entry& e = order_[q];
     const std::size_t start = started_page_.load();
-    const std::size_t limit = std::min(pages_.size(), start + ahead_pages_.load());
-    return std::max(cursor_.load(), start) < limit;
+    if (e.pos < start || (!e.lead && !slow_.load())) return true;  // skipping is work
+    return InWindow(e, start);
   }
 
-  // Touches page i unless the stream finished; returns the nanoseconds it took, or -1. Sets
+  // Touches entry q unless the stream finished; returns the nanoseconds it took, or -1. Sets
   // *widened when this touch switched the stream from sampling to touching every page.
-  std::int64_t Touch(std::size_t i, bool* widened) {
+  std::int64_t Touch(std::size_t q, bool* widened) {
     touching_.fetch_add(1);
     if (finished_.load()) {
       touching_.fetch_sub(1);
       return -1;
     }
     const std::uint64_t t0 = NowNs();
-    TouchPage(pages_[i]);
+    TouchPage(order_[q].addr);
     const std::uint64_t ns = NowNs() - t0;
     touching_.fetch_sub(1);
     *widened = Learn(ns);
     return static_cast<std::int64_t>(ns);
-  }
-
-  // Returns true when the stream switched from sampling to touching every page.
-  bool Learn(std::uint64_t ns) {
-    std::lock_guard lock(mu_);
-    avg_touch_ns_ = avg_touch_ns_ == 0 ? ns : (avg_touch_ns_ * 15 + ns) / 16;
-    if (ns >= kSlowTouchNs) {
-      slow_miss_ns_ = slow_miss_ns_ == 0 ? ns : (slow_miss_ns_ * 7 + ns) / 8;
-    }
-    if (!slow_.load() && ns >= kSlowTouchNs) {
-      slow_.store(true);
-      // Pages skipped while sampling must be touched now: go back to the reader.
-      cursor_.store(started_page_.load());
-      ResizeWindowLocked();
-      return true;
-    }
-    if (slow_.load() && avg_touch_ns_ < kFastAverageNs) {
-      slow_.store(false);
-      ahead_pages_.store(max_pages_);
-    }
-    return false;
   }
 
   // The reader started range k. Returns how many threads to wake.
@@ -138,26 +153,28 @@ class Prefetcher::Stream::State {
     while (page > cur && !started_page_.compare_exchange_weak(cur, page)) {
     }
     if (page <= cur) return 0;
-    {
+    if (slow_.load()) {
       std::lock_guard lock(mu_);
       const std::uint64_t now = NowNs();
-      if (last_started_ns_ != 0 && now > last_started_ns_) {
-        // Reader's rate in pages per microsecond, times 1024 (fixed point).
-        const std::uint64_t rate = (page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_);
+      if (last_started_ns_ != 0 && now > last_started_ns_ && page > last_started_page_) {
+        // The reader's rate in pages per microsecond, times 1024 (fixed point).
+        const std::uint64_t rate =
+            (page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_);
         rate_x1024_ = rate_x1024_ == 0 ? rate : (rate_x1024_ * 7 + rate) / 8;
       }
       last_started_ns_ = now;
       last_started_page_ = page;
-      if (slow_.load()) ResizeWindowLocked();
+      ResizeWindowLocked();
     }
-    const std::size_t limit = std::min(pages_.size(), page + ahead_pages_.load());
-    const std::size_t cursor = std::max(cursor_.load(), page);
-    const std::size_t room = limit > cursor ? limit - cursor : 0;
-    if (slow_.load()) {
-      // One thread per page that came into the window, once enough did to be worth it.
-      return room >= std::max<std::size_t>(16, ahead_pages_.load() / 8) ? room : 0;
-    }
-    return room * 2 >= ahead_pages_.load() ? 1 : 0;
+    // Wake threads once the window moved far enough to be worth it: by an eighth of it when
+    // touching every page (a thread per page that came in), by half of it when sampling (one).
+    std::size_t woke = last_wake_page_.load();
+    const std::size_t ahead = ahead_pages_.load();
+    const bool slow = slow_.load();
+    const std::size_t moved = page > woke ? page - woke : 0;
+    if (moved < (slow ? std::max<std::size_t>(16, ahead / 8) : ahead / 2)) return 0;
+    if (!last_wake_page_.compare_exchange_strong(woke, page)) return 0;
+    return slow ? std::min<std::size_t>(moved, options_.threads) : 1;
   }
 
   void Finish() {
@@ -169,9 +186,55 @@ class Prefetcher::Stream::State {
   Prefetcher::Impl* owner() const { return owner_; }
 
  private:
+  struct Entry {
+    std::uintptr_t addr;
+    std::uint32_t pos;    // the page's place in the stream
+    std::uint32_t block;  // pos / block_
+    bool lead;
+  };
+
+  // A page may be touched once its whole block lies within the window (or the stream's end
+  // does): no touch ever lands further than the window ahead of the reader.
+  bool InWindow(const Entry& e, std::size_t start) const {
+    const std::size_t limit = start + ahead_pages_.load();
+    return limit >= n_ || (std::size_t{e.block} + 1) * block_ <= limit;
+  }
+
+  // Returns true when the stream switched from sampling to touching every page.
+  bool Learn(std::uint64_t ns) {
+    const std::uint64_t avg = avg_touch_ns_.load(std::memory_order_relaxed);
+    const std::uint64_t next_avg = avg == 0 ? ns : (avg * 15 + ns) / 16;
+    avg_touch_ns_.store(next_avg, std::memory_order_relaxed);
+    // One slow touch may be a preemption or an interrupt, not a miss: it takes a run of them
+    // (each adds 4, each fast one takes 1 off) to start touching every page.
+    const int score = slow_score_.load(std::memory_order_relaxed);
+    const int next_score = ns >= kSlowTouchNs ? std::min(score + 4, 64) : std::max(score - 1, 0);
+    slow_score_.store(next_score, std::memory_order_relaxed);
+    const bool switch_to_slow = !slow_.load() && next_score >= kSlowScore;
+    if (ns < kSlowTouchNs && !switch_to_slow && (!slow_.load() || next_avg >= kFastAverageNs)) {
+      return false;
+    }
+    std::lock_guard lock(mu_);
+    if (ns >= kSlowTouchNs) slow_miss_ns_ = slow_miss_ns_ == 0 ? ns : (slow_miss_ns_ * 7 + ns) / 8;
+    if (!slow_.load() && switch_to_slow) {
+      slow_.store(true);
+      // Trailing pages skipped while sampling are due now: go back to the reader's block.
+      const std::size_t b = std::min(started_page_.load() / block_, lead_seq_.size() - 1);
+      cursor_.store(lead_seq_[b]);
+      ResizeWindowLocked();
+      return true;
+    }
+    if (slow_.load() && next_avg < kFastAverageNs) {
+      slow_.store(false);
+      ahead_pages_.store(max_pages_);
+    }
+    return false;
+  }
+
   // ahead = 4 x rate x miss latency + one page per thread, within [min, max].
   void ResizeWindowLocked() {
-    const std::uint64_t miss_us_x1024 = rate_x1024_ * std::max<std::uint64_t>(slow_miss_ns_, 1) / 1000;
+    const std::uint64_t miss_us_x1024 =
+        rate_x1024_ * std::max<std::uint64_t>(slow_miss_ns_, 1) / 1000;
     std::size_t want = static_cast<std::size_t>(4 * miss_us_x1024 / 1024) + options_.threads;
     want = std::clamp(want, min_pages_, max_pages_);
     ahead_pages_.store(want);
@@ -179,18 +242,23 @@ class Prefetcher::Stream::State {
 
   Prefetcher::Impl* const owner_;
   const PrefetchOptions options_;
-  std::vector<std::uintptr_t> pages_;
-  std::vector<std::size_t> first_page_;
+  std::vector<Entry> order_;            // touch order
+  std::vector<std::size_t> lead_seq_;   // block b's leading pages start at order_[lead_seq_[b]]
+  std::vector<std::size_t> first_page_;  // range k's first page
+  std::size_t n_ = 0;
+  std::size_t block_ = 1, stride_ = 1;
   std::size_t max_pages_ = 1, min_pages_ = 1;
   std::atomic<std::size_t> started_page_{0};
   std::atomic<std::size_t> cursor_{0};
   std::atomic<std::size_t> ahead_pages_{1};
   std::atomic<std::size_t> max_ahead_seen_{0};
+  std::atomic<std::size_t> last_wake_page_{0};
+  std::atomic<std::uint64_t> avg_touch_ns_{0};
+  std::atomic<int> slow_score_{0};
   std::atomic<bool> slow_{false};
   std::atomic<bool> finished_{false};
   std::atomic<int> touching_{0};
-  std::mutex mu_;  // the estimates below
-  std::uint64_t avg_touch_ns_ = 0;
+  std::mutex mu_;  // the estimates below, and mode switches
   std::uint64_t slow_miss_ns_ = 0;
   std::uint64_t rate_x1024_ = 0;
   std::uint64_t last_started_ns_ = 0;

@@ -8,11 +8,14 @@
 // they spread over the device's dies because consecutive pages do.
 //
 // It works through ordinary loads on any mapped memory and knows nothing of what is behind it.
-// It adapts to what it measures:
-//   - While sampled touches are fast (the pages are resident), it only samples one page in
-//     `fast_stride_pages` and wakes one thread per half window: almost free where nothing misses.
-//   - Once touches are slow it touches every page, with every thread, and keeps
-//     ahead = 4 x (reader's rate x miss latency) + threads x page bytes ahead of the reader, never
+// Pages are touched in blocks: one page in `fast_stride_pages` of a block leads, the rest of
+// the block trails one block later. Where the device fetches a run of pages per miss, the
+// leading misses bring most of the block and the trailing touches find it resident; where it
+// does not, the trailing touches take the other misses. It adapts to the touch times it sees:
+//   - While touches are fast (the pages are resident), it touches only the leading pages and
+//     wakes one thread per half window: nearly free where nothing misses.
+//   - After a run of slow touches it touches every page, with every thread, and keeps
+//     ahead = 4 x (reader's rate x miss latency) + threads pages ahead of the reader, never
 //     more than max_ahead_bytes: set that below what the device cache can hold beside the chunks
 //     being copied, or prefetched pages evict each other before they are read.
 // A prefetch that fails or comes late changes nothing but speed: readers read the bytes
@@ -38,7 +41,7 @@ struct PrefetchOptions {
   std::size_t max_ahead_bytes = std::size_t{64} << 20;  // the budget: never further ahead
   std::size_t min_ahead_bytes = std::size_t{1} << 20;
   std::size_t page_size = 4096;     // the unit touched
-  unsigned fast_stride_pages = 16;  // sampling stride while touches are fast
+  unsigned fast_stride_pages = 16;  // one page in this many leads its block (and is sampled)
   std::vector<int> cpus;            // pin threads round-robin to these; empty: every allowed CPU
 };
 
