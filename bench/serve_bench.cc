@@ -1,0 +1,318 @@
+// bench_serve: `cxlkv serve`'s GET and PUT throughput over loopback against a plain TCP
+// stream of the same bytes, measured in the same run.
+//
+// For each chunk size (2 MiB, 32 MiB) and connection count (1, 8), the same client code
+// moves the same bytes two ways:
+//   lm://   the protocol against a Server on a Store with one DRAM tier (PUT: header and
+//           payload, received into reserved slots; GET: request, reply header, chunk sent
+//           from its pinned slot); a PUT phase ends with an EXIST round trip per connection,
+//           so every byte has been stored when the clock stops;
+//   stream  a server thread per connection that recv()s the chunk into one reused buffer
+//           (PUT) or, for each 4-byte request, send()s it from one (GET): the loopback's own
+//           limit, with no protocol, no store and no page faults.
+// Ratios lm:// / stream, median of 3 runs each (after a warm-up that faults the tier in).
+// Goal: >= 0.8x.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cxlkv/store.h"
+#include "server/protocol.h"
+#include "server/server.h"
+#include "util/unique_fd.h"
+
+namespace cxlkv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "bench_serve: %s\n", what.c_str());
+  std::exit(1);
+}
+
+UniqueFd Connect(int port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("connect");
+  return fd;
+}
+
+void SendAll(int fd, const void* p, std::size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::send(fd, c, n, MSG_NOSIGNAL);
+    if (k <= 0) Die("send: " + std::string(std::strerror(errno)));
+    c += k;
+    n -= static_cast<std::size_t>(k);
+  }
+}
+
+bool RecvAll(int fd, void* p, std::size_t n) {
+  char* c = static_cast<char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::recv(fd, c, n, 0);
+    if (k <= 0) return false;
+    c += k;
+    n -= static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+std::vector<std::byte> Buffer(std::size_t size) {
+  std::vector<std::byte> b(size);
+  for (std::size_t i = 0; i < size; i += 64) b[i] = static_cast<std::byte>(i >> 6);
+  return b;
+}
+
+// --- the plain stream ---
+
+class StreamServer {
+ public:
+  explicit StreamServer(std::size_t chunk) : chunk_(chunk) {
+    listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::listen(listener_.get(), 64) != 0 ||
+        ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      Die("stream listener");
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~StreamServer() {
+    ::shutdown(listener_.get(), SHUT_RDWR);
+    acceptor_.join();
+    for (auto& t : handlers_) t.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  // Each connection says what it wants in its first byte: 'p' (receive chunks) or 'g' (send
+  // one per 4-byte request).
+  void AcceptLoop() {
+    for (;;) {
+      int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      handlers_.emplace_back([this, fd] {
+        UniqueFd c(fd);
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        std::vector<std::byte> buf = Buffer(chunk_);
+        char mode = 0;
+        if (!RecvAll(fd, &mode, 1)) return;
+        if (mode == 'p') {
+          while (RecvAll(fd, buf.data(), chunk_)) {
+            char ack = 'a';  // one byte per chunk: the client's end-of-phase round trip
+            SendAll(fd, &ack, 1);
+          }
+        } else {
+          std::uint32_t req;
+          while (RecvAll(fd, &req, sizeof(req))) SendAll(fd, buf.data(), chunk_);
+        }
+      });
+    }
+  }
+  std::size_t chunk_;
+  UniqueFd listener_;
+  int port_ = 0;
+  std::thread acceptor_;
+  std::vector<std::thread> handlers_;
+};
+
+// Runs fn(connection index) on `conns` threads; returns seconds from the common start.
+template <typename Fn>
+double Timed(int conns, Fn fn) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < conns; ++c) {
+    threads.emplace_back([&, c] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      fn(c);
+    });
+  }
+  while (ready.load() < conns) std::this_thread::yield();
+  const auto start = Clock::now();
+  go.store(true);
+  for (auto& t : threads) t.join();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Case {
+  std::size_t chunk;
+  int conns;
+  std::size_t per_conn;  // chunks each connection moves per run
+};
+
+std::string Key(int run, int conn, std::size_t i) {
+  return "vllm@bench@1@0@" + std::to_string(run) + "-" + std::to_string(conn) + "-" +
+         std::to_string(i);
+}
+
+// GB/s of lm:// PUTs (then GETs of what was put) for one case.
+std::pair<double, double> MeasureLm(Store& store, int port, const Case& k, int run) {
+  std::vector<UniqueFd> fds;
+  for (int c = 0; c < k.conns; ++c) fds.push_back(Connect(port));
+  std::vector<std::vector<std::byte>> bufs;
+  for (int c = 0; c < k.conns; ++c) bufs.push_back(Buffer(k.chunk));
+  const double bytes = static_cast<double>(k.chunk * k.per_conn) * k.conns;
+  const double put_s = Timed(k.conns, [&](int c) {
+    const int fd = fds[static_cast<std::size_t>(c)].get();
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      serve::Request r;
+      r.command = serve::Command::kPut;
+      r.length = static_cast<std::int32_t>(k.chunk);
+      r.layout = {1, 3, {2, 32, static_cast<std::int32_t>(k.chunk / 131072), 1024}};
+      r.key = Key(run, c, i);
+      auto h = serve::EncodeRequest(r);
+      SendAll(fd, h->data(), h->size());
+      SendAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk);
+    }
+    serve::Request e;
+    e.command = serve::Command::kExist;
+    e.key = Key(run, c, k.per_conn - 1);
+    auto h = serve::EncodeRequest(e);
+    SendAll(fd, h->data(), h->size());
+    std::int32_t reply[9];
+    if (!RecvAll(fd, reply, sizeof(reply)) || reply[0] != serve::kReplySuccess) Die("PUT lost");
+  });
+  const double get_s = Timed(k.conns, [&](int c) {
+    const int fd = fds[static_cast<std::size_t>(c)].get();
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      serve::Request r;
+      r.command = serve::Command::kGet;
+      r.key = Key(run, c, i);
+      auto h = serve::EncodeRequest(r);
+      SendAll(fd, h->data(), h->size());
+      std::int32_t reply[9];
+      if (!RecvAll(fd, reply, sizeof(reply)) || reply[0] != serve::kReplySuccess ||
+          static_cast<std::size_t>(reply[1]) != k.chunk) {
+        Die("GET missed " + r.key);
+      }
+      if (!RecvAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk)) Die("GET cut");
+    }
+  });
+  for (int c = 0; c < k.conns; ++c) {
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      if (!store.Remove(Key(run, c, i)).ok()) Die("remove");
+    }
+  }
+  return {bytes / put_s / 1e9, bytes / get_s / 1e9};
+}
+
+std::pair<double, double> MeasureStream(int port, const Case& k) {
+  std::vector<UniqueFd> put_fds, get_fds;
+  for (int c = 0; c < k.conns; ++c) {
+    put_fds.push_back(Connect(port));
+    SendAll(put_fds.back().get(), "p", 1);
+    get_fds.push_back(Connect(port));
+    SendAll(get_fds.back().get(), "g", 1);
+  }
+  std::vector<std::vector<std::byte>> bufs;
+  for (int c = 0; c < k.conns; ++c) bufs.push_back(Buffer(k.chunk));
+  const double bytes = static_cast<double>(k.chunk * k.per_conn) * k.conns;
+  const double put_s = Timed(k.conns, [&](int c) {
+    const int fd = put_fds[static_cast<std::size_t>(c)].get();
+    char ack;
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      SendAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk);
+    }
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      if (!RecvAll(fd, &ack, 1)) Die("stream ack");
+    }
+  });
+  const double get_s = Timed(k.conns, [&](int c) {
+    const int fd = get_fds[static_cast<std::size_t>(c)].get();
+    for (std::size_t i = 0; i < k.per_conn; ++i) {
+      const std::uint32_t req = 1;
+      SendAll(fd, &req, sizeof(req));
+      if (!RecvAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk)) Die("stream get");
+    }
+  });
+  return {bytes / put_s / 1e9, bytes / get_s / 1e9};
+}
+
+}  // namespace
+}  // namespace cxlkv
+
+int main(int argc, char** argv) {
+  using namespace cxlkv;  // NOLINT(google-build-using-namespace)
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  const std::size_t run_bytes = quick ? (std::size_t{64} << 20) : (std::size_t{512} << 20);
+  const int runs = quick ? 1 : 3;
+
+  StoreOptions o;
+  TierOptions t;
+  t.name = "dram";
+  t.source = MemorySource::Dram();
+  t.capacity = run_bytes + (std::size_t{64} << 20);
+  o.tiers.push_back(std::move(t));
+  o.chunk_sizes = {std::size_t{2} << 20, std::size_t{32} << 20};
+  o.slab_size = std::size_t{32} << 20;  // a 32 MiB chunk in one slab
+  auto store = Store::Open(std::move(o));
+  if (!store.ok()) Die(store.status().ToString());
+  serve::ServerOptions so;
+  so.quiet = true;
+  auto server = serve::Server::Start(**store, so);
+  if (!server.ok()) Die(server.status().ToString());
+
+  std::printf("lm:// server (2 event loops, one DRAM tier) vs a plain TCP stream of the same "
+              "bytes over loopback, same run; %s per run, median of %d\n",
+              quick ? "64 MiB" : "512 MiB", runs);
+  std::printf("%8s %5s %10s %10s %7s %10s %10s %7s\n", "chunk", "conns", "put GB/s", "stream",
+              "ratio", "get GB/s", "stream", "ratio");
+  double worst = 1e9;
+  for (std::size_t chunk : {std::size_t{2} << 20, std::size_t{32} << 20}) {
+    for (int conns : {1, 8}) {
+      const std::size_t per_conn =
+          std::max<std::size_t>(1, run_bytes / chunk / static_cast<std::size_t>(conns));
+      const Case k{chunk, conns, per_conn};
+      StreamServer stream(chunk);
+      MeasureLm(**store, (*server)->port(), k, -1);  // warm-up: faults the tier's pages in
+      std::vector<double> lm_put, lm_get, st_put, st_get;
+      for (int r = 0; r < runs; ++r) {
+        auto [p, g] = MeasureLm(**store, (*server)->port(), k, r);
+        auto [sp, sg] = MeasureStream(stream.port(), k);
+        lm_put.push_back(p);
+        lm_get.push_back(g);
+        st_put.push_back(sp);
+        st_get.push_back(sg);
+      }
+      const double mp = Median(lm_put), mg = Median(lm_get);
+      const double sp = Median(st_put), sg = Median(st_get);
+      worst = std::min({worst, mp / sp, mg / sg});
+      std::printf("%6zuMiB %5d %10.2f %10.2f %6.2fx %10.2f %10.2f %6.2fx\n", chunk >> 20, conns,
+                  mp, sp, mp / sp, mg, sg, mg / sg);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("worst ratio %.2fx (goal >= 0.80x): %s\n", worst, worst >= 0.8 ? "met" : "not met");
+  return 0;
+}
