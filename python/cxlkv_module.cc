@@ -316,7 +316,11 @@ class PyStore {
       py::gil_scoped_release release;
       s = Store::Open(std::move(o));
     }
-    if (!s.ok()) Raise(s.status());
+    if (!s.ok()) {
+      // Not a key lookup: a missing file or device is a RuntimeError, not a KeyError.
+      if (s.status().IsInvalidArgument()) Raise(s.status());
+      throw std::runtime_error(s.status().ToString());
+    }
     store_ = std::move(s).value();
   }
 

@@ -164,5 +164,7 @@ def test_errors_are_python_exceptions(store, tmp_path):
         cxlkv.open([{"source": "dram", "capacty": "1G"}])
     with pytest.raises(ValueError, match="256Q"):
         cxlkv.open([{"source": "dram", "capacity": "256Q"}])
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="unknown kind"):
         cxlkv.open([{"source": "nowhere", "capacity": "16M"}])
+    with pytest.raises(RuntimeError, match="NotFound"):
+        cxlkv.open([{"source": f"file:{tmp_path}/no/such/dir/pool", "capacity": "16M"}])
