@@ -145,6 +145,12 @@ void Server::LoopMain(int epoll_fd) {
               std::fprintf(stderr, "cxlkv serve: TCP_NODELAY: %s\n", std::strerror(errno));
             }
           }
+          if (options_.send_buffer > 0) {
+            // A send buffer that holds a whole chunk lets one sendmsg queue a GET's reply,
+            // instead of a wake-up per partial send (the kernel caps it at wmem_max).
+            const int bytes = options_.send_buffer;
+            ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+          }
           const int cfd = c.get();
           if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
             std::fprintf(stderr, "cxlkv serve: cannot watch a new connection: %s\n",

@@ -29,6 +29,7 @@ struct ServerOptions {
   std::string metrics_host = "127.0.0.1";
   std::size_t max_payload = std::size_t{1} << 30;  // the largest PUT accepted
   unsigned threads = 2;            // event loops
+  int send_buffer = 0;             // SO_SNDBUF of connections; 0 leaves the kernel's autotuning
   bool quiet = false;              // log only bad input, not refused PUTs and failed sends
 };
 
