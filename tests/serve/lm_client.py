@@ -99,3 +99,50 @@ class Client:
     def health(self):
         self.sock.sendall(request(HEALTH))
         return self.reply().code
+
+
+class LMCacheShapedConnector:
+    """Makes the calls LMCache's LMCServerConnector makes, the way it makes them: one socket,
+    puts sent with the event loop's sock_sendall and no reply awaited, exists and get read
+    the 36-byte reply with a single recv(36), get then recv_into()s the payload into a buffer
+    allocated from the reply's shape and dtype."""
+
+    def __init__(self, host, port, loop):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.connect((host, port))
+        self.loop = loop
+
+    async def exists(self, key):
+        self.sock.sendall(request(EXIST, key, 0, 1, 2))
+        return Reply(self.sock.recv(REPLY.size)).code == SUCCESS
+
+    async def put(self, key, data, fmt, dtype, shape):
+        self.sock.setblocking(False)
+        try:
+            await self.loop.sock_sendall(self.sock, request(PUT, key, len(data), fmt, dtype, shape))
+            await self.loop.sock_sendall(self.sock, data)
+        finally:
+            self.sock.setblocking(True)
+
+    async def get(self, key):
+        self.sock.sendall(request(GET, key, 0, 1, 2))
+        meta = Reply(self.sock.recv(REPLY.size))
+        if meta.code != SUCCESS:
+            return None
+        elem = {v[0]: v[1] for v in DTYPES.values()}[meta.dtype]
+        count = 1
+        for d in meta.shape:
+            count *= d if d else 1
+        buffer = bytearray(count * elem)  # the local CPU backend's allocation
+        assert len(buffer) == meta.length, (len(buffer), meta.length)
+        view = memoryview(buffer)
+        received = 0
+        while received < meta.length:
+            n = self.sock.recv_into(view[received:], meta.length - received)
+            if n == 0:
+                return None
+            received += n
+        return meta, bytes(buffer)
+
+    async def close(self):
+        self.sock.close()
