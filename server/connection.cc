@@ -185,7 +185,7 @@ Connection::Step Connection::FinishPut() {
     Status committed = reserved_.Commit();
     if (committed.ok()) {
       m.puts_stored.fetch_add(1, std::memory_order_relaxed);
-      ctx_.keys->Add(key_);
+      ctx_.keys->Add(key_, *ctx_.store);
     } else {
       m.puts_refused.fetch_add(1, std::memory_order_relaxed);
       Log("PUT " + key_ + " not stored: " + committed.ToString());
