@@ -136,6 +136,8 @@ void Server::LoopMain(int epoll_fd) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
               std::fprintf(stderr, "cxlkv serve: accept failed: %s\n", std::strerror(errno));
+              // Out of descriptors: the listener stays readable, so back off rather than spin.
+              if (errno == EMFILE || errno == ENFILE) ::usleep(10000);
             }
             break;
           }

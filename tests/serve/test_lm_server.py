@@ -304,3 +304,14 @@ def test_lmcache_shaped_connector_round_trips(server):
         await conn.close()
 
     asyncio.run(run())
+
+
+def test_stats_without_a_server_is_one_clear_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    out = subprocess.run([os.environ["CXLKV_BIN"], "stats", "--port", str(port)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect" in lines[0], out.stderr
