@@ -405,6 +405,9 @@ int main(int argc, char** argv) {
   serve::ServerOptions so;
   so.quiet = true;
   if (const char* sndbuf = std::getenv("CXLKV_BENCH_SNDBUF")) so.send_buffer = std::atoi(sndbuf);
+  if (const char* lowat = std::getenv("CXLKV_BENCH_RCVLOWAT")) {
+    so.receive_low_water = static_cast<std::size_t>(std::atoll(lowat));
+  }
   if (const char* threads = std::getenv("CXLKV_BENCH_THREADS")) {
     so.threads = static_cast<unsigned>(std::atoi(threads));
   }

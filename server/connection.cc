@@ -69,7 +69,13 @@ Connection::Step Connection::OnReadable() {
       }
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (WouldBlock(errno)) return Step::kKeep;
+        if (WouldBlock(errno)) {
+          // Wake this loop again only once a good part of the rest has arrived.
+          if (ctx_.receive_low_water > 0) {
+            SetLowWater(std::min(payload_total_ - payload_got_, ctx_.receive_low_water));
+          }
+          return Step::kKeep;
+        }
         return BadInput("recv failed during a PUT: " + std::string(std::strerror(errno)));
       }
       payload_got_ += static_cast<std::size_t>(n);
@@ -178,6 +184,7 @@ Connection::Step Connection::FinishPut() {
   ServerMetrics& m = *ctx_.metrics;
   payload_total_ = 0;
   payload_got_ = 0;
+  SetLowWater(1);  // headers: wake on any byte
   if (reserved_.already_stored()) {
     m.puts_already_stored.fetch_add(1, std::memory_order_relaxed);
     reserved_.Abort();
@@ -240,6 +247,14 @@ Connection::Step Connection::OnWritable() {
   sending_ = false;
   FinishRequest();
   return Step::kKeep;
+}
+
+void Connection::SetLowWater(std::size_t bytes) {
+  const int value = static_cast<int>(std::clamp<std::size_t>(bytes, 1, INT32_MAX));
+  if (value == low_water_) return;
+  if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value)) == 0) {
+    low_water_ = value;
+  }
 }
 
 void Connection::FinishRequest() {

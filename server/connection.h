@@ -35,6 +35,7 @@ struct ServeContext {
   KeyList* keys = nullptr;
   ServerMetrics* metrics = nullptr;
   std::size_t max_payload = 0;
+  std::size_t receive_low_water = 0;  // SO_RCVLOWAT while a PUT payload arrives; 0 leaves 1
   bool quiet = false;  // no per-connection log lines (benchmarks)
 };
 
@@ -62,6 +63,7 @@ class Connection {
   Step FinishPut();
   Step StartReply(std::int32_t code, std::int32_t length, const ChunkLayout& layout);
   void FinishRequest();
+  void SetLowWater(std::size_t bytes);
   Step BadInput(const std::string& why);
   void Log(const std::string& line) const;
 
@@ -80,6 +82,7 @@ class Connection {
   ReservedChunk reserved_;
   std::size_t payload_total_ = 0;
   std::size_t payload_got_ = 0;
+  int low_water_ = 1;  // the socket's SO_RCVLOWAT
   std::vector<std::byte> drain_;  // scratch for dropped payloads, allocated on first use
 
   // A reply: header, then the body from a lease (GET) or from list_ (LIST).

@@ -112,6 +112,7 @@ void Server::LoopMain(int epoll_fd) {
   ctx.keys = &keys_;
   ctx.metrics = &metrics_;
   ctx.max_payload = options_.max_payload;
+  ctx.receive_low_water = options_.receive_low_water;
   ctx.quiet = options_.quiet;
   struct Entry {
     std::unique_ptr<Connection> conn;

@@ -30,6 +30,7 @@ struct ServerOptions {
   std::size_t max_payload = std::size_t{1} << 30;  // the largest PUT accepted
   unsigned threads = 2;            // event loops
   int send_buffer = 0;             // SO_SNDBUF of connections; 0 leaves the kernel's autotuning
+  std::size_t receive_low_water = 0;  // SO_RCVLOWAT during PUT payloads; 0 leaves it at 1
   bool quiet = false;              // log only bad input, not refused PUTs and failed sends
 };
 
