@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -137,6 +138,37 @@ TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   const std::string text = (*server)->metrics().RenderPrometheus(*store);
   EXPECT_NE(text.find("cxlkv_put_total{result=\"stored\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("cxlkv_tier_chunks{tier=\"dram\"} 1\n"), std::string::npos) << text;
+}
+
+TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
+  auto store = SmallStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<std::byte> chunk(5000);
+  testing::FillPattern(chunk.data(), chunk.size(), 3);
+  ASSERT_TRUE(store->Put("from-the-library", chunk).ok());
+  ServerOptions o;
+  o.quiet = true;
+  o.host = "";
+  testing::TempDir dir;
+  o.unix_path = dir.File("lm.sock");
+  auto server = Server::Start(*store, o);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_EQ((*server)->port(), -1);  // no TCP listener when the host is empty
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, o.unix_path.c_str(), sizeof(a.sun_path) - 1);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  SendHeader(fd.get(), Command::kGet, 0, "from-the-library");
+  std::int32_t reply[9];
+  ASSERT_TRUE(RecvAll(fd.get(), reply, sizeof(reply)));
+  const std::int32_t want[9] = {200, 5000, 1, 6, 0, 5000, 0, 0, 0};  // uint8, [size, 0, 0, 0]
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(reply[i], want[i]) << i;
+  std::vector<std::byte> got(chunk.size());
+  ASSERT_TRUE(RecvAll(fd.get(), got.data(), got.size()));
+  EXPECT_EQ(testing::FirstPatternMismatch(got.data(), got.size(), 3), -1);
+  (*server)->Stop();
+  EXPECT_NE(::access(o.unix_path.c_str(), F_OK), 0);  // the socket file is removed
 }
 
 }  // namespace

@@ -315,3 +315,30 @@ def test_stats_without_a_server_is_one_clear_line():
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot connect" in lines[0], out.stderr
+
+
+def test_chunks_spilled_to_the_nvme_tier_come_back_over_lm(tmp_path):
+    """A DRAM tier far smaller than what is put, over a spill log: every chunk reads back."""
+    from conftest import Server
+    config = tmp_path / "spill.toml"
+    config.write_text(
+        '[store]\nslab_size = "1M"\n'
+        '[[tier]]\nname = "dram"\nsource = "dram"\ncapacity = "8M"\n'
+        f'[spill]\npath = "{tmp_path}/spill.log"\ncapacity = "64M"\nsegment_size = "4M"\n')
+    s = Server("--config", str(config))
+    try:
+        with Client(s.tcp) as c:
+            keys = [key(0x5b111, i) for i in range(48)]  # 24 MiB of 512 KiB chunks
+            for k in keys:
+                c.put(k, pattern(k, 512 << 10), dtype=6)
+            assert c.exist(keys[-1])
+            for k in keys:
+                r, got = c.get(k)
+                assert got == pattern(k, 512 << 10), k
+        text = urllib.request.urlopen(
+            f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=10).read().decode()
+        hits = [line for line in text.splitlines()
+                if line.startswith('cxlkv_tier_hits_total{tier="spill"}')]
+        assert hits and float(hits[0].split()[-1]) > 0, text
+    finally:
+        assert s.stop()[0] == 0
