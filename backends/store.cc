@@ -199,13 +199,27 @@ void Store::Impl::FinishRead(const Hit& hit) {
   if (hit.promote) RequestPromotion(hit.id, hit.hash);
 }
 
-Status Store::Impl::PutParts(std::string_view key,
-                             std::span<const std::span<const std::byte>> parts,
-                             const ChunkMeta& meta) {
-  const auto start = Clock::now();
+std::optional<Status> Store::Impl::CheckStoredLocked(Shard& s, const KeyHash& h,
+                                                     std::string_view key,
+                                                     std::chrono::nanoseconds now) {
+  const std::uint32_t local = s.index.Find(h);
+  if (local == internal::kNoLocal) return std::nullopt;
+  const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
+  const Entry& e = entries.at(id);
+  // A spilled chunk's key is not in memory: its hash stands for it (see FindLocked).
+  const std::string_view stored = IsSpilled(e) ? key : HeaderOf(e).key_view();
+  if (stored != key) {
+    return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
+                        std::string(stored) + "; not stored");
+  }
+  if (!ExpiredLocked(e, now)) return Status::Ok();
+  RemoveLocked(id, /*expired=*/true);
+  return std::nullopt;
+}
+
+Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::size_t size,
+                                                  const ChunkMeta& meta) {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
-  std::size_t size = 0;
-  for (auto part : parts) size += part.size();
   if (size == 0) return Status::InvalidArgument("empty chunk for key " + std::string(key));
   if (meta.size > ChunkMeta::kMaxSize) {
     return Status::InvalidArgument("chunk metadata size " + std::to_string(meta.size) +
@@ -214,29 +228,17 @@ Status Store::Impl::PutParts(std::string_view key,
   if (size > UINT32_MAX) {
     return Status::InvalidArgument("chunk of " + FormatBytes(size) + " is above 4 GiB");
   }
-  const KeyHash h = internal::HashKey(key);
-  Shard& s = ShardOf(h);
+  Slot slot;
+  slot.hash = internal::HashKey(key);
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
-  // Ok when this key is stored (write once), Busy when another key has its hash; an expired
-  // chunk of this key is removed so the new one can take its place.
-  auto check_stored = [&]() -> std::optional<Status> {
-    const std::uint32_t local = s.index.Find(h);
-    if (local == internal::kNoLocal) return std::nullopt;
-    const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
-    const Entry& e = entries.at(id);
-    // A spilled chunk's key is not in memory: its hash stands for it (see FindLocked).
-    const std::string_view stored = IsSpilled(e) ? key : HeaderOf(e).key_view();
-    if (stored != key) {
-      return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
-                          std::string(stored) + "; not stored");
-    }
-    if (!ExpiredLocked(e, now)) return Status::Ok();
-    RemoveLocked(id, /*expired=*/true);
-    return std::nullopt;
-  };
   {
+    Shard& s = ShardOf(slot.hash);
     std::lock_guard lock(s.mu);
-    if (auto st = check_stored()) return *st;
+    if (auto st = CheckStoredLocked(s, slot.hash, key, now)) {
+      if (!st->ok()) return *st;
+      slot.already_stored = true;
+      return slot;
+    }
   }
 
   std::size_t t = TierFor(size, 0);
@@ -257,11 +259,12 @@ Status Store::Impl::PutParts(std::string_view key,
     return Status::NoSpace("every tier is full and holds no unpinned chunk to evict for " +
                            FormatBytes(size));
   }
-  Tier& tier = *tiers[t];
-  ChunkHeader header;
+  slot.tier = t;
+  slot.slots = *slots;
+  ChunkHeader& header = slot.header;
   header.key_len = static_cast<std::uint8_t>(key.size());
   header.meta_len = meta.size;
-  header.data_offset = static_cast<std::uint64_t>(slots->data.data - tier.region().data());
+  header.data_offset = static_cast<std::uint64_t>(slots->data.data - tiers[t]->region().data());
   header.size = static_cast<std::uint32_t>(size);
   if (ttl.count() != 0) {
     // Rounded up to a whole second, so a chunk never expires early.
@@ -270,12 +273,20 @@ Status Store::Impl::PutParts(std::string_view key,
   }
   std::memcpy(header.key, key.data(), key.size());
   std::memcpy(header.meta, meta.bytes.data(), meta.size);
-  tier.Write(*slots, parts, header);
+  return slot;
+}
 
+Status Store::Impl::PublishSlot(const Slot& slot) {
+  const std::string_view key = slot.header.key_view();
+  const KeyHash& h = slot.hash;
+  const std::size_t size = slot.header.size;
+  Tier& tier = *tiers[slot.tier];
+  Shard& s = ShardOf(h);
+  const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
   bool over_high = false;
   {
     std::lock_guard lock(s.mu);
-    std::optional<Status> stored = check_stored();
+    std::optional<Status> stored = CheckStoredLocked(s, h, key, now);
     const std::uint32_t local =
         stored ? internal::kNoLocal : entries.pool(ShardIndexOf(h)).Allocate();
     if (stored || local == internal::kNoLocal || !s.index.Insert(h, local)) {
@@ -283,18 +294,18 @@ Status Store::Impl::PutParts(std::string_view key,
       if (!stored && local != internal::kNoLocal) {
         entries.pool(ShardIndexOf(h)).Free(local);
       }
-      tier.FreeSlots(*slots);
+      tier.FreeSlots(slot.slots);
       if (stored) return *stored;
       return Status::NoSpace("the index cannot grow (out of DRAM or 2^28 entries in a shard)");
     }
     const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
     Entry& e = entries.at(id);
     e.hash = h;
-    e.data = slots->data.data;
+    e.data = slot.slots.data.data;
     e.size = static_cast<std::uint32_t>(size);
-    e.header = tier.HeaderRef(slots->header);
-    e.class_id = static_cast<std::uint16_t>(slots->data.class_id);
-    e.tier = static_cast<std::uint8_t>(t);
+    e.header = tier.HeaderRef(slot.slots.header);
+    e.class_id = static_cast<std::uint16_t>(slot.slots.data.class_id);
+    e.tier = static_cast<std::uint8_t>(slot.tier);
     // Counted before the entry is visible, so a racing Remove never makes them negative.
     const std::size_t used = tier.used_bytes.fetch_add(tier.SlotBytes(size)) + tier.SlotBytes(size);
     over_high = used > tier.high_bytes();
@@ -304,6 +315,19 @@ Status Store::Impl::PutParts(std::string_view key,
     tier.PolicyInsert(id, e);
   }
   if (over_high) Kick();
+  return Status::Ok();
+}
+
+Status Store::Impl::PutParts(std::string_view key,
+                             std::span<const std::span<const std::byte>> parts,
+                             const ChunkMeta& meta) {
+  const auto start = Clock::now();
+  std::size_t size = 0;
+  for (auto part : parts) size += part.size();
+  CXLKV_ASSIGN_OR_RETURN(Slot slot, ReserveSlot(key, size, meta));
+  if (slot.already_stored) return Status::Ok();  // write once
+  tiers[slot.tier]->Write(slot.slots, parts, slot.header);
+  CXLKV_RETURN_IF_ERROR(PublishSlot(slot));
   put_latency.Record(ElapsedNs(start));
   return Status::Ok();
 }

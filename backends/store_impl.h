@@ -2,7 +2,8 @@
 //   store.cc              the public calls: Put, Get, Pin, Remove, lookups, stats;
 //   store_move.cc         making room: eviction, demotion and promotion between tiers;
 //   store_maintenance.cc  the background thread: watermarks, promotions, the TTL sweep;
-//   store_batch.cc        the copy threads behind SubmitGets and SubmitPuts.
+//   store_batch.cc        the copy threads behind SubmitGets and SubmitPuts;
+//   store_reserve.cc      ReservedChunk: a put whose bytes are written into the slot in place.
 //
 // Locks and their order. Two kinds guard chunks:
 //   S: Shard::mu, one per index shard (16, picked by the key hash): the hash table, the
@@ -33,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,6 +70,16 @@ struct Store::Impl {
     bool spilled = false;      // in the spill tier: data is null, location names the record
     std::uint64_t location = 0;
     bool promote = false;  // this read crossed the tier's promotion threshold
+  };
+
+  // Slots taken for a chunk that is not yet visible: a Put between its allocation and its
+  // publication, or a ReservedChunk while its bytes arrive.
+  struct Slot {
+    internal::KeyHash hash;
+    bool already_stored = false;  // the key is stored: nothing was allocated (write once)
+    std::size_t tier = 0;
+    internal::ChunkSlots slots;
+    internal::ChunkHeader header;  // key, metadata, size, deadline; written at publication
   };
 
   struct Batch;  // store_batch.cc
@@ -108,6 +120,16 @@ struct Store::Impl {
   void FinishRead(const Hit& hit);
   Status PutParts(std::string_view key, std::span<const std::span<const std::byte>> parts,
                   const ChunkMeta& meta);
+  // Ok when key is stored (write once), Busy when another key has its hash, nullopt when
+  // absent; an expired chunk of key is removed (and nullopt returned). S held.
+  std::optional<Status> CheckStoredLocked(Shard& s, const internal::KeyHash& h,
+                                          std::string_view key, std::chrono::nanoseconds now);
+  // Validates and allocates slots for a chunk of size (evicting as a Put does) and fills its
+  // header; nothing is visible yet. already_stored (nothing held) when key is stored.
+  Result<Slot> ReserveSlot(std::string_view key, std::size_t size, const ChunkMeta& meta);
+  // Publishes a slot whose bytes and header are written: the chunk becomes visible. When a
+  // racing Put stored the key first, frees the slot and returns that Put's outcome.
+  Status PublishSlot(const Slot& slot);
 
   // --- moving chunks (store_move.cc) ---
   // Index of the first tier in [from, to_end) whose slots can hold size; tiers.size() if none.

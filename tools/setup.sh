@@ -10,12 +10,14 @@ packages=(
   libnuma-dev numactl libpmem2-dev libdaxctl-dev libndctl-dev libcxl-dev daxctl ndctl
   # NVMe spill tier
   liburing-dev
-  # formats and the CLI
-  libxxhash-dev nlohmann-json3-dev libcli11-dev
+  # formats and the CLI (toml++: `cxlkv serve --config`)
+  libxxhash-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
-  # CLI tests check JSON output with the standard library json module
-  python3
+  # CLI tests check JSON output with the standard library json module; the lm:// server
+  # tests run under pytest; the Python module builds with pybind11 and is tested with numpy
+  # arrays and CPU torch tensors
+  python3 python3-pytest pybind11-dev python3-pybind11 python3-numpy python3-torch
   # the plots of `cxlkv bench wss` (tools/plot_wss.py runs under /usr/bin/python3)
   python3-matplotlib
 )

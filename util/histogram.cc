@@ -30,6 +30,14 @@ void LatencyHistogram::Record(std::uint64_t ns) {
   }
 }
 
+std::uint64_t LatencyHistogram::CountAtMost(std::uint64_t bound) const {
+  std::uint64_t n = 0;
+  for (int b = 0; b < kBuckets && BucketUpperBound(b) <= bound; ++b) {
+    n += counts_[static_cast<std::size_t>(b)].load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
 LatencySummary LatencyHistogram::Summary() const {
   std::array<std::uint64_t, kBuckets> counts;
   std::uint64_t total = 0;

@@ -24,6 +24,11 @@ class LatencyHistogram {
 
   void Record(std::uint64_t ns);
   LatencySummary Summary() const;
+  // Values recorded in buckets that end at or below `bound` (a bound inside a bucket leaves
+  // that bucket out: exact to within 12.5%), for the cumulative buckets of a Prometheus
+  // histogram; and the sum of every value recorded.
+  std::uint64_t CountAtMost(std::uint64_t bound) const;
+  std::uint64_t Sum() const { return sum_.load(std::memory_order_relaxed); }
 
   // The bucket a value falls in, and the largest value of a bucket (exposed for the tests).
   static int BucketOf(std::uint64_t ns);

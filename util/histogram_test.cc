@@ -66,3 +66,20 @@ TEST(LatencyHistogramTest, ConcurrentRecordsAreAllCounted) {
 
 }  // namespace
 }  // namespace cxlkv::internal
+
+namespace cxlkv::internal {
+namespace {
+
+TEST(LatencyHistogramTest, CountAtMostIsCumulative) {
+  LatencyHistogram h;
+  for (std::uint64_t ns : {5ull, 1000ull, 1000ull, 100000ull, 10000000ull}) h.Record(ns);
+  EXPECT_EQ(h.CountAtMost(0), 0u);
+  EXPECT_EQ(h.CountAtMost(5), 1u);
+  EXPECT_EQ(h.CountAtMost(2000), 3u);
+  EXPECT_EQ(h.CountAtMost(200000), 4u);
+  EXPECT_EQ(h.CountAtMost(UINT64_MAX), 5u);
+  EXPECT_EQ(h.Sum(), 5u + 2000u + 100000u + 10000000u);
+}
+
+}  // namespace
+}  // namespace cxlkv::internal

@@ -16,7 +16,8 @@
 //
 // Thread-safety: every Store member function is thread-safe. A PinnedChunk is a value owned by
 // one thread at a time (move it between threads, do not share it); its bytes may be read from
-// any thread while it lives. The Store must outlive every PinnedChunk it handed out; destroying
+// any thread while it lives; a ReservedChunk likewise. The Store must outlive every
+// PinnedChunk and ReservedChunk it handed out; destroying
 // it completes every submitted batched operation first.
 #pragma once
 
@@ -243,6 +244,36 @@ class PinnedChunk {
   ChunkMeta meta_;
 };
 
+// A slot reserved for a chunk whose bytes are written in place (received from a socket
+// straight into the tier, with no staging buffer), then published by Commit. Until Commit
+// the chunk is invisible: Get, Contains and Size do not find it, and destroying the
+// reservation (or Abort) frees the slot, so a half-written chunk is never seen. Move-only.
+// When the key was already stored at Reserve (write once), already_stored() is true, data()
+// is null and Commit is a no-op success: the caller drops the bytes it was sent.
+class ReservedChunk {
+ public:
+  ReservedChunk();
+  ~ReservedChunk();
+  ReservedChunk(ReservedChunk&& other) noexcept;
+  ReservedChunk& operator=(ReservedChunk&& other) noexcept;
+  ReservedChunk(const ReservedChunk&) = delete;
+  ReservedChunk& operator=(const ReservedChunk&) = delete;
+
+  std::byte* data() const;   // size() writable bytes in the tier; null when already_stored
+  std::size_t size() const;
+  bool already_stored() const;
+  // Publishes the chunk, with the outcome Put would have had: Ok (also when a racing Put
+  // stored the key first; its bytes are kept), NoSpace when the index cannot grow. The
+  // reservation is empty afterwards.
+  Status Commit();
+  void Abort();  // frees the slot; the chunk was never visible
+
+ private:
+  friend class Store;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 class Store {
  public:
   // Maps every tier and carves it into slots. Errors name the tier: an empty tier list, a
@@ -261,6 +292,11 @@ class Store {
   Status Put(std::string_view key, std::span<const std::byte> bytes, const ChunkMeta& meta = {});
   // The same, gathering the chunk from parts in order (e.g. the K and V halves).
   Status Put(std::string_view key, std::span<const iovec> parts, const ChunkMeta& meta = {});
+
+  // Reserves a slot for a chunk of `size` bytes under key, to be written in place and then
+  // committed (see ReservedChunk). Evicts to make room and fails as Put does.
+  Result<ReservedChunk> Reserve(std::string_view key, std::size_t size,
+                                const ChunkMeta& meta = {});
 
   // Copies the chunk into dst and returns its size; `meta`, when given, receives its
   // metadata. NotFound when absent; InvalidArgument when dst is smaller than the chunk.
@@ -303,6 +339,7 @@ class Store {
 
  private:
   friend class PinnedChunk;
+  friend class ReservedChunk;
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -25,5 +25,7 @@ struct Command {
 Command AddDevicesCommand(CLI::App& root);  // devices_command.cc
 Command AddDemoCommand(CLI::App& root);     // demo_command.cc
 Command AddBenchCommand(CLI::App& root);    // bench_command.cc: `bench wss`
+Command AddServeCommand(CLI::App& root);    // serve_command.cc
+Command AddStatsCommand(CLI::App& root);    // stats_command.cc
 
 }  // namespace cxlkv::cli

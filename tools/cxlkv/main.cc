@@ -1,4 +1,4 @@
-// cxlkv: inspect the memory a machine offers for KV-cache tiers, and run the demo.
+// cxlkv: inspect the memory a machine offers for KV-cache tiers, run the demo, serve LMCache.
 #include <CLI/CLI.hpp>
 
 #include <vector>
@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
       cxlkv::cli::AddDevicesCommand(app),
       cxlkv::cli::AddDemoCommand(app),
       cxlkv::cli::AddBenchCommand(app),
+      cxlkv::cli::AddServeCommand(app),
+      cxlkv::cli::AddStatsCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,173 @@
+// `cxlkv serve`: LMCache's lm:// remote protocol on a Store, so an unmodified LMCache with
+// `remote_url: lm://HOST:PORT` keeps its chunks in cxlkv tiers. Tiers and server settings
+// come from --config FILE (TOML, see server/config.h) and/or flags; a flag given wins over
+// the file. Runs until SIGINT or SIGTERM.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cxlkv/store.h"
+#include "server/config.h"
+#include "server/server.h"
+#include "tools/cxlkv/commands.h"
+#include "util/format.h"
+
+namespace cxlkv::cli {
+namespace {
+
+struct ServeFlags {
+  std::string config;
+  std::string host;
+  int port = 0;
+  std::string unix_path;
+  std::vector<std::string> tiers;  // SPEC,CAPACITY[,EVICTION]
+  std::string spill;               // PATH,CAPACITY
+  unsigned threads = 2;
+  std::string max_payload;
+  int metrics_port = -1;
+  bool quiet = false;
+};
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "cxlkv serve: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+// The file's settings, then the flags given on the command line.
+Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
+  serve::ServeConfig c;
+  if (!f.config.empty()) {
+    CXLKV_ASSIGN_OR_RETURN(c, serve::LoadServeConfig(f.config, std::move(c)));
+  }
+  if (app.count("--host") != 0) c.server.host = f.host;
+  if (app.count("--port") != 0) c.server.port = f.port;
+  if (app.count("--unix") != 0) c.server.unix_path = f.unix_path;
+  if (app.count("--threads") != 0) c.server.threads = f.threads;
+  if (app.count("--metrics-port") != 0) c.server.metrics_port = f.metrics_port;
+  if (app.count("--quiet") != 0) c.server.quiet = f.quiet;
+  if (!f.max_payload.empty()) {
+    Result<std::uint64_t> bytes = ParseBytes(f.max_payload);
+    if (!bytes.ok()) return bytes.status().WithContext("--max-payload");
+    c.server.max_payload = static_cast<std::size_t>(*bytes);
+  }
+  if (!f.tiers.empty()) {
+    c.store.tiers.clear();
+    for (const std::string& t : f.tiers) {
+      const std::vector<std::string> parts = SplitCommas(t);
+      if (parts.size() < 2 || parts.size() > 3) {
+        return Status::InvalidArgument("--tier " + t + ": expected SPEC,CAPACITY[,EVICTION]");
+      }
+      TierOptions tier;
+      tier.source_spec = parts[0];
+      tier.name = parts[0].substr(0, parts[0].find(':'));
+      Result<std::uint64_t> cap = ParseBytes(parts[1]);
+      if (!cap.ok()) return cap.status().WithContext("--tier " + t);
+      tier.capacity = static_cast<std::size_t>(*cap);
+      if (parts.size() == 3) tier.eviction = parts[2];
+      c.store.tiers.push_back(std::move(tier));
+    }
+  }
+  if (!f.spill.empty()) {
+    const std::vector<std::string> parts = SplitCommas(f.spill);
+    if (parts.size() != 2) return Status::InvalidArgument("--spill " + f.spill + ": expected PATH,CAPACITY");
+    c.store.spill.path = parts[0];
+    Result<std::uint64_t> cap = ParseBytes(parts[1]);
+    if (!cap.ok()) return cap.status().WithContext("--spill");
+    c.store.spill.capacity = *cap;
+  }
+  if (c.store.tiers.empty()) {  // one DRAM tier of 1 GiB
+    TierOptions tier;
+    tier.name = "dram";
+    tier.source_spec = "dram";
+    tier.capacity = std::size_t{1} << 30;
+    c.store.tiers.push_back(std::move(tier));
+  }
+  return c;
+}
+
+int RunServe(const CLI::App& app, const ServeFlags& flags) {
+  // Block the stop signals before any thread starts (the store's own included), so that
+  // only the sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
+    return UsageError("cannot block SIGINT/SIGTERM");
+  }
+  Result<serve::ServeConfig> config = Configure(app, flags);
+  if (!config.ok()) return UsageError(config.status().ToString());
+  std::string tiers;
+  for (const TierOptions& t : config->store.tiers) {
+    tiers += (tiers.empty() ? "" : ", ") + t.source_spec + " " + FormatBytes(t.capacity) + " " +
+             t.eviction;
+  }
+  const std::string spill = config->store.spill.path;
+  Result<std::unique_ptr<Store>> store = Store::Open(std::move(config->store));
+  if (!store.ok()) return UsageError(store.status().ToString());
+  Result<std::unique_ptr<serve::Server>> server =
+      serve::Server::Start(**store, config->server);
+  if (!server.ok()) return UsageError(server.status().ToString());
+  const serve::ServerOptions& o = config->server;
+  std::printf("cxlkv serve: tiers %s%s\n", tiers.c_str(),
+              spill.empty() ? "" : (", spill " + spill).c_str());
+  if ((*server)->port() >= 0) {
+    const bool v6 = o.host.find(':') != std::string::npos;
+    std::printf("cxlkv serve: listening on lm://%s%s%s:%d\n", v6 ? "[" : "", o.host.c_str(),
+                v6 ? "]" : "", (*server)->port());
+  }
+  if (!o.unix_path.empty()) std::printf("cxlkv serve: listening on unix:%s\n", o.unix_path.c_str());
+  if ((*server)->metrics_port() >= 0) {
+    std::printf("cxlkv serve: metrics on http://%s:%d/metrics\n", o.metrics_host.c_str(),
+                (*server)->metrics_port());
+  }
+  std::fflush(stdout);
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+  }
+  (*server)->Stop();
+  std::printf("cxlkv serve: stopped by signal %d\n%s", sig, (*store)->Stats().ToString().c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddServeCommand(CLI::App& root) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* app = root.add_subcommand(
+      "serve", "Serve LMCache's lm:// remote protocol (remote_url: lm://HOST:PORT) from cxlkv tiers");
+  app->add_option("--config", flags->config, "TOML file: [server], [store], [[tier]], [spill]");
+  app->add_option("--host", flags->host, "TCP address to bind (default 127.0.0.1; \"\" for none)");
+  app->add_option("--port", flags->port, "TCP port (default 0: a free one, printed)")
+      ->check(CLI::Range(0, 65535));
+  app->add_option("--unix", flags->unix_path, "Also listen on this Unix domain socket");
+  app->add_option("--tier", flags->tiers,
+                  "A tier, fastest first: SPEC,CAPACITY[,EVICTION], e.g. dram,1G,lru or "
+                  "file:/pool,8G (default: dram,1G)");
+  app->add_option("--spill", flags->spill, "NVMe spill tier below the memory tiers: PATH,CAPACITY");
+  app->add_option("--threads", flags->threads, "Event-loop threads (default 2)")
+      ->check(CLI::Range(1, 64));
+  app->add_option("--max-payload", flags->max_payload, "Largest PUT accepted (default 1G)");
+  app->add_option("--metrics-port", flags->metrics_port,
+                  "Serve Prometheus metrics over HTTP on this port (0: a free one)")
+      ->check(CLI::Range(0, 65535));
+  app->add_flag("--quiet", flags->quiet, "Log only bad input");
+  return {app, [app, flags] { return RunServe(*app, *flags); }};
+}
+
+}  // namespace cxlkv::cli
