@@ -32,6 +32,8 @@ std::uint64_t NowNs() {
 constexpr std::uint64_t kSlowTouchNs = 2'000;
 // Back to sampling once the average touch is this fast again.
 constexpr std::uint64_t kFastAverageNs = 1'000;
+// How many blocks the trailing touches follow the leading ones.
+constexpr std::size_t kTrailBlocks = 2;
 // Slow-touch score (+4 a slow touch, -1 a fast one) at which every page is touched.
 constexpr int kSlowScore = 16;
 
@@ -47,8 +49,8 @@ __attribute__((no_sanitize("thread"))) void TouchPage(std::uintptr_t addr) {
 }  // namespace
 
 // The touch order. Pages are grouped in blocks of P pages; in each block one page in S leads
-// (L) and the rest trail (T). The order is L0 L1 T0 L2 T1 ... : a block's leading pages are
-// touched one block before its trailing ones. Where the device fetches a run of pages per miss
+// (L) and the rest trail (T). The order is L0 L1 L2 T0 L3 T1 ... : a block's leading pages are
+// touched kTrailBlocks blocks before its trailing ones. Where the device fetches a run of pages per miss
 // (device next-N), the leading misses bring most of a block and the trailing touches, a block
 // later, find their pages resident (no second fault on a page still on its way); where it does
 // not, the trailing touches take the remaining misses. While touches are fast, only leading
@@ -70,9 +72,10 @@ class Prefetcher::Stream::State {
     }
     n_ = flat.size();
     max_pages_ = std::max<std::size_t>(1, o.max_ahead_bytes / o.page_size);
-    block_ = std::clamp<std::size_t>(max_pages_ / 4, 1, 512);
+    block_ = std::clamp<std::size_t>(max_pages_ / (kTrailBlocks + 2), 1, 512);
     stride_ = std::clamp<std::size_t>(o.fast_stride_pages, 1, block_);
-    min_pages_ = std::clamp<std::size_t>(o.min_ahead_bytes / o.page_size, 2 * block_, max_pages_);
+    min_pages_ = std::clamp<std::size_t>(o.min_ahead_bytes / o.page_size,
+                                         (kTrailBlocks + 1) * block_, max_pages_);
     ahead_pages_.store(max_pages_);  // sampling starts over the whole budget
     const std::size_t blocks = (n_ + block_ - 1) / block_;
     order_.reserve(n_);
@@ -85,10 +88,10 @@ class Prefetcher::Stream::State {
         }
       }
     };
-    for (std::size_t b = 0; b <= blocks; ++b) {
-      lead_seq_[b] = order_.size();
+    for (std::size_t b = 0; b < blocks + kTrailBlocks; ++b) {
+      if (b <= blocks) lead_seq_[b] = order_.size();
       if (b < blocks) add(b, true);
-      if (b >= 1) add(b - 1, false);
+      if (b >= kTrailBlocks) add(b - kTrailBlocks, false);
     }
     lead_seq_[blocks + 1] = order_.size();
   }
@@ -101,9 +104,12 @@ class Prefetcher::Stream::State {
       const Entry& e = order_[q];
       const std::size_t start = started_page_.load();
       if (e.pos < start || (!e.lead && !slow_.load())) {
-        // Passed by the reader, or a trailing page while sampling: skip (a trailing block T_b
-        // sits before L_{b+2}).
-        const std::size_t next = e.lead ? q + 1 : std::max(q + 1, lead_seq_[std::min<std::size_t>(e.block + 2, lead_seq_.size() - 1)]);
+        // Passed by the reader, or a trailing page while sampling: skip (the trailing pages of
+        // block b sit just before the leading pages of block b + kTrailBlocks + 1).
+        const std::size_t next =
+            e.lead ? q + 1
+                   : std::max(q + 1, lead_seq_[std::min<std::size_t>(e.block + kTrailBlocks + 1,
+                                                                     lead_seq_.size() - 1)]);
         const std::size_t to = e.pos < start ? q + 1 : next;
         if (cursor_.compare_exchange_weak(q, to)) q = to;
         continue;

@@ -49,7 +49,7 @@ struct WssCommandOptions {
   std::string policy = "fifo";
   std::string configs = "dram,none,next1,next2,next4,next8,host,host+next8";
   bool ceiling = true;
-  unsigned prefetch_threads = 64;
+  unsigned prefetch_threads = 16;  // measured better than 64 here: the emulator is CPU-bound
   std::string prefetch_budget;
   unsigned passes = 1;
   double min_seconds = 0.3;
