@@ -24,5 +24,6 @@ struct Command {
 
 Command AddDevicesCommand(CLI::App& root);  // devices_command.cc
 Command AddDemoCommand(CLI::App& root);     // demo_command.cc
+Command AddReplayCommand(CLI::App& root);   // replay_command.cc
 
 }  // namespace cxlkv::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   const std::vector<cxlkv::cli::Command> commands = {
       cxlkv::cli::AddDevicesCommand(app),
       cxlkv::cli::AddDemoCommand(app),
+      cxlkv::cli::AddReplayCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,30 @@
+// The prefix-aware policy of the replay simulator. See replay_prefix_policy.cc for how it
+// works and docs/replay.md for what each part is worth.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "tools/cxlkv/replay_policy.h"
+
+namespace cxlkv::cli {
+
+// Its parts, each of which can be switched off to measure what it brings.
+struct PrefixPolicyOptions {
+  // Touch a request's chunks from the prompt's end to its start, so that a chain is evicted
+  // from its tail and its head (the part other prompts share) goes last.
+  bool tail_first = true;
+  // Drop a chunk's cached successors with it (they cannot be hit without it).
+  bool drop_orphans = true;
+  // Do not store the chunks of a prompt's partial last block, nor a chunk whose predecessor
+  // is not cached: the first is resent extended (a new block id) by the next turn, the second
+  // can never be part of a cached prefix.
+  bool skip_unreachable = true;
+  // Rank chunks by age scaled with the reuse probability of their hit count, learned online.
+  bool frequency_classes = true;
+};
+
+std::unique_ptr<SimPolicy> MakePrefixPolicy(std::size_t chunks,
+                                            const PrefixPolicyOptions& options = {});
+
+}  // namespace cxlkv::cli
