@@ -48,7 +48,7 @@ struct ReplayCommandOptions {
   double timestamp_speed = 0;
   bool json = false;
   // sweep
-  std::string policies = "lru,fifo,lfu,s3fifo,lru-admit2,prefix,belady";
+  std::string policies = "lru,fifo,lfu,s3fifo,lru-admit2,prefix-chains,prefix,belady";
   std::string fractions = "1,2,5,10,20,50";
   std::string csv;
 };
@@ -350,7 +350,7 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
   }
   PrintHeader(loaded, w, o, bpt);
   std::printf("hit ratio (prefix tokens) by capacity as %% of unique bytes; in brackets the share "
-              "of the LRU-to-Belady gap closed\n%-11s", "policy");
+              "of the LRU-to-Belady gap closed\n%-14s", "policy");
   for (const double f : fractions) std::printf(" %14g%%", f);
   std::printf("\n");
   // results[p][f]
@@ -380,7 +380,7 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
   const std::size_t belady = index("belady");
   const std::string trace_name = std::filesystem::path(loaded.source).filename().string();
   for (std::size_t p = 0; p < policies.size(); ++p) {
-    std::printf("%-11s", policies[p].c_str());
+    std::printf("%-14s", policies[p].c_str());
     for (std::size_t i = 0; i < fractions.size(); ++i) {
       const double h = results[p][i].HitRatio();
       const double l = results[lru][i].HitRatio();
@@ -467,7 +467,8 @@ Command AddReplayCommand(CLI::App& root) {
                   "Tier 0 capacity: a size (64G) or a share of the trace's unique bytes (5%)")
       ->capture_default_str();
   app->add_option("--policy", o->policy, "Tier 0 eviction policy")
-      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix", "belady"}))
+      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix",
+                             "belady"}))
       ->capture_default_str();
   app->add_option("--tier1-capacity", o->tier1_capacity,
                   "Add tier 1 (the spill tier) of this capacity, which takes tier 0's evictions");

@@ -189,8 +189,8 @@ class BeladyPolicy : public SimPolicy {
   std::priority_queue<std::pair<std::uint64_t, std::uint32_t>> heap_;  // farthest on top
 };
 
-constexpr std::array<std::string_view, 7> kNames = {"lru",        "fifo",   "lfu",   "s3fifo",
-                                                    "lru-admit2", "prefix", "belady"};
+constexpr std::array<std::string_view, 8> kNames = {
+    "lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix", "belady"};
 
 }  // namespace
 
@@ -206,9 +206,14 @@ Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::siz
   }
   if (name == "lru-admit2") return std::unique_ptr<SimPolicy>(new LruAdmitSecondPolicy(chunks));
   if (name == "prefix") return MakePrefixPolicy(chunks);
+  if (name == "prefix-chains") {  // its chain handling alone, without the learned classes
+    PrefixPolicyOptions options;
+    options.learned_classes = false;
+    return MakePrefixPolicy(chunks, options);
+  }
   if (name == "belady") return std::unique_ptr<SimPolicy>(new BeladyPolicy(chunks));
   return Status::InvalidArgument("unknown eviction policy \"" + std::string(name) +
-                                 "\" (lru, fifo, lfu, s3fifo, lru-admit2, prefix, belady)");
+                                 "\" (lru, fifo, lfu, s3fifo, lru-admit2, prefix-chains, prefix, belady)");
 }
 
 }  // namespace cxlkv::cli

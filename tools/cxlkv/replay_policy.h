@@ -26,7 +26,8 @@ struct ChunkEvent {
   // bound (belady) may read it: it is the future.
   std::uint64_t next_use = 0;
   bool in_partial_last_block = false;  // see Workload::in_partial_last_block
-  bool predecessor_cached = true;      // the chunk before it in the prompt is in some tier
+  std::uint32_t predecessor = UINT32_MAX;  // the chunk before it in its prompts, or none
+  bool predecessor_cached = true;          // ... and that chunk is in some tier
 };
 
 class SimPolicy {
@@ -58,7 +59,8 @@ class SimPolicy {
 
 // The policies, by name: lru, fifo, lfu, s3fifo, lru-admit2 (LRU that stores a chunk only at
 // its second request, the frequency admission of tiered caches), prefix (this project's
-// prefix-aware policy, see prefix_policy.cc) and belady (the offline bound: evict the chunk
+// prefix-aware policy, see replay_prefix_policy.cc), prefix-chains (its chain handling
+// alone, without the learned classes) and belady (the offline bound: evict the chunk
 // used farthest in the future, never store one that is not used again).
 std::span<const std::string_view> SimPolicyNames();
 

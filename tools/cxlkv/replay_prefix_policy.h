@@ -20,8 +20,10 @@ struct PrefixPolicyOptions {
   // is not cached: the first is resent extended (a new block id) by the next turn, the second
   // can never be part of a cached prefix.
   bool skip_unreachable = true;
-  // Rank chunks by age scaled with the reuse probability of their hit count, learned online.
-  bool frequency_classes = true;
+  // Class chunks by their request's turn in its conversation and the size of its new part,
+  // and evict by age scaled with each class's reuse share, learned online; off, the policy is
+  // LRU over whole chains.
+  bool learned_classes = true;
 };
 
 std::unique_ptr<SimPolicy> MakePrefixPolicy(std::size_t chunks,

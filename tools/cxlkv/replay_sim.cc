@@ -74,6 +74,7 @@ class Simulator {
     e.next_use = upcoming_[chunk];
     e.in_partial_last_block = access != SIZE_MAX && w_.in_partial_last_block[access] != 0;
     const std::uint32_t p = w_.predecessor[chunk];
+    e.predecessor = p;
     e.predecessor_cached = p == kNoChunk || where_[p] != kNotCached;
     return e;
   }

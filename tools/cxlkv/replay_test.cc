@@ -46,14 +46,15 @@ SimResult ReplayOneTier(const Workload& w, const std::string& policy, std::uint6
 //   lfu: 3, 5, 8 (A's hits keep it)     s3fifo: 3, 5, 8, 9 (B comes back through the ghost)
 //   lru-admit2: 5, 8, 9 (stored from the second request on)
 //   belady: 3, 5, 6, 8, 9 (C and D are never stored: C's use is farthest, D's never comes)
-//   prefix: 3, 5 (single-block prompts: no chains to use; the age classes pick as LRU here)
+//   prefix, prefix-chains: 3, 5 (single-block prompts: no chains to use, and the classes
+//   learn nothing that changes LRU's choices in ten requests)
 TEST(ReplaySim, HandComputedHitRatios) {
   constexpr std::uint64_t A = 1, B = 2, C = 3, D = 4;
   const Workload w = BuildWorkload(Trace({{A}, {B}, {A}, {C}, {A}, {B}, {D}, {A}, {B}, {C}}), 512);
   ASSERT_EQ(w.chunks(), 4u);
   const std::vector<std::pair<std::string, int>> expected = {
       {"lru", 2}, {"fifo", 1}, {"lfu", 3}, {"s3fifo", 4}, {"lru-admit2", 3},
-      {"belady", 5}, {"prefix", 2}};
+      {"prefix-chains", 2}, {"belady", 5}, {"prefix", 2}};
   for (const auto& [policy, hits] : expected) {
     const SimResult r = ReplayOneTier(w, policy, 2);
     EXPECT_EQ(r.hit_tokens, hits * kBlock) << policy;
