@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
   # CLI tests check JSON output with the standard library json module
   python3
+  # tools/replay_plot.py draws the replay sweep
+  python3-matplotlib
 )
 
 missing=()
