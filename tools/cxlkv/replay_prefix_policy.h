@@ -1,5 +1,7 @@
 // The prefix-aware policy of the replay simulator. See replay_prefix_policy.cc for how it
 // works and docs/replay.md for what each part is worth.
+//
+// Thread-safety: none, like every SimPolicy.
 #pragma once
 
 #include <cstddef>
