@@ -176,7 +176,8 @@ class PrefixPolicy : public SimPolicy {
 
  private:
   static std::uint8_t TurnOf(std::uint8_t c) {
-    return c == kSharedClass ? 0 : static_cast<std::uint8_t>((c - 1) / kSizes + 1);
+    if (c == kSharedClass) return 0;
+    return static_cast<std::uint8_t>((c - 1) / kSizes + 1);
   }
 
   // A chunk of the current request, in prompt order, that was seen before in class c.
