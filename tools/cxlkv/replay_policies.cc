@@ -189,8 +189,8 @@ class BeladyPolicy : public SimPolicy {
   std::priority_queue<std::pair<std::uint64_t, std::uint32_t>> heap_;  // farthest on top
 };
 
-constexpr std::array<std::string_view, 8> kNames = {
-    "lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix", "belady"};
+constexpr std::array<std::string_view, 10> kNames = {
+    "lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix", "hazard", "hazard-admit", "belady"};
 
 }  // namespace
 
@@ -209,6 +209,12 @@ Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::siz
   if (name == "prefix-chains") {  // its chain handling alone, without the learned classes
     PrefixPolicyOptions options;
     options.learned_classes = false;
+    return MakePrefixPolicy(chunks, options);
+  }
+  if (name == "hazard" || name == "hazard-admit") {
+    PrefixPolicyOptions options;
+    options.hazard = true;
+    options.hazard_admission = name == "hazard-admit";
     return MakePrefixPolicy(chunks, options);
   }
   if (name == "belady") return std::unique_ptr<SimPolicy>(new BeladyPolicy(chunks));

@@ -50,6 +50,9 @@ class SimPolicy {
   virtual std::uint32_t Victim() = 0;
   // The chunk left the tier: evicted, dropped with an evicted predecessor, or promoted.
   virtual void OnRemove(std::uint32_t chunk) = 0;
+  // A request arrives, `time_ms` from the start of the trace (non-decreasing); before any
+  // other call for its chunks. Only policies that learn from time use it.
+  virtual void OnRequestBegin(double time_ms) { (void)time_ms; }
   // The end of one request's accesses.
   virtual void OnRequestEnd() {}
   // When a chunk leaves the store, also drop its cached successors: until it is stored again

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tools/cxlkv/replay_hazard.h"
 #include "tools/cxlkv/replay_id_list.h"
 
 namespace cxlkv::cli {
@@ -72,7 +73,15 @@ class PrefixPolicy : public SimPolicy {
         seen_(chunks, 0),
         successors_(chunks, 0),
         ghost_class_(chunks, kNotEvicted),
-        evicted_at_(chunks, 0) {}
+        evicted_at_(chunks, 0),
+        hazard_(kClasses),
+        owner_unit_(chunks, FollowUpHazard::kNoUnit),
+        touched_s_(chunks, 0) {}
+
+  void OnRequestBegin(double time_ms) override {
+    now_s_ = time_ms / 1000;
+    if (options_.hazard) hazard_.Advance(now_s_);
+  }
 
   void OnHit(const ChunkEvent& e) override {
     const std::uint8_t c = class_[e.chunk];
@@ -80,6 +89,7 @@ class PrefixPolicy : public SimPolicy {
     NoteTurn(e.chunk, c);
     queues_[c].MoveToFront(e.chunk);
     touched_[e.chunk] = clock_;
+    touched_s_[e.chunk] = now_s_;
     request_.push_back(e.chunk);
   }
 
@@ -106,8 +116,14 @@ class PrefixPolicy : public SimPolicy {
         reused_[ghost] += 1;
       }
     }
-    if (!options_.skip_unreachable) return true;
-    return !e.in_partial_last_block && e.predecessor_cached;
+    if (options_.skip_unreachable && (e.in_partial_last_block || !e.predecessor_cached)) {
+      return false;
+    }
+    if (options_.hazard_admission && evictions_ > 0 &&
+        hazard_.ReturnWithin(ClassOfRequest(), 0, horizon_s_) < victim_score_) {
+      return false;
+    }
+    return true;
   }
 
   void OnInsert(const ChunkEvent& e) override {
@@ -115,9 +131,11 @@ class PrefixPolicy : public SimPolicy {
     ++cached_;
     queues_[class_[e.chunk]].PushFront(e.chunk);
     touched_[e.chunk] = clock_;
+    touched_s_[e.chunk] = now_s_;
   }
 
   std::uint32_t Victim() override {
+    if (options_.hazard) return HazardVictim();
     // Each queue's end is its class's oldest chunk; of those, the one with the largest age
     // for its class's reuse share (the oldest, as LRU, when the shares are off).
     std::uint32_t victim = IdList::kNil;
@@ -161,7 +179,9 @@ class PrefixPolicy : public SimPolicy {
       class_[chunk] = to;
       queues_[to].PushFront(chunk);
       touched_[chunk] = clock_;
+      touched_s_[chunk] = now_s_;
     }
+    if (options_.hazard) NoteFollowUps(request_class);
     request_.clear();
     shared_chunks_ = 0;
     deepest_turn_ = 0;
@@ -169,12 +189,59 @@ class PrefixPolicy : public SimPolicy {
     if (clock_ % kFadeEvery == 0) {
       for (double& r : reached_) r *= kFade;
       for (double& r : reused_) r *= kFade;
+      hazard_.Fade(kFade);
     }
   }
 
   bool DropsOrphans() const override { return options_.drop_orphans; }
 
  private:
+  // The queue end least likely to be followed up within the current eviction age; on a tie
+  // (nothing learned yet) the oldest, as LRU.
+  std::uint32_t HazardVictim() {
+    std::uint32_t victim = IdList::kNil;
+    double best = 2;
+    double best_age = -1;
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      if (queues_[c].empty()) continue;
+      const std::uint32_t oldest = queues_[c].back();
+      const double age = now_s_ - touched_s_[oldest];
+      const double score = hazard_.ReturnWithin(c, age, horizon_s_);
+      if (score < best || (score == best && age > best_age)) {
+        best = score;
+        best_age = age;
+        victim = oldest;
+      }
+    }
+    // The eviction age and the victims' odds, averaged over the last thousand or so victims.
+    constexpr double kWeight = 1.0 / 1024;
+    if (evictions_ == 0) {
+      horizon_s_ = best_age;
+      victim_score_ = best;
+    } else {
+      horizon_s_ += kWeight * (best_age - horizon_s_);
+      victim_score_ += kWeight * (best - victim_score_);
+    }
+    ghost_class_[victim] = class_[victim];
+    evicted_at_[victim] = ++evictions_;
+    return victim;
+  }
+
+  // At a request's end: it follows up the requests that last held its chunks; then it becomes
+  // their holder, its shared prefix and its private part as two units.
+  void NoteFollowUps(std::uint8_t request_class) {
+    for (const std::uint32_t chunk : request_) {
+      if (owner_unit_[chunk] != FollowUpHazard::kNoUnit) hazard_.FollowUp(owner_unit_[chunk], now_s_);
+    }
+    const std::uint32_t shared =
+        shared_chunks_ > 0 ? hazard_.AddUnit(now_s_, kSharedClass) : FollowUpHazard::kNoUnit;
+    const std::uint32_t own = hazard_.AddUnit(now_s_, request_class);
+    for (std::size_t i = 0; i < request_.size(); ++i) {
+      owner_unit_[request_[i]] = i < shared_chunks_ ? shared : own;
+    }
+    hazard_.Refresh();
+  }
+
   static std::uint8_t TurnOf(std::uint8_t c) {
     if (c == kSharedClass) return 0;
     return static_cast<std::uint8_t>((c - 1) / kSizes + 1);
@@ -217,6 +284,12 @@ class PrefixPolicy : public SimPolicy {
   std::uint64_t clock_ = 0;                 // requests so far
   std::uint64_t evictions_ = 0;
   std::uint64_t cached_ = 0;
+  FollowUpHazard hazard_;
+  std::vector<std::uint32_t> owner_unit_;  // the unit of the request that last held it
+  std::vector<double> touched_s_;          // time of its last touch, seconds
+  double now_s_ = 0;
+  double horizon_s_ = 0;     // mean idle time of recent victims: how long a chunk stays
+  double victim_score_ = 0;  // mean follow-up odds of recent victims within that time
 };
 
 }  // namespace

@@ -26,6 +26,13 @@ struct PrefixPolicyOptions {
   // and evict by age scaled with each class's reuse share, learned online; off, the policy is
   // LRU over whole chains.
   bool learned_classes = true;
+  // Instead of age / sqrt(reuse share): evict the queue end least likely to be followed up
+  // within the cache's current eviction age, from each class's follow-up hazard by idle time
+  // (replay_hazard.h), learned online from the trace's timestamps.
+  bool hazard = false;
+  // With hazard: do not store a chunk whose class, idle for no time yet, is less likely to be
+  // followed up within the eviction age than the chunks the cache has been evicting.
+  bool hazard_admission = false;
 };
 
 std::unique_ptr<SimPolicy> MakePrefixPolicy(std::size_t chunks,

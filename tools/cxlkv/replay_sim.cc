@@ -53,8 +53,12 @@ class Simulator {
 
   SimResult Run() {
     const auto start = std::chrono::steady_clock::now();
-    for (std::size_t r = 0; r < w_.requests(); ++r) Request(w_.request_begin[r],
-                                                            w_.request_begin[r + 1]);
+    for (std::size_t r = 0; r < w_.requests(); ++r) {
+      for (const std::unique_ptr<SimPolicy>& policy : policies_) {
+        policy->OnRequestBegin(w_.timestamp_ms[r]);
+      }
+      Request(w_.request_begin[r], w_.request_begin[r + 1]);
+    }
     result_.requests = w_.requests();
     result_.prompt_tokens = w_.prompt_tokens;
     result_.seconds =
