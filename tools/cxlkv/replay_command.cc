@@ -49,7 +49,7 @@ struct ReplayCommandOptions {
   double timestamp_speed = 0;
   bool json = false;
   // sweep
-  std::string policies = "lru,fifo,lfu,s3fifo,lru-admit2,prefix-chains,prefix,belady";
+  std::string policies = "lru,fifo,lfu,s3fifo,lru-admit2,prefix-chains,prefix,prefix-hazard,belady";
   std::string fractions = "1,2,5,10,20,50";
   std::string csv;
 };
@@ -469,7 +469,7 @@ Command AddReplayCommand(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--policy", o->policy, "Tier 0 eviction policy")
       ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix",
-                             "belady"}))
+                             "prefix-hazard", "belady"}))
       ->capture_default_str();
   app->add_option("--tier1-capacity", o->tier1_capacity,
                   "Add tier 1 (the spill tier) of this capacity, which takes tier 0's evictions");

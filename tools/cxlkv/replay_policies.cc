@@ -189,8 +189,8 @@ class BeladyPolicy : public SimPolicy {
   std::priority_queue<std::pair<std::uint64_t, std::uint32_t>> heap_;  // farthest on top
 };
 
-constexpr std::array<std::string_view, 10> kNames = {
-    "lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix", "hazard", "hazard-admit", "belady"};
+constexpr std::array<std::string_view, 9> kNames = {
+    "lru", "fifo", "lfu", "s3fifo", "lru-admit2", "prefix-chains", "prefix", "prefix-hazard", "belady"};
 
 }  // namespace
 
@@ -211,15 +211,14 @@ Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::siz
     options.learned_classes = false;
     return MakePrefixPolicy(chunks, options);
   }
-  if (name == "hazard" || name == "hazard-admit") {
+  if (name == "prefix-hazard") {  // its classes' odds from the follow-up hazard
     PrefixPolicyOptions options;
-    options.hazard = true;
-    options.hazard_admission = name == "hazard-admit";
+    options.hazard_odds = true;
     return MakePrefixPolicy(chunks, options);
   }
   if (name == "belady") return std::unique_ptr<SimPolicy>(new BeladyPolicy(chunks));
   return Status::InvalidArgument("unknown eviction policy \"" + std::string(name) +
-                                 "\" (lru, fifo, lfu, s3fifo, lru-admit2, prefix-chains, prefix, belady)");
+                                 "\" (lru, fifo, lfu, s3fifo, lru-admit2, prefix-chains, prefix, prefix-hazard, belady)");
 }
 
 }  // namespace cxlkv::cli

@@ -76,11 +76,13 @@ class PrefixPolicy : public SimPolicy {
         evicted_at_(chunks, 0),
         hazard_(kClasses),
         owner_unit_(chunks, FollowUpHazard::kNoUnit),
-        touched_s_(chunks, 0) {}
+        touched_s_(chunks, 0) {
+    hazard_odds_.fill(1);  // until anything is learned: LRU over chains
+  }
 
   void OnRequestBegin(double time_ms) override {
     now_s_ = time_ms / 1000;
-    if (options_.hazard) hazard_.Advance(now_s_);
+    if (options_.hazard_odds) hazard_.Advance(now_s_);
   }
 
   void OnHit(const ChunkEvent& e) override {
@@ -119,10 +121,6 @@ class PrefixPolicy : public SimPolicy {
     if (options_.skip_unreachable && (e.in_partial_last_block || !e.predecessor_cached)) {
       return false;
     }
-    if (options_.hazard_admission && evictions_ > 0 &&
-        hazard_.ReturnWithin(ClassOfRequest(), 0, horizon_s_) < victim_score_) {
-      return false;
-    }
     return true;
   }
 
@@ -135,21 +133,31 @@ class PrefixPolicy : public SimPolicy {
   }
 
   std::uint32_t Victim() override {
-    if (options_.hazard) return HazardVictim();
     // Each queue's end is its class's oldest chunk; of those, the one with the largest age
-    // for its class's reuse share (the oldest, as LRU, when the shares are off).
+    // for its class's odds (the oldest, as LRU, when the classes are off). With the hazard's
+    // odds p, age / p is the number of requests the chunk has waited per hit it is expected
+    // to bring.
     std::uint32_t victim = IdList::kNil;
     double worst = -1;
     for (std::size_t c = 0; c < kClasses; ++c) {
       if (queues_[c].empty()) continue;
       const std::uint32_t oldest = queues_[c].back();
       const double age = static_cast<double>(clock_ - touched_[oldest] + 1);
-      const double score = options_.learned_classes ? age / std::sqrt(ReuseShare(c)) : age;
+      double score = age;
+      if (options_.hazard_odds) {
+        score = age / hazard_odds_[c];
+      } else if (options_.learned_classes) {
+        score = age / std::sqrt(ReuseShare(c));
+      }
       if (score > worst) {
         worst = score;
         victim = oldest;
       }
     }
+    // The eviction age in seconds, averaged over the last thousand or so victims: how long the
+    // cache keeps a chunk, so how far ahead a follow-up is worth anything.
+    const double age_s = now_s_ - touched_s_[victim];
+    horizon_s_ = evictions_ == 0 ? age_s : horizon_s_ + (age_s - horizon_s_) / 1024;
     ghost_class_[victim] = class_[victim];
     evicted_at_[victim] = ++evictions_;
     return victim;
@@ -181,7 +189,7 @@ class PrefixPolicy : public SimPolicy {
       touched_[chunk] = clock_;
       touched_s_[chunk] = now_s_;
     }
-    if (options_.hazard) NoteFollowUps(request_class);
+    if (options_.hazard_odds) NoteFollowUps(request_class);
     request_.clear();
     shared_chunks_ = 0;
     deepest_turn_ = 0;
@@ -196,37 +204,6 @@ class PrefixPolicy : public SimPolicy {
   bool DropsOrphans() const override { return options_.drop_orphans; }
 
  private:
-  // The queue end least likely to be followed up within the current eviction age; on a tie
-  // (nothing learned yet) the oldest, as LRU.
-  std::uint32_t HazardVictim() {
-    std::uint32_t victim = IdList::kNil;
-    double best = 2;
-    double best_age = -1;
-    for (std::size_t c = 0; c < kClasses; ++c) {
-      if (queues_[c].empty()) continue;
-      const std::uint32_t oldest = queues_[c].back();
-      const double age = now_s_ - touched_s_[oldest];
-      const double score = hazard_.ReturnWithin(c, age, horizon_s_);
-      if (score < best || (score == best && age > best_age)) {
-        best = score;
-        best_age = age;
-        victim = oldest;
-      }
-    }
-    // The eviction age and the victims' odds, averaged over the last thousand or so victims.
-    constexpr double kWeight = 1.0 / 1024;
-    if (evictions_ == 0) {
-      horizon_s_ = best_age;
-      victim_score_ = best;
-    } else {
-      horizon_s_ += kWeight * (best_age - horizon_s_);
-      victim_score_ += kWeight * (best - victim_score_);
-    }
-    ghost_class_[victim] = class_[victim];
-    evicted_at_[victim] = ++evictions_;
-    return victim;
-  }
-
   // At a request's end: it follows up the requests that last held its chunks; then it becomes
   // their holder, its shared prefix and its private part as two units.
   void NoteFollowUps(std::uint8_t request_class) {
@@ -240,6 +217,10 @@ class PrefixPolicy : public SimPolicy {
       owner_unit_[request_[i]] = i < shared_chunks_ ? shared : own;
     }
     hazard_.Refresh();
+    // Floored: a class never seen followed up is not evicted at once, whatever its age.
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      hazard_odds_[c] = std::max(hazard_.ReturnWithin(c, 0, horizon_s_), 1e-3);
+    }
   }
 
   static std::uint8_t TurnOf(std::uint8_t c) {
@@ -288,8 +269,8 @@ class PrefixPolicy : public SimPolicy {
   std::vector<std::uint32_t> owner_unit_;  // the unit of the request that last held it
   std::vector<double> touched_s_;          // time of its last touch, seconds
   double now_s_ = 0;
-  double horizon_s_ = 0;     // mean idle time of recent victims: how long a chunk stays
-  double victim_score_ = 0;  // mean follow-up odds of recent victims within that time
+  double horizon_s_ = 0;  // mean idle time of recent victims: how long a chunk stays
+  std::array<double, kClasses> hazard_odds_{};  // from NoteFollowUps
 };
 
 }  // namespace

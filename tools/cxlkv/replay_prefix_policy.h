@@ -26,13 +26,11 @@ struct PrefixPolicyOptions {
   // and evict by age scaled with each class's reuse share, learned online; off, the policy is
   // LRU over whole chains.
   bool learned_classes = true;
-  // Instead of age / sqrt(reuse share): evict the queue end least likely to be followed up
-  // within the cache's current eviction age, from each class's follow-up hazard by idle time
-  // (replay_hazard.h), learned online from the trace's timestamps.
-  bool hazard = false;
-  // With hazard: do not store a chunk whose class, idle for no time yet, is less likely to be
-  // followed up within the eviction age than the chunks the cache has been evicting.
-  bool hazard_admission = false;
+  // Take each class's odds from the follow-up hazard (replay_hazard.h): the chance that a
+  // request of the class is followed up within the cache's current eviction age, learned
+  // online from the trace's timestamps and counted whether or not the cache held the chunks;
+  // and evict by age / odds (expected requests per hit) instead of age / sqrt(reuse share).
+  bool hazard_odds = false;
 };
 
 std::unique_ptr<SimPolicy> MakePrefixPolicy(std::size_t chunks,
