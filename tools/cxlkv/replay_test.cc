@@ -2,12 +2,14 @@
 // prefix semantics, tiers, the workload's chunking and the trace parser's bad-line handling.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "tests/test_util.h"
 #include "tools/cxlkv/demo_trace.h"
+#include "tools/cxlkv/replay_hazard.h"
 #include "tools/cxlkv/replay_policy.h"
 #include "tools/cxlkv/replay_sim.h"
 #include "tools/cxlkv/replay_synthetic.h"
@@ -46,15 +48,15 @@ SimResult ReplayOneTier(const Workload& w, const std::string& policy, std::uint6
 //   lfu: 3, 5, 8 (A's hits keep it)     s3fifo: 3, 5, 8, 9 (B comes back through the ghost)
 //   lru-admit2: 5, 8, 9 (stored from the second request on)
 //   belady: 3, 5, 6, 8, 9 (C and D are never stored: C's use is farthest, D's never comes)
-//   prefix, prefix-chains: 3, 5 (single-block prompts: no chains to use, and the classes
-//   learn nothing that changes LRU's choices in ten requests)
+//   prefix, prefix-chains, prefix-hazard: 3, 5 (single-block prompts: no chains to use, and
+//   the classes learn nothing that changes LRU's choices in ten requests)
 TEST(ReplaySim, HandComputedHitRatios) {
   constexpr std::uint64_t A = 1, B = 2, C = 3, D = 4;
   const Workload w = BuildWorkload(Trace({{A}, {B}, {A}, {C}, {A}, {B}, {D}, {A}, {B}, {C}}), 512);
   ASSERT_EQ(w.chunks(), 4u);
   const std::vector<std::pair<std::string, int>> expected = {
       {"lru", 2}, {"fifo", 1}, {"lfu", 3}, {"s3fifo", 4}, {"lru-admit2", 3},
-      {"prefix-chains", 2}, {"belady", 5}, {"prefix", 2}};
+      {"prefix-chains", 2}, {"belady", 5}, {"prefix", 2}, {"prefix-hazard", 2}};
   for (const auto& [policy, hits] : expected) {
     const SimResult r = ReplayOneTier(w, policy, 2);
     EXPECT_EQ(r.hit_tokens, hits * kBlock) << policy;
@@ -103,6 +105,35 @@ TEST(ReplaySim, PrefixPolicySkipsUnreachableAndDropsOrphans) {
   EXPECT_EQ(r.tiers[0].evictions, 1u);
   EXPECT_EQ(r.hit_tokens, 0u);
   EXPECT_EQ(ReplayOneTier(chain, "lru", 2).dropped_orphans, 0u);  // LRU keeps the orphan
+}
+
+// The follow-up hazard by hand. Four units of class 0 start idle at t = 0 s; unit 0 is
+// followed up at 3 s (bucket [2, 4) s). At risk: 4 units in [0, 1), [1, 2) and [2, 4), then the
+// 3 never followed in [4, 8) and [8, 16); followed: 1 in [2, 4). So class 0's hazard is 1/4 in
+// [2, 4) s and 0 elsewhere; class 1 has no units and takes the pooled hazard, the same.
+TEST(ReplayHazard, KaplanMeierByIdleTime) {
+  FollowUpHazard h(2);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.AddUnit(0, 0), static_cast<std::uint32_t>(i));
+  h.Advance(2.5);
+  h.FollowUp(0, 3);
+  h.FollowUp(0, 5);  // only the first follow-up counts
+  h.Advance(10);
+  h.Refresh();
+  for (std::size_t b = 0; b < 6; ++b) {
+    EXPECT_DOUBLE_EQ(h.Hazard(0, b), b == 2 ? 0.25 : 0.0) << b;
+    EXPECT_DOUBLE_EQ(h.Hazard(1, b), b == 2 ? 0.25 : 0.0) << b;
+  }
+  EXPECT_EQ(FollowUpHazard::Bucket(0.5), 0u);
+  EXPECT_EQ(FollowUpHazard::Bucket(3), 2u);
+  EXPECT_DOUBLE_EQ(FollowUpHazard::Lower(3), 4.0);
+  // Fresh: a 1 in 4 chance within 4 s; idle 2 s, within 1 s: half the bucket, so
+  // 1 - sqrt(3/4) (the hazard is spread evenly over the bucket); idle 4 s: nothing left.
+  EXPECT_NEAR(h.ReturnWithin(0, 0, 4), 0.25, 1e-12);
+  EXPECT_NEAR(h.ReturnWithin(0, 2, 1), 1 - std::sqrt(0.75), 1e-12);
+  EXPECT_NEAR(h.ReturnWithin(0, 4, 100), 0.0, 1e-12);
+  h.Fade(0.5);  // halves every count: the ratios, so the hazards, stay
+  h.Refresh();
+  EXPECT_DOUBLE_EQ(h.Hazard(0, 2), 0.25);
 }
 
 // A lower tier takes what the first evicts; a hit there counts for it and moves the chunk up.
