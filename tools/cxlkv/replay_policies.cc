@@ -214,6 +214,7 @@ Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::siz
   if (name == "prefix-hazard") {  // its classes' odds from the follow-up hazard
     PrefixPolicyOptions options;
     options.hazard_odds = true;
+    options.shadow_lru_capacity_bytes = capacity_bytes;
     return MakePrefixPolicy(chunks, options);
   }
   if (name == "belady") return std::unique_ptr<SimPolicy>(new BeladyPolicy(chunks));

@@ -30,10 +30,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "tools/cxlkv/replay_hazard.h"
 #include "tools/cxlkv/replay_id_list.h"
+#include "tools/cxlkv/replay_shadow.h"
 
 namespace cxlkv::cli {
 namespace {
@@ -78,6 +80,10 @@ class PrefixPolicy : public SimPolicy {
         owner_unit_(chunks, FollowUpHazard::kNoUnit),
         touched_s_(chunks, 0) {
     hazard_odds_.fill(1);  // until anything is learned: LRU over chains
+    odds_weight_.fill(1);
+    if (options_.shadow_lru_capacity_bytes > 0) {
+      shadow_ = std::make_unique<ShadowLru>(chunks, options_.shadow_lru_capacity_bytes);
+    }
   }
 
   void OnRequestBegin(double time_ms) override {
@@ -86,6 +92,8 @@ class PrefixPolicy : public SimPolicy {
   }
 
   void OnHit(const ChunkEvent& e) override {
+    own_hit_bytes_ += e.bytes;
+    if (shadow_) shadow_->SetBytes(e.chunk, e.bytes);
     const std::uint8_t c = class_[e.chunk];
     reused_[c] += 1;
     NoteTurn(e.chunk, c);
@@ -96,11 +104,13 @@ class PrefixPolicy : public SimPolicy {
   }
 
   void OnPresent(const ChunkEvent& e) override {
+    if (shadow_) shadow_->SetBytes(e.chunk, e.bytes);
     NoteTurn(e.chunk, class_[e.chunk]);
     request_.push_back(e.chunk);
   }
 
   bool Admit(const ChunkEvent& e) override {
+    if (shadow_) shadow_->SetBytes(e.chunk, e.bytes);
     request_.push_back(e.chunk);
     ++new_chunks_;
     if (seen_[e.chunk] == 0) {
@@ -145,7 +155,7 @@ class PrefixPolicy : public SimPolicy {
       const double age = static_cast<double>(clock_ - touched_[oldest] + 1);
       double score = age;
       if (options_.hazard_odds) {
-        score = age / hazard_odds_[c];
+        score = age / odds_weight_[c];
       } else if (options_.learned_classes) {
         score = age / std::sqrt(ReuseShare(c));
       }
@@ -190,6 +200,7 @@ class PrefixPolicy : public SimPolicy {
       touched_s_[chunk] = now_s_;
     }
     if (options_.hazard_odds) NoteFollowUps(request_class);
+    if (shadow_) shadow_hit_bytes_ += shadow_->Request(request_);
     request_.clear();
     shared_chunks_ = 0;
     deepest_turn_ = 0;
@@ -198,6 +209,11 @@ class PrefixPolicy : public SimPolicy {
       for (double& r : reached_) r *= kFade;
       for (double& r : reused_) r *= kFade;
       hazard_.Fade(kFade);
+      if (shadow_) {
+        odds_power_ = NextOddsPower(odds_power_, own_hit_bytes_, shadow_hit_bytes_);
+        own_hit_bytes_ = 0;
+        shadow_hit_bytes_ = 0;
+      }
     }
   }
 
@@ -220,6 +236,7 @@ class PrefixPolicy : public SimPolicy {
     // Floored: a class never seen followed up is not evicted at once, whatever its age.
     for (std::size_t c = 0; c < kClasses; ++c) {
       hazard_odds_[c] = std::max(hazard_.ReturnWithin(c, 0, horizon_s_), 1e-3);
+      odds_weight_[c] = std::pow(hazard_odds_[c], odds_power_);
     }
   }
 
@@ -271,6 +288,11 @@ class PrefixPolicy : public SimPolicy {
   double now_s_ = 0;
   double horizon_s_ = 0;  // mean idle time of recent victims: how long a chunk stays
   std::array<double, kClasses> hazard_odds_{};  // from NoteFollowUps
+  std::array<double, kClasses> odds_weight_{};  // hazard_odds_ ^ odds_power_
+  double odds_power_ = 1;
+  std::unique_ptr<ShadowLru> shadow_;     // LRU in the same room, to compare with
+  std::uint64_t shadow_hit_bytes_ = 0;    // since the last adjustment
+  std::uint64_t own_hit_bytes_ = 0;
 };
 
 }  // namespace

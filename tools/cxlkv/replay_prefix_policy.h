@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "tools/cxlkv/replay_policy.h"
@@ -31,6 +32,10 @@ struct PrefixPolicyOptions {
   // online from the trace's timestamps and counted whether or not the cache held the chunks;
   // and evict by age / odds (expected requests per hit) instead of age / sqrt(reuse share).
   bool hazard_odds = false;
+  // With hazard_odds and a capacity: replay LRU alongside in a shadow of the same capacity and,
+  // every kFadeEvery requests, move the odds' weight (age / p^w, w in [0, 1]) towards 0 (LRU
+  // over chains) when the policy hit less than the shadow over them, towards 1 when more.
+  std::uint64_t shadow_lru_capacity_bytes = 0;
 };
 
 std::unique_ptr<SimPolicy> MakePrefixPolicy(std::size_t chunks,

@@ -10,6 +10,7 @@
 #include "tests/test_util.h"
 #include "tools/cxlkv/demo_trace.h"
 #include "tools/cxlkv/replay_hazard.h"
+#include "tools/cxlkv/replay_shadow.h"
 #include "tools/cxlkv/replay_policy.h"
 #include "tools/cxlkv/replay_sim.h"
 #include "tools/cxlkv/replay_synthetic.h"
@@ -134,6 +135,32 @@ TEST(ReplayHazard, KaplanMeierByIdleTime) {
   h.Fade(0.5);  // halves every count: the ratios, so the hazards, stay
   h.Refresh();
   EXPECT_DOUBLE_EQ(h.Hazard(0, 2), 0.25);
+}
+
+// prefix-hazard's LRU shadow in room for two 512-byte chunks: [1 2] stores both; [1 2] hits
+// both; [3] evicts 1 (the least recent); [1 2] misses at once (1 is gone), so 2, cached, is no
+// hit; storing 1 evicts 2, and storing 2 again evicts 3.
+TEST(ReplayShadow, LruShadowAndOddsWeight) {
+  ShadowLru shadow(4, 2 * kBlock);
+  for (std::uint32_t c = 1; c <= 3; ++c) shadow.SetBytes(c, kBlock);
+  const std::vector<std::uint32_t> one_two = {1, 2};
+  const std::vector<std::uint32_t> three = {3};
+  EXPECT_EQ(shadow.Request(one_two), 0u);
+  EXPECT_EQ(shadow.Request(one_two), 2 * kBlock);
+  EXPECT_EQ(shadow.Request(three), 0u);
+  EXPECT_FALSE(shadow.contains(1));
+  EXPECT_EQ(shadow.Request(one_two), 0u);
+  EXPECT_TRUE(shadow.contains(1));
+  EXPECT_TRUE(shadow.contains(2));
+  EXPECT_FALSE(shadow.contains(3));
+
+  // A quarter step towards plain recency when the policy hit less than the shadow, towards
+  // the full odds when it hit as much or more; clamped to [0, 1].
+  EXPECT_DOUBLE_EQ(NextOddsPower(1, 10, 20), 0.75);
+  EXPECT_DOUBLE_EQ(NextOddsPower(0.25, 10, 20), 0.0);
+  EXPECT_DOUBLE_EQ(NextOddsPower(0, 10, 20), 0.0);
+  EXPECT_DOUBLE_EQ(NextOddsPower(0.75, 20, 20), 1.0);
+  EXPECT_DOUBLE_EQ(NextOddsPower(1, 30, 20), 1.0);
 }
 
 // A lower tier takes what the first evicts; a hit there counts for it and moves the chunk up.
