@@ -23,15 +23,18 @@ class ShadowLru {
   void SetBytes(std::uint32_t chunk, std::uint64_t bytes) { bytes_[chunk] = bytes; }
 
   // One request's chunks in prompt order, as the simulator drives an LRU tier: the leading
-  // run of cached chunks is the hit (returned, in bytes); every chunk is then the most recent,
-  // and a missing one is stored, evicting the least recent while over capacity.
+  // run of cached chunks is the hit (returned, in bytes) and becomes the most recent; a cached
+  // chunk after the first miss is neither read nor touched; a missing one is stored, evicting
+  // the least recent while over capacity.
   std::uint64_t Request(std::span<const std::uint32_t> chunks) {
     std::uint64_t hit = 0;
     bool leading = true;
     for (const std::uint32_t chunk : chunks) {
       if (list_.contains(chunk)) {
-        if (leading) hit += bytes_[chunk];
-        list_.MoveToFront(chunk);
+        if (leading) {
+          hit += bytes_[chunk];
+          list_.MoveToFront(chunk);
+        }
         continue;
       }
       leading = false;
