@@ -6,6 +6,7 @@
 // the chunks after it that are not cached are offered to tier 0. A chunk evicted from a tier
 // is demoted to the next one when that tier admits it (always, or from its second demotion
 // on), and dropped from the last. A hit after a miss in the same request is no hit.
+// Each policy is told every request's timestamp before its chunks (OnRequestBegin).
 //
 // Thread-safety: Simulate is a pure function of its arguments.
 #pragma once
