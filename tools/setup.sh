@@ -18,7 +18,8 @@ packages=(
   # tests run under pytest; the Python module builds with pybind11 and is tested with numpy
   # arrays and CPU torch tensors
   python3 python3-pytest pybind11-dev python3-pybind11 python3-numpy python3-torch
-  # the plots of `cxlkv bench wss` (tools/plot_wss.py runs under /usr/bin/python3)
+  # the plots of `cxlkv bench wss` and `cxlkv replay sweep` (tools/plot_wss.py and
+  # tools/replay_plot.py run under /usr/bin/python3)
   python3-matplotlib
 )
 

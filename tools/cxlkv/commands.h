@@ -27,5 +27,6 @@ Command AddDemoCommand(CLI::App& root);     // demo_command.cc
 Command AddBenchCommand(CLI::App& root);    // bench_command.cc: `bench wss`
 Command AddServeCommand(CLI::App& root);    // serve_command.cc
 Command AddStatsCommand(CLI::App& root);    // stats_command.cc
+Command AddReplayCommand(CLI::App& root);   // replay_command.cc
 
 }  // namespace cxlkv::cli

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -118,6 +119,12 @@ Result<ReplayResult> Replay(Store& store, std::span<const TraceRequest> trace,
     r.max_prompt_tokens = std::max<std::uint64_t>(r.max_prompt_tokens, request.input_length);
     r.total_prompt_tokens += request.input_length;
     r.last_timestamp_ms = request.timestamp_ms;
+    if (options.timestamp_speed > 0) {
+      const double due_s =
+          (request.timestamp_ms - r.first_timestamp_ms) / 1000.0 / options.timestamp_speed;
+      const double wait_s = due_s - SecondsSince(replay_start);
+      if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+    }
 
     const std::vector<ChunkRef> chunks = RequestChunks(request, model, options.chunk_tokens);
     std::vector<std::string_view> keys;

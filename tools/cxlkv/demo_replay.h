@@ -18,6 +18,9 @@ namespace cxlkv::cli {
 struct ReplayOptions {
   const ModelPreset* model = nullptr;
   std::uint32_t chunk_tokens = kDefaultChunkTokens;
+  // Wait for each request's trace timestamp (scaled by 1/speed, from the first request) before
+  // replaying it; 0 replays back to back.
+  double timestamp_speed = 0;
   // Test hook: flips one byte of the first chunk read back, before it is checked, so a test can
   // see that a bad read fails the run.
   bool corrupt_first_read = false;

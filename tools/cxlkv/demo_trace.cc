@@ -144,15 +144,24 @@ std::vector<std::uint64_t> ExtendIds(const std::vector<std::uint64_t>& prefix, s
 }  // namespace
 
 Result<std::vector<TraceRequest>> LoadTrace(const std::string& path, std::size_t max_requests) {
+  TraceLoadOptions options;
+  options.max_requests = max_requests;
+  CXLKV_ASSIGN_OR_RETURN(LoadedTrace loaded, LoadTraceWith(path, options));
+  return std::move(loaded.requests);
+}
+
+Result<LoadedTrace> LoadTraceWith(const std::string& path, const TraceLoadOptions& options) {
+  // Enough to show what is wrong with a damaged trace without flooding the report.
+  constexpr std::size_t kSkippedMessagesKept = 5;
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "r"));
   if (file == nullptr) return Status::FromErrno("opening trace " + path, errno);
-  std::vector<TraceRequest> requests;
+  LoadedTrace loaded;
   char* buffer = nullptr;
   std::size_t capacity = 0;
   std::size_t line_number = 0;
   Status status;
   errno = 0;
-  while (requests.size() < max_requests) {
+  while (loaded.requests.size() < options.max_requests) {
     const ssize_t n = getline(&buffer, &capacity, file.get());
     if (n < 0) break;  // the end, or a read error (ferror below)
     ++line_number;
@@ -160,19 +169,29 @@ Result<std::vector<TraceRequest>> LoadTrace(const std::string& path, std::size_t
     if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) continue;
     Result<TraceRequest> request = ParseLine(text);
     if (!request.ok()) {
-      status = request.status().WithContext("trace " + path + " line " +
-                                            std::to_string(line_number));
-      break;
+      Status bad = request.status().WithContext("trace " + path + " line " +
+                                                std::to_string(line_number));
+      if (!options.skip_bad_lines) {
+        status = std::move(bad);
+        break;
+      }
+      ++loaded.skipped_lines;
+      if (loaded.skipped_messages.size() < kSkippedMessagesKept) {
+        loaded.skipped_messages.push_back(bad.ToString());
+      }
+      continue;
     }
-    requests.push_back(std::move(request).value());
+    loaded.requests.push_back(std::move(request).value());
   }
   const int read_errno = errno;
   const bool read_failed = status.ok() && std::ferror(file.get()) != 0;
   std::free(buffer);
   if (read_failed) return Status::FromErrno("reading trace " + path, read_errno);
   if (!status.ok()) return status;
-  if (requests.empty()) return Status::InvalidArgument("trace " + path + " holds no request");
-  return requests;
+  if (loaded.requests.empty()) {
+    return Status::InvalidArgument("trace " + path + " holds no request");
+  }
+  return loaded;
 }
 
 std::vector<std::string> DefaultTracePaths() {

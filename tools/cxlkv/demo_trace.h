@@ -32,6 +32,24 @@ struct TraceRequest {
 // IOError (with strerror) when the file cannot be read; InvalidArgument for an empty trace.
 Result<std::vector<TraceRequest>> LoadTrace(const std::string& path, std::size_t max_requests);
 
+// What to do with a line that is not a request: stop there (LoadTrace's behaviour) or skip it,
+// keep its message and go on (replays of long traces with a few damaged lines).
+struct TraceLoadOptions {
+  std::size_t max_requests = SIZE_MAX;
+  bool skip_bad_lines = false;
+};
+
+struct LoadedTrace {
+  std::vector<TraceRequest> requests;
+  std::size_t skipped_lines = 0;
+  // "trace PATH line N: what is wrong" for the first few skipped lines.
+  std::vector<std::string> skipped_messages;
+};
+
+// LoadTrace with a choice for bad lines. With skip_bad_lines, a bad line is counted and the
+// load goes on; read errors and a trace with no good request still fail.
+Result<LoadedTrace> LoadTraceWith(const std::string& path, const TraceLoadOptions& options);
+
 // Where the demo looks for the Mooncake trace when --trace is not given, in order: the path in
 // $CXLKV_TRACE when set, then ../shared/traces/ and ../../shared/traces/ from the current
 // directory (a checkout's root and its build directory sit there in this project's layout).

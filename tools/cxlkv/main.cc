@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       cxlkv::cli::AddBenchCommand(app),
       cxlkv::cli::AddServeCommand(app),
       cxlkv::cli::AddStatsCommand(app),
+      cxlkv::cli::AddReplayCommand(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,75 @@
+// Eviction policies for the replay simulator: index and policy state only, no bytes. One
+// instance serves one tier. The simulator tells it what happens to chunks (hits, stores,
+// removals) and asks it which chunk to evict and whether to store a missing one at all.
+//
+// Chunks are the dense ids of a Workload; a policy is created for that id space, so it may keep
+// per-chunk state in flat arrays.
+//
+// Thread-safety: none; one simulator drives a policy from one thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "cxlkv/status.h"
+
+namespace cxlkv::cli {
+
+// One chunk as the simulator presents it.
+struct ChunkEvent {
+  std::uint32_t chunk = 0;
+  std::uint64_t bytes = 0;
+  // Index of the chunk's next access after this one, or kNeverUsedAgain. Only the offline
+  // bound (belady) may read it: it is the future.
+  std::uint64_t next_use = 0;
+  bool in_partial_last_block = false;  // see Workload::in_partial_last_block
+  std::uint32_t predecessor = UINT32_MAX;  // the chunk before it in its prompts, or none
+  bool predecessor_cached = true;          // ... and that chunk is in some tier
+};
+
+class SimPolicy {
+ public:
+  virtual ~SimPolicy() = default;
+
+  // A chunk of the prompt's cached prefix was read.
+  virtual void OnHit(const ChunkEvent& event) = 0;
+  // A cached chunk after the prompt's first miss: the engine does not read it (a hit after a
+  // miss is no hit) and does not store it again. Most policies ignore it.
+  virtual void OnPresent(const ChunkEvent& event) { (void)event; }
+  // Whether to store a missing chunk at all; false leaves it out of the tier.
+  virtual bool Admit(const ChunkEvent& event) {
+    (void)event;
+    return true;
+  }
+  virtual void OnInsert(const ChunkEvent& event) = 0;
+  // The chunk to evict next; called only while the tier holds at least one chunk. The
+  // simulator then calls OnRemove for it.
+  virtual std::uint32_t Victim() = 0;
+  // The chunk left the tier: evicted, dropped with an evicted predecessor, or promoted.
+  virtual void OnRemove(std::uint32_t chunk) = 0;
+  // A request arrives, `time_ms` from the start of the trace (non-decreasing); before any
+  // other call for its chunks. Only policies that learn from time use it.
+  virtual void OnRequestBegin(double time_ms) { (void)time_ms; }
+  // The end of one request's accesses.
+  virtual void OnRequestEnd() {}
+  // When a chunk leaves the store, also drop its cached successors: until it is stored again
+  // they cannot be hit, and the request that stores it again stores them too.
+  virtual bool DropsOrphans() const { return false; }
+};
+
+// The policies, by name: lru, fifo, lfu, s3fifo, lru-admit2 (LRU that stores a chunk only at
+// its second request, the frequency admission of tiered caches), prefix (this project's
+// prefix-aware policy, see replay_prefix_policy.cc), prefix-chains (its chain handling
+// alone, without the learned classes) and belady (the offline bound: evict the chunk
+// used farthest in the future, never store one that is not used again).
+std::span<const std::string_view> SimPolicyNames();
+
+// `chunks`: the workload's id space; `capacity_bytes`: the tier's (S3-FIFO sizes its queues
+// by it). InvalidArgument for an unknown name.
+Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::size_t chunks,
+                                                 std::uint64_t capacity_bytes);
+
+}  // namespace cxlkv::cli

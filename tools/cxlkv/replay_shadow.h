@@ -1,0 +1,72 @@
+// A plain LRU cache of chunk ids and sizes, replayed alongside a policy so that the policy can
+// tell, while it runs, whether it is doing better than LRU would in its place; and the rule by
+// which prefix-hazard moves the weight of its learned odds from that comparison.
+//
+// Thread-safety: none, like the policies that own it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "tools/cxlkv/replay_id_list.h"
+
+namespace cxlkv::cli {
+
+class ShadowLru {
+ public:
+  ShadowLru(std::size_t chunks, std::uint64_t capacity_bytes)
+      : list_(chunks), bytes_(chunks, 0), capacity_bytes_(capacity_bytes) {}
+
+  // A chunk's size, known before a request that holds it is replayed.
+  void SetBytes(std::uint32_t chunk, std::uint64_t bytes) { bytes_[chunk] = bytes; }
+
+  // One request's chunks in prompt order, as the simulator drives an LRU tier: the leading
+  // run of cached chunks is the hit (returned, in bytes) and becomes the most recent; a cached
+  // chunk after the first miss is neither read nor touched; a missing one is stored, evicting
+  // the least recent while over capacity.
+  std::uint64_t Request(std::span<const std::uint32_t> chunks) {
+    std::uint64_t hit = 0;
+    bool leading = true;
+    for (const std::uint32_t chunk : chunks) {
+      if (list_.contains(chunk)) {
+        if (leading) {
+          hit += bytes_[chunk];
+          list_.MoveToFront(chunk);
+        }
+        continue;
+      }
+      leading = false;
+      list_.PushFront(chunk);
+      used_ += bytes_[chunk];
+      while (used_ > capacity_bytes_) {
+        const std::uint32_t old = list_.back();
+        list_.Unlink(old);
+        used_ -= bytes_[old];
+      }
+    }
+    return hit;
+  }
+
+  bool contains(std::uint32_t chunk) const { return list_.contains(chunk); }
+
+ private:
+  IdList list_;
+  std::vector<std::uint64_t> bytes_;
+  std::uint64_t capacity_bytes_;
+  std::uint64_t used_ = 0;
+};
+
+// The weight w of the learned odds (the victim is the largest age / p^w) after a period in
+// which the policy hit own_hit_bytes and its LRU shadow shadow_hit_bytes: a quarter step
+// towards 0 (plain recency over chains, as LRU) when the policy did worse, towards 1 when it
+// did at least as well. A step, not a jump, so that one noisy period does not undo the rest.
+inline double NextOddsPower(double power, std::uint64_t own_hit_bytes,
+                            std::uint64_t shadow_hit_bytes) {
+  constexpr double kStep = 0.25;
+  return own_hit_bytes < shadow_hit_bytes ? std::max(0.0, power - kStep)
+                                          : std::min(1.0, power + kStep);
+}
+
+}  // namespace cxlkv::cli
