@@ -13,7 +13,6 @@
 #include "cxlkv/cxl_ssd.h"
 
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "alloc/cxl_ssd_model.h"
 #include "alloc/os_memory.h"
 #include "alloc/userfaultfd.h"
+#include "util/cpu.h"
 #include "util/format.h"
 #include "util/unique_fd.h"
 
@@ -41,12 +41,7 @@ using internal::CxlSsdModel;
 using internal::FaultOutcome;
 using internal::PageRun;
 
-std::uint64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
+std::uint64_t NowNs() { return MonotonicNs(); }
 
 // How long a handler keeps polling after its last piece of work before it sleeps.
 constexpr std::uint64_t kSpinAfterWorkNs = 200'000;
@@ -310,10 +305,7 @@ class CxlSsd::Impl {
 
   void HandlerLoop(int index) {
     Handler& self = handlers_[static_cast<std::size_t>(index)];
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(self.cpu, &set);
-    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+    if (!PinThisThread(self.cpu)) {
       Record(Status::IOError("cannot pin an emulated CXL-SSD handler to CPU " +
                              std::to_string(self.cpu)));
     }
@@ -438,16 +430,6 @@ Status Validate(const CxlSsdOptions& o) {
   return Status::Ok();
 }
 
-std::vector<int> AllowedCpus() {
-  std::vector<int> cpus;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return {0};
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  }
-  return cpus;
-}
 
 }  // namespace
 
@@ -466,6 +448,7 @@ Result<std::shared_ptr<CxlSsd>> CxlSsd::Create(const CxlSsdOptions& options) {
   CXLKV_ASSIGN_OR_RETURN(CxlSsdModel model, CxlSsdModel::Create(config));
 
   std::vector<int> cpus = options.handler_cpus.empty() ? AllowedCpus() : options.handler_cpus;
+  if (cpus.empty()) cpus = {0};  // the kernel would not say: one handler
   for (int c : cpus) {
     if (c < 0 || c >= CPU_SETSIZE) {
       return Status::InvalidArgument("handler CPU " + std::to_string(c) + " does not exist");

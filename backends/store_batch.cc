@@ -6,9 +6,6 @@
 // thread at once, each byte once, straight from the tier into the caller's buffer. Chunks in
 // the spill tier make one more piece, put first (device reads take longest): one ReadBatch of
 // all of them, in request order, at the log's queue depth.
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -17,6 +14,7 @@
 #include <utility>
 
 #include "backends/store_impl.h"
+#include "util/cpu.h"
 #include "util/format.h"
 
 namespace cxlkv {
@@ -155,14 +153,8 @@ void Store::Impl::StartWorkers(unsigned count, const std::vector<int>& cpus) {
   for (unsigned i = 0; i < count; ++i) {
     const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
     workers.emplace_back([this, cpu] {
-      if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
-          std::fprintf(stderr, "cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned\n",
-                       cpu);
-        }
+      if (cpu >= 0 && !PinThisThread(cpu)) {
+        std::fprintf(stderr, "cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned\n", cpu);
       }
       WorkerLoop();
     });

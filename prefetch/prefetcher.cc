@@ -6,9 +6,7 @@
 // window and the sampling stride follow the measured touch times (see prefetcher.h).
 #include "cxlkv/prefetcher.h"
 
-#include <pthread.h>
 #include <sched.h>
-#include <time.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -16,16 +14,13 @@
 #include <mutex>
 #include <thread>
 
+#include "util/cpu.h"
+
 namespace cxlkv {
 
 namespace {
 
-std::uint64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
+std::uint64_t NowNs() { return MonotonicNs(); }
 
 // A touch slower than this did not find its page resident: a resident page costs a TLB walk
 // (well under a microsecond); any fault or device miss costs microseconds.
@@ -276,16 +271,7 @@ class Prefetcher::Impl {
   explicit Impl(PrefetchOptions options) : options_(std::move(options)) {}
 
   void Start() {
-    std::vector<int> cpus = options_.cpus;
-    if (cpus.empty()) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        for (int c = 0; c < CPU_SETSIZE; ++c) {
-          if (CPU_ISSET(c, &set)) cpus.push_back(c);
-        }
-      }
-    }
+    const std::vector<int> cpus = options_.cpus.empty() ? AllowedCpus() : options_.cpus;
     for (unsigned i = 0; i < options_.threads; ++i) {
       const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
       threads_.emplace_back([this, cpu] { Loop(cpu); });
@@ -367,12 +353,7 @@ class Prefetcher::Impl {
   }
 
   void Loop(int cpu) {
-    if (cpu >= 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpu, &set);
-      (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // a hint: fine if refused
-    }
+    if (cpu >= 0) (void)PinThisThread(cpu);  // a hint: fine if refused
     while (std::shared_ptr<Stream::State> s = NextStream()) {
       std::size_t i = 0;
       while (s->Claim(&i)) {

@@ -1,7 +1,5 @@
 #include "tools/cxlkv/bench_wss.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -9,6 +7,7 @@
 
 #include "cxlkv/completion_queue.h"
 #include "cxlkv/store.h"
+#include "util/cpu.h"
 #include "util/format.h"
 
 namespace cxlkv::cli {
@@ -21,18 +20,6 @@ using Clock = std::chrono::steady_clock;
 // memory. Large enough that the copy threads, which take chunks in order, never write one
 // buffer at once (the bytes of a timed pass are checked separately anyway).
 constexpr std::size_t kRingChunks = 512;
-
-std::vector<int> AllowedCpus() {
-  std::vector<int> cpus;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &set)) cpus.push_back(c);
-    }
-  }
-  return cpus;
-}
 
 void FillChunk(std::vector<std::byte>& buf, std::uint64_t index) {
   auto* w = reinterpret_cast<std::uint64_t*>(buf.data());

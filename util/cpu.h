@@ -1,0 +1,21 @@
+// CPUs and the monotonic clock: the one place that asks the kernel which CPUs this process may
+// run on, pins a thread, or reads CLOCK_MONOTONIC for the emulator's and prefetcher's timing.
+//
+// Thread-safety: the functions are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace cxlkv {
+
+// The CPUs in this process's affinity mask, ascending; empty if the kernel will not say.
+std::vector<int> AllowedCpus();
+
+// Pins the calling thread to `cpu`; false when the kernel refuses.
+bool PinThisThread(int cpu);
+
+// CLOCK_MONOTONIC in nanoseconds (a vDSO read, ~20 ns here).
+std::uint64_t MonotonicNs();
+
+}  // namespace cxlkv
