@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 
 #include "alloc/cpu_cache.h"
@@ -64,6 +65,9 @@ struct SlabAllocator::Impl {
   std::unique_ptr<std::uint32_t[]> span_live_capacity;  // per head slab; guarded by pool_mu
   std::vector<std::unique_ptr<std::atomic<std::uint8_t>[]>> live_arrays;  // guarded by pool_mu
   std::atomic<std::uint64_t> rebalanced_slabs{0};
+  std::function<void(const SlabAllocatorOptions::SpanChange&)> on_span_change;
+  bool restoring = false;              // inside RestoreSpan: the span is already on the media
+  std::vector<std::uint32_t> restored;  // heads of restored spans until FinishRestore
 
   std::byte* SlotAddress(std::uint32_t head, std::uint32_t slot, std::size_t slot_size) const {
     return base + head * slab_size + slot * slot_size;
@@ -118,6 +122,10 @@ struct SlabAllocator::Impl {
   void GiveSpanLocked(std::uint32_t cls, std::size_t first) {
     const SizeClass& sc = table.at(cls);
     const auto head = static_cast<std::uint32_t>(first);
+    // The durable pool records the span before any slot of it can hold a chunk.
+    if (on_span_change && !restoring) {
+      on_span_change({first, sc.slabs_per_span, sc.slot_size});
+    }
     pool->Take(first, sc.slabs_per_span);
     Span& span = spans[head];
     span_class[head].store(cls, std::memory_order_release);
@@ -161,6 +169,7 @@ struct SlabAllocator::Impl {
         span_head[s].store(kNoSpan, std::memory_order_release);
       }
       pool->Give(head, sc.slabs_per_span);
+      if (on_span_change) on_span_change({head, sc.slabs_per_span, 0});
       freed += sc.slabs_per_span;
     }
     return freed;
@@ -339,7 +348,14 @@ Result<std::unique_ptr<SlabAllocator>> SlabAllocator::Create(const MemoryRegion&
   m.slab_size = options.slab_size;
   m.slab_shift = static_cast<unsigned>(__builtin_ctzll(options.slab_size));
   m.slab_count = slab_count;
+  if (options.reserved_slabs >= slab_count) {
+    return Status::InvalidArgument("slab allocator: " + std::to_string(options.reserved_slabs) +
+                                   " reserved slabs leave none of the " +
+                                   std::to_string(slab_count) + " in the region");
+  }
   m.pool = std::make_unique<SlabPool>(slab_count);
+  if (options.reserved_slabs > 0) m.pool->Take(0, options.reserved_slabs);
+  m.on_span_change = std::move(options.on_span_change);
   m.span_head = std::make_unique<std::atomic<std::uint32_t>[]>(slab_count);
   m.span_class = std::make_unique<std::atomic<std::uint32_t>[]>(slab_count);
   for (std::size_t i = 0; i < slab_count; ++i) m.span_head[i].store(kNoSpan);
@@ -408,6 +424,94 @@ Status SlabAllocator::Free(const Allocation& a) {
   if (!m.ClearLive(head, in_span / slot_size)) return foreign("already free (double free)");
   m.FreeSlot(a.class_id, a.data, a.size);
   return Status::Ok();
+}
+
+Status SlabAllocator::RestoreSpan(std::size_t first_slab, std::size_t slot_size) {
+  Impl& m = *impl_;
+  const int cls = m.table.ClassFor(slot_size);
+  if (cls < 0 || m.table.at(static_cast<std::uint32_t>(cls)).slot_size != slot_size) {
+    return Status::InvalidArgument("slab allocator: no size class has slots of " +
+                                   std::to_string(slot_size) + " B");
+  }
+  const SizeClass& sc = m.table.at(static_cast<std::uint32_t>(cls));
+  std::lock_guard<std::mutex> pool_lock(m.pool_mu);
+  if (first_slab >= m.slab_count || sc.slabs_per_span > m.slab_count - first_slab) {
+    return Status::InvalidArgument("slab allocator: a span of " +
+                                   std::to_string(sc.slabs_per_span) + " slabs at slab " +
+                                   std::to_string(first_slab) + " ends past the region's " +
+                                   std::to_string(m.slab_count));
+  }
+  for (std::size_t s = first_slab; s < first_slab + sc.slabs_per_span; ++s) {
+    if (!m.pool->IsFree(s)) {
+      return Status::InvalidArgument("slab allocator: slab " + std::to_string(s) +
+                                     " of a restored span is reserved or in another span");
+    }
+  }
+  m.restoring = true;
+  m.GiveSpanLocked(static_cast<std::uint32_t>(cls), first_slab);
+  m.restoring = false;
+  m.restored.push_back(static_cast<std::uint32_t>(first_slab));
+  return Status::Ok();
+}
+
+Result<Allocation> SlabAllocator::ClaimSlot(std::byte* slot, std::size_t size) {
+  Impl& m = *impl_;
+  const std::uintptr_t address = reinterpret_cast<std::uintptr_t>(slot);
+  const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(m.base);
+  auto refuse = [&](const char* why) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "slab allocator: cannot claim %p (%zu B): %s",
+                  static_cast<void*>(slot), size, why);
+    return Status::InvalidArgument(buf);
+  };
+  if (address < base || address - base >= m.slab_count * m.slab_size) {
+    return refuse("not in this allocator's region");
+  }
+  const std::size_t offset = address - base;
+  const std::uint32_t head = m.span_head[offset >> m.slab_shift].load(std::memory_order_acquire);
+  if (head == kNoSpan) return refuse("its slab holds no restored span");
+  const std::uint32_t cls = m.span_class[head].load(std::memory_order_acquire);
+  const SizeClass& sc = m.table.at(cls);
+  const auto in_span = static_cast<std::uint32_t>(offset - head * m.slab_size);
+  const auto slot_size = static_cast<std::uint32_t>(sc.slot_size);
+  if (in_span % slot_size != 0 || in_span / slot_size >= sc.slots_per_span) {
+    return refuse("not the start of a slot");
+  }
+  if (size == 0 || size > sc.slot_size) return refuse("the size does not fit the slot");
+  std::atomic<std::uint8_t>* flags = m.span_live[head].load(std::memory_order_acquire);
+  if (flags[in_span / slot_size].exchange(1, std::memory_order_acq_rel) != 0) {
+    return refuse("claimed twice");
+  }
+  CpuCache& cache = m.caches->Local();
+  {
+    std::lock_guard<SpinLock> cache_lock(cache.mu);
+    Impl::CountAllocationLocked(cache, cls, size);
+  }
+  return Allocation{slot, size, sc.slot_size, cls};
+}
+
+void SlabAllocator::FinishRestore() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> pool_lock(m.pool_mu);
+  for (const std::uint32_t head : m.restored) {
+    const std::uint32_t cls = m.span_class[head].load(std::memory_order_relaxed);
+    const SizeClass& sc = m.table.at(cls);
+    ClassState& c = m.classes[cls];
+    std::lock_guard<SpinLock> class_lock(c.mu);
+    Span& span = m.spans[head];
+    const std::atomic<std::uint8_t>* flags = m.span_live[head].load(std::memory_order_relaxed);
+    span.free_slots.clear();
+    for (std::size_t i = sc.slots_per_span; i-- > 0;) {  // slot 0 on top of the stack
+      if (flags[i].load(std::memory_order_relaxed) == 0) {
+        span.free_slots.push_back(static_cast<std::uint32_t>(i));
+      }
+    }
+    span.used = static_cast<std::uint32_t>(sc.slots_per_span - span.free_slots.size());
+    if (span.used != 0) c.empty.Remove(m.spans, head);
+    if (span.free_slots.empty()) c.partial.Remove(m.spans, head);
+  }
+  m.restored.clear();
+  m.restored.shrink_to_fit();
 }
 
 std::size_t SlabAllocator::SlotSizeFor(std::size_t size) const {

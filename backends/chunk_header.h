@@ -6,8 +6,8 @@
 // registered size (a full 256-token chunk) then fills its slot with nothing left over, where a
 // header inside the slot would push every such slot past its size class.
 //
-// The layout is plain data with a magic number and the chunk's place in the region, so that
-// persistence (rebuilding the index from a file or devdax pool) can be built on it.
+// The layout is plain data holding the chunk's place in the region, so that a durable pool
+// (backends/pool/) rebuilds its index from headers after a restart.
 //
 // Thread-safety: a header is written once, before its entry is published, and read-only after.
 #pragma once
@@ -22,16 +22,20 @@
 namespace cxlkv::internal {
 
 struct ChunkHeader {
-  static constexpr std::uint32_t kMagic = 0x4b4c5843;  // "CXLK"
   static constexpr std::size_t kSize = 256;
 
-  std::uint32_t magic = kMagic;
+  // In a durable pool, the commit word (backends/pool/pool_format.h): the header counts after
+  // a crash only when state is kCommitted and check matches. Volatile tiers leave both 0.
+  std::uint32_t state = 0;
+  std::uint32_t check = 0;
   std::uint8_t key_len = 0;
   std::uint8_t meta_len = 0;
   std::uint16_t reserved = 0;
-  std::uint64_t data_offset = 0;  // of the chunk's slot from the region start
-  std::uint32_t size = 0;         // chunk bytes
   std::uint32_t expires_s = 0;    // deadline in whole seconds of the store's clock; 0: never
+  std::uint32_t size = 0;         // chunk bytes
+  std::uint32_t data_ref = 0;     // the chunk's slot, in 256-byte units from the region start
+  std::uint64_t sequence = 0;     // durable pools: order of puts, to settle conflicts
+  std::uint64_t data_xxh3 = 0;    // durable pools: XXH3-64 of the chunk's bytes
   char key[kMaxKeySize] = {};
   std::byte meta[ChunkMeta::kMaxSize] = {};
 
@@ -44,5 +48,7 @@ struct ChunkHeader {
   }
 };
 static_assert(sizeof(ChunkHeader) <= ChunkHeader::kSize);
+static_assert(offsetof(ChunkHeader, check) == 4 && alignof(ChunkHeader) == 8,
+              "state and check form one aligned 8-byte word");
 
 }  // namespace cxlkv::internal

@@ -56,10 +56,13 @@ struct Entry {
   std::atomic<std::uint16_t> pins{0};
   std::uint16_t class_id = 0;    // shard: the data slot's size class
   std::uint8_t tier = 0;         // shard
-  // Both shard: reads since the chunk entered this tier (saturating at 127), and whether it is
-  // out of the index, to be freed when the last pin ends. One byte: the budget is tight.
-  std::uint8_t hits : 7 = 0;
+  // All shard: reads since the chunk entered this tier (saturating at 63); whether it is out of
+  // the index, to be freed when the last pin ends; and whether its bytes still need checking
+  // against their checksum (recovered from a durable pool, not yet read). One byte: the
+  // budget is tight.
+  std::uint8_t hits : 6 = 0;
   std::uint8_t removed : 1 = 0;
+  std::uint8_t unverified : 1 = 0;
   std::uint8_t freq = 0;         // tier: the eviction policy's counter
   std::uint8_t queue = kNotListed;  // tier: which of the policy's lists holds it, or none
 

@@ -22,10 +22,10 @@ Result<std::unique_ptr<SpillTier>> OpenSpillTier(const SpillOptions& options,
     return Status::InvalidArgument("unknown spill eviction '" + options.eviction +
                                    "' (expected fifo or lru, of whole segments)");
   }
-  if (options.promote_after_hits < 0 || options.promote_after_hits > 127) {
+  if (options.promote_after_hits < 0 || options.promote_after_hits > 63) {
     return Status::InvalidArgument("spill promote_after_hits " +
                                    std::to_string(options.promote_after_hits) +
-                                   " must be 0 (never) to 127");
+                                   " must be 0 (never) to 63");
   }
   tier->eviction = "segment-" + options.eviction;
   tier->promote_after_hits = options.promote_after_hits;

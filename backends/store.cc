@@ -144,6 +144,12 @@ void Store::Impl::Unpin(EntryId id) {
 }
 
 Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
+  CXLKV_ASSIGN_OR_RETURN(Hit hit, PinEntry(key));
+  if (hit.verify) CXLKV_RETURN_IF_ERROR(VerifyRecovered(hit, key));
+  return hit;
+}
+
+Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   const KeyHash h = internal::HashKey(key);
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
@@ -160,7 +166,7 @@ Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
   }
   Entry& e = entries.at(id);
   e.pins.fetch_add(1);
-  if (e.hits < 127) e.hits = static_cast<std::uint8_t>(e.hits + 1);
+  if (e.hits < 63) e.hits = static_cast<std::uint8_t>(e.hits + 1);
   if (IsSpilled(e)) {
     Hit hit;
     hit.id = id;
@@ -182,6 +188,7 @@ Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
   hit.tier = e.tier;
   hit.header = tier.header(e.header);
   hit.promote = tier.promote_after_hits() != 0 && e.hits == tier.promote_after_hits();
+  hit.verify = e.unverified;
   std::lock_guard tier_lock(tier.mu);
   tier.PolicyTouch(id, e);
   return hit;
@@ -264,7 +271,7 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
   ChunkHeader& header = slot.header;
   header.key_len = static_cast<std::uint8_t>(key.size());
   header.meta_len = meta.size;
-  header.data_offset = static_cast<std::uint64_t>(slots->data.data - tiers[t]->region().data());
+  header.data_ref = tiers[t]->DataRef(slots->data.data);
   header.size = static_cast<std::uint32_t>(size);
   if (ttl.count() != 0) {
     // Rounded up to a whole second, so a chunk never expires early.
@@ -339,6 +346,7 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() {
   impl_->StopWorkers();      // completes every submitted operation
   impl_->StopMaintenance();
+  impl_->ClosePools();
 }
 
 Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
@@ -372,6 +380,7 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
                    options.slab_size, impl->entries);
     if (!tier.ok()) return tier.status().WithContext("opening tier " + label);
     impl->tiers.push_back(std::move(tier).value());
+    impl->RecoverTier(i);
   }
   if (!options.spill.path.empty()) {
     // Collected first: the index takes them once the tier exists (the callback must not call
@@ -509,6 +518,12 @@ std::size_t Store::LongestPrefix(std::span<const std::string_view> keys) const {
 
 void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }
 
+void Store::Sync() {
+  for (const auto& t : impl_->tiers) {
+    if (t->pool() != nullptr) t->pool()->Flush();
+  }
+}
+
 StoreStats Store::Stats() const {
   Impl& im = *impl_;
   StoreStats st;
@@ -529,6 +544,13 @@ StoreStats Store::Stats() const {
     ts.expirations = t->expirations.load();
     ts.bytes_in = t->bytes_in.load();
     ts.bytes_out = t->bytes_out.load();
+    ts.durability = t->pool() != nullptr ? internal::DurabilityName(t->pool()->durability()) : "volatile";
+    ts.recovered = t->recovered;
+    ts.corrupt_dropped = t->corrupt_dropped.load();
+    if (t->pool() != nullptr) {
+      ts.recovery_seconds = t->pool()->open_report().seconds;
+      ts.recovered_from_snapshot = t->pool()->open_report().counts.used_snapshot;
+    }
     {
       std::lock_guard lock(t->mu);
       ts.eviction = t->policy_name();

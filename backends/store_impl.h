@@ -70,6 +70,7 @@ struct Store::Impl {
     bool spilled = false;      // in the spill tier: data is null, location names the record
     std::uint64_t location = 0;
     bool promote = false;  // this read crossed the tier's promotion threshold
+    bool verify = false;   // recovered from a durable pool: bytes not yet checked
   };
 
   // Slots taken for a chunk that is not yet visible: a Put between its allocation and its
@@ -113,8 +114,23 @@ struct Store::Impl {
   void RemoveLocked(internal::EntryId id, bool expired);
   // Frees an unreachable, unpinned entry: slots, counters, pool slot. S held.
   void FreeEntryLocked(internal::EntryId id);
-  // Validates, finds, pins and touches; counts a miss. NotFound when absent or expired.
+  // Validates, finds, pins and touches; counts a miss. NotFound when absent or expired;
+  // Corruption when the chunk was recovered and its bytes fail their checksum (dropped).
   Result<Hit> PinForRead(std::string_view key);
+  Result<Hit> PinEntry(std::string_view key);  // PinForRead without the check
+
+  // --- durable pools (store_recover.cc) ---
+  // Puts the chunks tier t recovered into the index (a key already indexed from a faster
+  // tier keeps that copy; this one is freed).
+  void RecoverTier(std::size_t t);
+  // Checks a pinned recovered chunk's bytes: Ok (and marked verified), or Corruption with the
+  // chunk dropped and the pin released.
+  Status VerifyRecovered(const Hit& hit, std::string_view key);
+  // For a mover holding the claim pin on an unverified chunk: true when intact; else the
+  // chunk is dropped (the claim released) and false returned.
+  bool VerifyClaimed(internal::EntryId id, std::size_t t);
+  // Clean shutdown of every durable tier: index snapshots, superblocks marked clean.
+  void ClosePools();
   void Unpin(internal::EntryId id);
   // Counts a served read on the tier and asks for a promotion when it crossed the threshold.
   void FinishRead(const Hit& hit);

@@ -97,14 +97,17 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
   ChunkHeader header;
   const std::byte* src;
   std::size_t size;
+  bool unverified;
   {
     std::lock_guard lock(s.mu);
+    unverified = e.unverified;
     t = e.tier;
     src = e.data;
     size = e.size;
     std::memcpy(&header, tiers[t]->header(e.header), sizeof(header));
   }
   Tier& from = *tiers[t];
+  if (unverified && !VerifyClaimed(id, t)) return;  // never copy corrupt bytes onward
   if (to == SpillIndex()) {
     MoveClaimedToSpill(id, header, src, size, sync);
     return;
@@ -113,7 +116,7 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
 
   Result<ChunkSlots> dst = AllocateIn(to, size, /*sync=*/false);
   if (dst.ok()) {
-    header.data_offset = static_cast<std::uint64_t>(dst->data.data - dest.region().data());
+    header.data_ref = dest.DataRef(dst->data.data);
     const std::span<const std::byte> parts[1] = {{src, size}};
     dest.Write(*dst, parts, header);
   }

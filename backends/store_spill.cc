@@ -192,7 +192,7 @@ bool Store::Impl::PromoteSpilled(const Hit& hit, std::string_view key,
   }
   header.key_len = static_cast<std::uint8_t>(key.size());
   header.meta_len = meta.size;
-  header.data_offset = static_cast<std::uint64_t>(slots->data.data - dest.region().data());
+  header.data_ref = dest.DataRef(slots->data.data);
   header.size = static_cast<std::uint32_t>(hit.size);
   std::memcpy(header.key, key.data(), key.size());
   std::memcpy(header.meta, meta.bytes.data(), meta.size);
@@ -264,8 +264,10 @@ void Store::Impl::RecoverSpilled(const internal::SegmentChunk& c) {
   std::lock_guard lock(s.mu);
   std::uint32_t local = s.index.Find(c.key_hash);
   if (local != internal::kNoLocal) {
-    // The same key again, later in the log: the newer copy wins.
+    // The same key again, later in the log: the newer copy wins. A copy a durable memory
+    // tier recovered is kept instead (it is the faster one).
     Entry& e = entries.at(internal::MakeEntryId(shard, local));
+    if (!IsSpilled(e)) return;
     spill->used_bytes.fetch_sub(e.size);
     e.location = c.location;
     e.size = static_cast<std::uint32_t>(c.size);

@@ -152,7 +152,7 @@ TEST(StoreTieringTest, CopyMethodsAndPersistKeepEveryByte) {
   tiers[0].copy = "nt";
   tiers.push_back(FilePool(dir, Slabs(64)));
   tiers[1].copy = "nt";
-  tiers[1].persist = true;
+  tiers[1].durability = "persist-on-put";
   auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   const std::size_t sizes[] = {1, 1000, 300 * kKiB + 3, 1024 * kKiB};

@@ -6,6 +6,9 @@
 #include <cstring>
 #include <utility>
 
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include <xxhash.h>
+
 #include "util/format.h"
 
 namespace cxlkv::internal {
@@ -61,12 +64,12 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
                                    std::to_string(low) + " must satisfy 0 < low <= high <= 1");
   }
   const int promote = options.promote_after_hits.value_or(index == 0 || last ? 0 : 2);
-  if (promote < 0 || promote > 127) {
+  if (promote < 0 || promote > 63) {
     return Status::InvalidArgument("promote_after_hits " + std::to_string(promote) +
-                                   " must be 0 (never) to 127");
+                                   " must be 0 (never) to 63");
   }
   tier->promote_after_hits_ = index == 0 ? 0 : promote;
-  tier->persist_ = options.persist;
+  CXLKV_ASSIGN_OR_RETURN(const Durability durability, ParseDurability(options.durability));
 
   if (options.source != nullptr) {
     tier->source_ = std::move(options.source);
@@ -98,7 +101,17 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
   for (std::size_t size : chunk_sizes) {
     if (size <= slab.max_slot_size) slab.exact_sizes.push_back(size);
   }
+  if (durability != Durability::kVolatile) {
+    DurablePoolOptions po;
+    po.durability = durability;
+    po.format = options.format;
+    po.flush_interval = options.flush_interval;
+    CXLKV_ASSIGN_OR_RETURN(tier->pool_, DurablePool::Open(*tier->region_, slab, po));
+  }
   CXLKV_ASSIGN_OR_RETURN(tier->allocator_, SlabAllocator::Create(*tier->region_, slab));
+  if (tier->pool_ != nullptr) {
+    CXLKV_ASSIGN_OR_RETURN(tier->recovered_, tier->pool_->Recover(*tier->allocator_));
+  }
   // The header class, learnt from one allocation (classes are fixed by the options).
   CXLKV_ASSIGN_OR_RETURN(Allocation probe, tier->allocator_->Allocate(ChunkHeader::kSize));
   tier->header_class_ = probe.class_id;
@@ -109,7 +122,7 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
 
 Result<ChunkSlots> Tier::Allocate(std::size_t size) {
   ChunkSlots slots;
-  CXLKV_ASSIGN_OR_RETURN(slots.data, allocator_->Allocate(size));
+  CXLKV_ASSIGN_OR_RETURN(slots.data, allocator_->Allocate(AllocSize(size)));
   Result<Allocation> header = allocator_->Allocate(ChunkHeader::kSize);
   if (!header.ok()) {
     Status s = allocator_->Free(slots.data);
@@ -117,41 +130,73 @@ Result<ChunkSlots> Tier::Allocate(std::size_t size) {
     return header.status();
   }
   slots.header = *header;
+  slots.data.size = size;  // the chunk's; FreeSlots asks the allocator for AllocSize again
   return slots;
 }
 
 void Tier::FreeSlots(const ChunkSlots& slots) {
-  Status s = allocator_->Free(slots.data);
+  if (pool_ != nullptr) pool_->Release(reinterpret_cast<ChunkHeader*>(slots.header.data));
+  Allocation data = slots.data;
+  data.size = AllocSize(data.size);
+  Status s = allocator_->Free(data);
   if (s.ok()) s = allocator_->Free(slots.header);
   if (!s.ok()) BookkeepingBroken(name_, s);
 }
 
 void Tier::Free(const SlotRef& ref) {
   ChunkSlots slots;
-  slots.data = Allocation{ref.data, ref.size, allocator_->SlotSizeFor(ref.size), ref.class_id};
+  slots.data =
+      Allocation{ref.data, ref.size, allocator_->SlotSizeFor(AllocSize(ref.size)), ref.class_id};
   slots.header = Allocation{reinterpret_cast<std::byte*>(header(ref.header)), ChunkHeader::kSize,
                             header_slot_bytes_, header_class_};
   FreeSlots(slots);
 }
 
 std::size_t Tier::SlotBytes(std::size_t size) const {
-  return allocator_->SlotSizeFor(size) + header_slot_bytes_;
+  return allocator_->SlotSizeFor(AllocSize(size)) + header_slot_bytes_;
 }
 
 void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::byte>> parts,
                  const ChunkHeader& h) const {
   std::byte* dst = slots.data.data;
+  if (pool_ == nullptr) {
+    for (std::span<const std::byte> part : parts) {
+      if (part.empty()) continue;
+      CopyBytes(dst, part.data(), part.size(), copy_method_);
+      dst += part.size();
+    }
+    std::memcpy(slots.header.data, &h, sizeof(h));
+    return;
+  }
+  // Durable: the checksum is taken piece by piece just before each piece is copied, so the
+  // source is read from memory once and hashed from cache.
+  constexpr std::size_t kPiece = std::size_t{512} << 10;
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  if (parts.empty()) {  // a reserved slot: the bytes are already in place
+    XXH3_64bits_update(&state, dst, h.size);
+  }
   for (std::span<const std::byte> part : parts) {
-    if (part.empty()) continue;
-    CopyBytes(dst, part.data(), part.size(), copy_method_);
-    dst += part.size();
+    for (std::size_t off = 0; off < part.size(); off += kPiece) {
+      const std::size_t n = std::min(kPiece, part.size() - off);
+      XXH3_64bits_update(&state, part.data() + off, n);
+      CopyBytes(dst, part.data() + off, n, copy_method_);
+      dst += n;
+    }
   }
-  std::memcpy(slots.header.data, &h, sizeof(h));
-  if (persist_) {
-    // Bytes before header: a header that survives a crash never names unwritten bytes.
-    region_->Persist(slots.data.data, slots.data.size);
-    region_->Persist(slots.header.data, sizeof(h));
-  }
+  ChunkHeader header = h;
+  header.data_xxh3 = XXH3_64bits_digest(&state);
+  pool_->Commit(reinterpret_cast<ChunkHeader*>(slots.header.data), header, slots.data.data,
+                h.size);
+}
+
+bool Tier::DataIntact(const std::byte* data, std::size_t size, const ChunkHeader& header) const {
+  return XXH3_64bits(data, size) == header.data_xxh3;
+}
+
+Status Tier::ClosePool(std::span<const SnapshotRecord> records) {
+  if (pool_ == nullptr) return Status::Ok();
+  return pool_->Close(*allocator_, records);
 }
 
 void Tier::PolicyInsert(EntryId id, Entry& e) {

@@ -17,6 +17,7 @@
 #include "backends/chunk_header.h"
 #include "backends/entry.h"
 #include "backends/eviction/eviction_policy.h"
+#include "backends/pool/durable_pool.h"
 #include "cxlkv/memory_source.h"
 #include "cxlkv/slab_allocator.h"
 #include "cxlkv/store.h"
@@ -40,8 +41,9 @@ struct SlotRef {
 
 class Tier {
  public:
-  // Maps options.capacity bytes from the source and builds the allocator and the policy.
-  // Errors are left without tier context; the caller adds it.
+  // Maps options.capacity bytes from the source and builds the allocator and the policy. A
+  // durable tier also opens its pool: the chunks it recovers wait in TakeRecovered() for the
+  // store's index. Errors are left without tier context; the caller adds it.
   static Result<std::unique_ptr<Tier>> Open(TierOptions options, std::size_t index,
                                             std::size_t tier_count,
                                             const std::vector<std::size_t>& chunk_sizes,
@@ -53,6 +55,18 @@ class Tier {
   const MemoryRegion& region() const { return *region_; }
   SlabAllocator& allocator() { return *allocator_; }
   std::size_t max_chunk() const { return allocator_->max_allocation(); }
+  // The chunk's slot in 256-byte units from the region start (headers name slots so).
+  std::uint32_t DataRef(const std::byte* data) const {
+    return static_cast<std::uint32_t>((data - region_->data()) / ChunkHeader::kSize);
+  }
+
+  // Durability (backends/pool/): null pool for a volatile tier.
+  DurablePool* pool() const { return pool_.get(); }
+  std::vector<PoolChunk> TakeRecovered() { return std::move(recovered_); }
+  // Whether a chunk's bytes match the checksum its header recorded (durable tiers).
+  bool DataIntact(const std::byte* data, std::size_t size, const ChunkHeader& header) const;
+  // Clean shutdown of a durable tier: the snapshot of its chunks, the superblock marked clean.
+  Status ClosePool(std::span<const SnapshotRecord> records);
 
   std::size_t high_bytes() const { return high_bytes_; }
   std::size_t low_bytes() const { return low_bytes_; }
@@ -100,6 +114,8 @@ class Tier {
   std::atomic<std::uint64_t> expirations{0};
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> corrupt_dropped{0};
+  std::uint64_t recovered = 0;  // set once by the store's open
 
  private:
   Tier() = default;
@@ -110,11 +126,15 @@ class Tier {
   std::size_t low_bytes_ = 0;
   int promote_after_hits_ = 0;
   CopyMethod copy_method_ = CopyMethod::kMemcpy;
-  bool persist_ = false;
+  std::size_t AllocSize(std::size_t size) const {
+    return pool_ != nullptr ? DataAllocSize(size) : size;
+  }
   std::uint32_t header_class_ = 0;
   std::size_t header_slot_bytes_ = 0;
   std::unique_ptr<MemorySource> source_;
   std::unique_ptr<MemoryRegion> region_;      // outlives allocator_ (declared before it)
+  std::unique_ptr<DurablePool> pool_;         // between the two: the allocator calls it
+  std::vector<PoolChunk> recovered_;
   std::unique_ptr<SlabAllocator> allocator_;
   std::unique_ptr<EvictionPolicy> policy_;    // guarded by mu
 };

@@ -96,7 +96,7 @@ py::bytes MetaBytes(const ChunkMeta& m) {
 }
 
 // tiers: a list of dicts {"source", "capacity", optional "name", "eviction", "copy",
-// "high_watermark", "low_watermark", "promote_after_hits", "persist"}.
+// "high_watermark", "low_watermark", "promote_after_hits", "durability", "format"}.
 StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
                      const py::object& slab_size, const py::object& spill_path,
                      const py::object& spill_capacity, int ttl_seconds, bool background,
@@ -111,7 +111,7 @@ StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
       const auto key = k.cast<std::string>();
       static const char* known[] = {"source", "capacity", "name", "eviction", "copy",
                                     "high_watermark", "low_watermark", "promote_after_hits",
-                                    "persist"};
+                                    "durability", "format"};
       bool ok = false;
       for (const char* n : known) ok = ok || key == n;
       if (!ok) throw py::value_error(where + ": unknown key '" + key + "'");
@@ -128,7 +128,8 @@ StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
     if (d.contains("high_watermark")) t.high_watermark = d["high_watermark"].cast<double>();
     if (d.contains("low_watermark")) t.low_watermark = d["low_watermark"].cast<double>();
     if (d.contains("promote_after_hits")) t.promote_after_hits = d["promote_after_hits"].cast<int>();
-    if (d.contains("persist")) t.persist = d["persist"].cast<bool>();
+    if (d.contains("durability")) t.durability = d["durability"].cast<std::string>();
+    if (d.contains("format")) t.format = d["format"].cast<bool>();
     o.tiers.push_back(std::move(t));
   }
   if (!chunk_sizes.is_none()) {

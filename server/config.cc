@@ -126,7 +126,8 @@ Status ParseStore(const Table& t, const toml::table& raw, StoreOptions& o) {
 
 Status ParseTier(const Table& t, TierOptions& tier) {
   CXLKV_RETURN_IF_ERROR(t.Unknown({"name", "source", "capacity", "eviction", "high_watermark",
-                                   "low_watermark", "promote_after_hits", "copy", "persist"}));
+                                   "low_watermark", "promote_after_hits", "copy", "durability",
+                                   "format", "flush_interval_ms"}));
   CXLKV_RETURN_IF_ERROR(t.String("name", tier.name));
   CXLKV_RETURN_IF_ERROR(t.String("source", tier.source_spec));
   if (tier.source_spec.empty()) return Status::InvalidArgument(t.Name("source") + " is required");
@@ -139,7 +140,11 @@ Status ParseTier(const Table& t, TierOptions& tier) {
   CXLKV_RETURN_IF_ERROR(t.Integer("promote_after_hits", promote, 0, 255));
   if (promote >= 0) tier.promote_after_hits = promote;
   CXLKV_RETURN_IF_ERROR(t.String("copy", tier.copy));
-  CXLKV_RETURN_IF_ERROR(t.Bool("persist", tier.persist));
+  CXLKV_RETURN_IF_ERROR(t.String("durability", tier.durability));
+  CXLKV_RETURN_IF_ERROR(t.Bool("format", tier.format));
+  int flush_ms = -1;
+  CXLKV_RETURN_IF_ERROR(t.Integer("flush_interval_ms", flush_ms, 1, 3600000));
+  if (flush_ms > 0) tier.flush_interval = std::chrono::milliseconds(flush_ms);
   return Status::Ok();
 }
 

@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,20 @@ struct SlabAllocatorOptions {
   // Free slots each CPU may hold per class before returning them, in bytes; 0 disables the
   // per-CPU caches. A class whose slot is larger than this is never cached.
   std::size_t per_cpu_cache_bytes = std::size_t{8} << 20;
+
+  // For a durable pool, which keeps its span layout on the media (backends/pool/):
+  // Leading slabs no class ever takes: the pool's superblocks and slab table live there.
+  std::size_t reserved_slabs = 0;
+  // Called whenever a run of slabs is given to a class (before any of its slots is handed
+  // out; slot_size is the class's) or taken back (after its last slot came back; slot_size 0).
+  // Runs under the allocator-wide lock, so changes arrive in order; it must not call into the
+  // allocator. A durable pool writes and persists its slab table here.
+  struct SpanChange {
+    std::size_t first_slab = 0;
+    std::size_t slabs = 0;
+    std::size_t slot_size = 0;
+  };
+  std::function<void(const SpanChange&)> on_span_change;
 };
 
 // One allocated slot. `size` is what was asked for, `capacity` what the slot holds.
@@ -100,6 +115,17 @@ class SlabAllocator {
   // Returns the slot. InvalidArgument for a pointer this allocator did not hand out or one
   // already freed (the allocator's state is left unchanged).
   Status Free(const Allocation& allocation);
+
+  // Recovery of a durable pool, before the first Allocate: RestoreSpan lays out the spans a
+  // previous allocator over the same region left (their classes named by slot size), ClaimSlot
+  // marks the slots that hold live chunks (thread-safe among concurrent claims), and
+  // FinishRestore makes every other slot of those spans free. InvalidArgument, with the state
+  // unchanged, for a slot size no class has, a run that is reserved, out of the region or
+  // overlaps another span, a pointer that is not the start of a slot of a restored span, or a
+  // slot claimed twice. on_span_change is not called for restored spans.
+  Status RestoreSpan(std::size_t first_slab, std::size_t slot_size);
+  Result<Allocation> ClaimSlot(std::byte* slot, std::size_t size);
+  void FinishRestore();
 
   // Capacity of the slot a request of `size` would get; 0 when no class fits.
   std::size_t SlotSizeFor(std::size_t size) const;

@@ -92,9 +92,20 @@ struct TierOptions {
   // memory, as measured by bench_store; see docs/benchmarks.md). Reads out of a tier always
   // use memcpy: the caller reads what it asked for next.
   std::string copy = "auto";
-  // Make every chunk durable in the tier before Put returns (libpmem2 flush/drain; msync on a
-  // page-granular file). Off by default: the store is a cache, and recovery is built on top.
-  bool persist = false;
+  // Whether the tier's chunks survive a restart or a crash (file and devdax tiers only; see
+  // docs/persistence.md for the format and the measured cost of each):
+  //   "volatile"        no on-media format: the tier starts empty at every open (default);
+  //   "persist-on-put"  a durable pool: every chunk is durable when Put returns (its bytes,
+  //                     then its header's commit word, flushed with libpmem2; msync on a file
+  //                     in the page cache);
+  //   "background"      a durable pool whose chunks become durable within flush_interval.
+  // Opening a durable tier on a pool recovers its chunks (every byte checked against its
+  // XXH3 on first read; a chunk that fails is dropped, counted, and never returned). A region
+  // that is not a pool is formatted; a pool of another geometry (capacity, slab size, chunk
+  // sizes) or format version is refused with an error that says what to run.
+  std::string durability = "volatile";
+  bool format = false;  // a durable tier starts empty, overwriting the pool it finds
+  std::chrono::milliseconds flush_interval{100};  // "background": the flusher's period
 };
 
 // The NVMe spill tier, below the memory tiers: chunks demoted from the last memory tier are
@@ -176,6 +187,11 @@ struct TierStats {
   std::uint64_t expirations = 0; // chunks freed because their TTL passed
   std::uint64_t bytes_in = 0;    // chunk bytes written into the tier (puts and moves)
   std::uint64_t bytes_out = 0;   // chunk bytes read out of the tier (gets and moves)
+  std::string durability;        // "volatile", "persist-on-put", "background"
+  std::uint64_t recovered = 0;   // chunks found in the pool at open
+  std::uint64_t corrupt_dropped = 0;  // recovered chunks whose bytes failed their checksum
+  double recovery_seconds = 0;   // time the pool took to open
+  bool recovered_from_snapshot = false;
 };
 
 struct StoreStats {
@@ -334,6 +350,11 @@ class Store {
   // of every tier above its high watermark down to its low one, and the TTL sweep. For stores
   // opened with background_thread = false, and for tests that need a settled state.
   void Maintain();
+
+  // Makes every chunk put so far durable in the tiers that keep chunks across restarts
+  // (TierOptions::durability "background"; the others need nothing). Destroying the store
+  // does the same, then records a clean shutdown.
+  void Sync();
 
   StoreStats Stats() const;
 

@@ -59,6 +59,6 @@ def open(tiers, **options):  # noqa: A001 (the natural name: cxlkv.open)
     """Opens a store. tiers: fastest first, dicts with "source" ("dram", "numa:N",
     "file:PATH", "devdax:PATH") and "capacity" (bytes or "256M"), optionally "name",
     "eviction" (lru, fifo, lfu, s3fifo), "copy", "high_watermark", "low_watermark",
-    "promote_after_hits", "persist". options: chunk_sizes, slab_size, spill_path,
+    "promote_after_hits", "durability", "format". options: chunk_sizes, slab_size, spill_path,
     spill_capacity, ttl_seconds, background, copy_threads."""
     return _Store(list(tiers), **options)
