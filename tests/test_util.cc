@@ -6,11 +6,27 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <unistd.h>
+
 namespace cxlkv::testing {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/cxlkv-test-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  }
+  path_ = tmpl;
+}
+
+TempDir::TempDir(const std::string& base) {
+  std::string tmpl = base + "/cxlkv-test-XXXXXX";
+  if (access(base.c_str(), W_OK) == 0 && mkdtemp(tmpl.data()) != nullptr) {
+    path_ = tmpl;
+    return;
+  }
+  const char* env = std::getenv("TMPDIR");
+  tmpl = std::string(env && *env ? env : "/tmp") + "/cxlkv-test-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {
     throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
   }

@@ -11,6 +11,8 @@ namespace cxlkv::testing {
 class TempDir {
  public:
   TempDir();
+  // Under `base` (e.g. /dev/shm) when it is a writable directory, else as TempDir().
+  explicit TempDir(const std::string& base);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -28,5 +28,7 @@ Command AddBenchCommand(CLI::App& root);    // bench_command.cc: `bench wss`
 Command AddServeCommand(CLI::App& root);    // serve_command.cc
 Command AddStatsCommand(CLI::App& root);    // stats_command.cc
 Command AddReplayCommand(CLI::App& root);   // replay_command.cc
+Command AddFormatCommand(CLI::App& root);   // pool_command.cc
+Command AddFsckCommand(CLI::App& root);     // pool_command.cc
 
 }  // namespace cxlkv::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
       cxlkv::cli::AddServeCommand(app),
       cxlkv::cli::AddStatsCommand(app),
       cxlkv::cli::AddReplayCommand(app),
+      cxlkv::cli::AddFormatCommand(app),
+      cxlkv::cli::AddFsckCommand(app),
   };
   try {
     app.parse(argc, argv);
