@@ -14,6 +14,7 @@
 //    (devdax, pmem) costs on the same bytes.
 //
 // Usage: bench_pool [--dir DIR] [--chunks N,N] [--put-mib N] [--repeats N] [--quick]
+// --quick (the CI smoke test): 2000 chunks, 16 MiB of 128 KiB and 2 MiB puts, one round.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ struct Options {
   std::vector<std::size_t> chunks = {10000, 100000};
   std::size_t put_mib = 256;
   int repeats = 3;
+  std::vector<std::size_t> put_sizes = {128 * kKiB, 2 * kMiB, 32 * kMiB};
 };
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
@@ -186,7 +188,7 @@ void Puts(const Options& o) {
   }
   std::printf("%8s %16s %10s %10s %10s %12s %12s\n", "chunk", "mode", "GB/s", "p50 us",
               "ratio", "", "");
-  for (const std::size_t size : {128 * kKiB, 2 * kMiB, 32 * kMiB}) {
+  for (const std::size_t size : o.put_sizes) {
     const std::size_t count = std::max<std::size_t>(4, o.put_mib * kMiB / size);
     const std::size_t capacity = (count * size * 5 / 4 / (4 * kMiB) + 8) * 4 * kMiB;
     std::vector<std::byte> chunk(size);
@@ -264,8 +266,9 @@ int main(int argc, char** argv) {
       o.repeats = std::max(1, std::stoi(next()));
     } else if (a == "--quick") {
       o.chunks = {2000};
-      o.put_mib = 32;
+      o.put_mib = 16;
       o.repeats = 1;
+      o.put_sizes = {128 * kKiB, 2 * kMiB};
     } else {
       std::fprintf(stderr,
                    "usage: bench_pool [--dir DIR] [--chunks N,N] [--put-mib N] [--repeats N] "

@@ -16,4 +16,11 @@ function(cxlkv_add_test name)
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${labels}" TIMEOUT 300)
+  # The ThreadSanitizer run builds only these (target "concurrent_tests"), not the whole tree.
+  if("concurrent" IN_LIST labels)
+    if(NOT TARGET concurrent_tests)
+      add_custom_target(concurrent_tests)
+    endif()
+    add_dependencies(concurrent_tests ${name})
+  endif()
 endfunction()

@@ -82,15 +82,16 @@ Result<std::unique_ptr<DurablePool>> DurablePool::Open(const MemoryRegion& regio
   return pool;
 }
 
-DurablePool::~DurablePool() {
-  if (flusher_.joinable()) {
-    {
-      std::lock_guard lock(pending_mu_);
-      stop_ = true;
-    }
-    pending_cv_.notify_all();
-    flusher_.join();
+DurablePool::~DurablePool() { StopFlusher(); }
+
+void DurablePool::StopFlusher() {
+  if (!flusher_.joinable()) return;
+  {
+    std::lock_guard lock(pending_mu_);
+    stop_ = true;
   }
+  pending_cv_.notify_all();
+  flusher_.join();  // it flushes what it holds before it returns
 }
 
 void DurablePool::Format(const PoolGeometry& geometry) {
@@ -270,6 +271,8 @@ void DurablePool::FlusherLoop() {
 }
 
 Status DurablePool::Close(SlabAllocator& allocator, std::span<const SnapshotRecord> records) {
+  // No flush may still be committing headers once the superblock says clean.
+  StopFlusher();
   Flush();
   sb_.next_sequence = next_sequence_.load();
   sb_.snapshot_offset = 0;

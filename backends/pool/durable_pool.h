@@ -106,6 +106,7 @@ class DurablePool {
   void WriteSuperblock();  // into the slot not holding the current one, gen + 1, persisted
   void WriteSlabRecords(const SlabAllocatorOptions::SpanChange& change);
   void FlusherLoop();
+  void StopFlusher();
   void FlushPending(std::vector<Pending>& batch);
 
   const MemoryRegion& region_;
