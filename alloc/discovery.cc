@@ -191,6 +191,7 @@ DeviceInventory DiscoverDevices() {
   inventory.dax_devices = DiscoverDaxDevices(&inventory.warnings);
   inventory.cxl_memdevs = DiscoverCxlMemdevs(&inventory.warnings);
   inventory.cxl_regions = DiscoverCxlRegions(&inventory.warnings);
+  inventory.namespaces = DiscoverNamespaces(&inventory.warnings);
   return inventory;
 }
 

@@ -4,12 +4,22 @@
 // page-cache file system) and hands back matching flush/drain/memcpy functions, which the region
 // exposes so tiers can write headers with a commit order. Defines MemorySource::File and
 // MemorySource::DevDax.
+//
+// One exception: a device DAX that no nvdimm namespace carries (a soft-reserved range bound to
+// dax_hmem, which is how firmware hands out CXL memory, or a CXL ram region) is mapped here with
+// mmap, because libpmem2 1.12 (Debian 12) dereferences a null namespace while reading the size
+// of such a device and crashes (pmem/pmdk#6160; found by the QEMU devdax mode, tools/qemu).
 #include <fcntl.h>
 #include <libpmem2.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -140,6 +150,64 @@ class Pmem2Region final : public MemoryRegion {
   MapPtr map_;
 };
 
+// A device DAX mapped with mmap, without libpmem2 (see the top of the file). Stores reach the
+// device through the CPU caches: Flush writes the lines back with CLFLUSH (baseline x86-64;
+// CLWB would need a CPU check) and Drain fences.
+// Thread-safety: immutable.
+class DirectDaxRegion final : public MemoryRegion {
+ public:
+  DirectDaxRegion(UniqueFd fd, void* reservation, std::size_t reserved, std::byte* data,
+                  std::size_t size, RegionInfo info)
+      : MemoryRegion(data, size, std::move(info)),
+        fd_(std::move(fd)),
+        reservation_(reservation),
+        reserved_(reserved) {}
+  ~DirectDaxRegion() override { munmap(reservation_, reserved_); }
+
+  void Flush(const void* addr, std::size_t len) const override {
+#if defined(__x86_64__)
+    constexpr std::uintptr_t kLine = 64;
+    const auto end = reinterpret_cast<std::uintptr_t>(addr) + len;
+    for (std::uintptr_t p = reinterpret_cast<std::uintptr_t>(addr) & ~(kLine - 1); p < end;
+         p += kLine) {
+      _mm_clflush(reinterpret_cast<const void*>(p));
+    }
+#else
+    static_cast<void>(addr);
+    static_cast<void>(len);
+#endif
+  }
+  void Drain() const override {
+#if defined(__x86_64__)
+    _mm_sfence();
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  }
+  void CopyAndPersist(void* dst, const void* src, std::size_t len) const override {
+    std::memcpy(dst, src, len);
+    Flush(dst, len);
+    Drain();
+  }
+  void CopyNoDrain(void* dst, const void* src, std::size_t len) const override {
+    std::memcpy(dst, src, len);
+    Flush(dst, len);
+  }
+
+ private:
+  UniqueFd fd_;
+  void* reservation_;  // the whole address-space reservation; the mapping sits inside it
+  std::size_t reserved_;
+};
+
+// True when libndctl lists a namespace whose device DAX is `path`: libpmem2 can map it.
+bool BehindNamespace(const std::string& path) {
+  for (const NamespaceInfo& ns : DiscoverNamespaces()) {
+    if (ns.dax_device == path) return true;
+  }
+  return false;
+}
+
 struct MapRequest {
   std::size_t offset = 0;            // in the file or device
   std::size_t length = 0;            // a multiple of source_alignment
@@ -210,6 +278,38 @@ Result<std::unique_ptr<MemoryRegion>> MapThroughPmem2(UniqueFd fd, const pmem2_s
   request.info.persistence = FromPmem2(pmem2_map_get_store_granularity(raw_map));
   return std::unique_ptr<MemoryRegion>(std::make_unique<Pmem2Region>(
       std::move(fd), std::move(reservation), std::move(map), request.size,
+      std::move(request.info)));
+}
+
+// Maps request.length bytes of the device at request.offset, its start aligned to
+// request.alignment, with MAP_SYNC where the kernel takes it.
+Result<std::unique_ptr<MemoryRegion>> MapDirect(UniqueFd fd, MapRequest request) {
+  const std::string what = Describe(request);
+  const std::size_t reserved = request.length + request.alignment;
+  void* base = mmap(nullptr, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+  if (base == MAP_FAILED) {
+    return Status::FromErrno("reserving " + FormatBytes(reserved) + " of address space for " +
+                                 what,
+                             errno);
+  }
+  void* aligned = reinterpret_cast<void*>(
+      AlignUp(reinterpret_cast<std::uintptr_t>(base), request.alignment));
+  const auto offset = static_cast<off_t>(request.offset);
+  void* p = mmap(aligned, request.length, PROT_READ | PROT_WRITE,
+                 MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd.get(), offset);
+  if (p == MAP_FAILED && (errno == EOPNOTSUPP || errno == EINVAL)) {
+    p = mmap(aligned, request.length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd.get(),
+             offset);
+  }
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    munmap(base, reserved);
+    return Status::FromErrno("mapping " + what, err);
+  }
+  request.info.persistence = PersistGranularity::kCacheLine;
+  return std::unique_ptr<MemoryRegion>(std::make_unique<DirectDaxRegion>(
+      std::move(fd), base, reserved, static_cast<std::byte*>(p), request.size,
       std::move(request.info)));
 }
 
@@ -351,14 +451,24 @@ class DevDaxSource final : public MemorySource {
     const Result<DaxDeviceInfo> dax = FindDaxDevice(path);
 
     CXLKV_ASSIGN_OR_RETURN(UniqueFd fd, OpenReadWrite(path, /*create=*/false));
-    CXLKV_ASSIGN_OR_RETURN(SourcePtr source, SourceFromFd(fd, path));
+    // Without a namespace, libpmem2 would crash (top of the file): libdaxctl's size and
+    // alignment, and mmap.
+    const bool direct = dax.ok() && dax->size > 0 && IsPowerOfTwo(dax->alignment) &&
+                        !BehindNamespace(path);
+    SourcePtr source;
     std::size_t device_size = 0;
     std::size_t device_alignment = 0;
-    if (const int ret = pmem2_source_size(source.get(), &device_size); ret != 0) {
-      return Pmem2Status("reading the size of " + path, ret);
-    }
-    if (const int ret = pmem2_source_alignment(source.get(), &device_alignment); ret != 0) {
-      return Pmem2Status("reading the alignment of " + path, ret);
+    if (direct) {
+      device_size = dax->size;
+      device_alignment = dax->alignment;
+    } else {
+      CXLKV_ASSIGN_OR_RETURN(source, SourceFromFd(fd, path));
+      if (const int ret = pmem2_source_size(source.get(), &device_size); ret != 0) {
+        return Pmem2Status("reading the size of " + path, ret);
+      }
+      if (const int ret = pmem2_source_alignment(source.get(), &device_alignment); ret != 0) {
+        return Pmem2Status("reading the alignment of " + path, ret);
+      }
     }
     const std::size_t pmem2_alignment = device_alignment;
     if (dax.ok() && dax->alignment > device_alignment && IsPowerOfTwo(dax->alignment)) {
@@ -397,6 +507,7 @@ class DevDaxSource final : public MemorySource {
     request.info.path = path;
     request.info.page_size = device_alignment;
     request.info.numa_node = dax.ok() ? dax->numa_node : -1;
+    if (direct) return MapDirect(std::move(fd), std::move(request));
     return MapThroughPmem2(std::move(fd), source.get(), std::move(request));
   }
 

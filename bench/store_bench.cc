@@ -304,6 +304,7 @@ namespace {
                "usage: bench_store [--quick] [--total-mib N (512)] [--repeats N (3)]\n"
                "                   [--csv PATH (bench_store.csv)] [--dir DIR ($TMPDIR or /tmp)]\n"
                "                   [--numa-node N (0)] [--devdax /dev/daxX.Y]\n"
+               "                   [--copy-mib N (256, at least 32: the copy table's bytes per cell)]\n"
                "                   [--only putget|batch|fixed|demotion|copy]\n",
                error);
   std::exit(2);
@@ -363,6 +364,11 @@ int main(int argc, char** argv) {
     else if (arg == "--dir") o.dir = v;
     else if (arg == "--numa-node") o.numa_node = NodeNumber(v);
     else if (arg == "--devdax") o.devdax = v;
+    else if (arg == "--copy-mib") {
+      o.copy_region = PositiveNumber("--copy-mib", v) * kMiB;
+      if (o.copy_region < 32 * kMiB) Usage("--copy-mib: at least 32 (the largest chunk copied)");
+      o.persist_region = std::min(o.persist_region, o.copy_region);
+    }
     else if (arg == "--only") only = v;
     else Usage(("unknown flag: " + arg).c_str());
   }

@@ -25,10 +25,13 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "alloc/numa.h"
+#include "alloc/os_memory.h"
 #include "bench/store_bench.h"
 #include "util/copy.h"
 
@@ -96,6 +99,24 @@ struct Kind {
   bool optional = false;  // absent hardware (numa node, devdax) skips instead of failing
 };
 
+// Where the region's pages are, as move_pages reports them: "node 1" or "node 0 75%, node 1
+// 25%". Under `numactl --membind=1` the dram and file kinds land on node 1 too; this line is
+// how a run shows it.
+std::string Placement(const MemoryRegion& region) {
+  Result<std::vector<int>> pages =
+      numa::PageNodes(region.data(), region.size(), os::BasePageSize());
+  if (!pages.ok()) return "unknown (" + pages.status().ToString() + ")";
+  std::map<int, std::size_t> per_node;  // a negative key: a page move_pages could not place
+  for (int n : *pages) ++per_node[n];
+  std::string out;
+  for (const auto& [node, count] : per_node) {
+    if (!out.empty()) out += ", ";
+    out += node >= 0 ? "node " + std::to_string(node) : "no node (" + std::to_string(node) + ")";
+    if (per_node.size() > 1) out += " " + std::to_string(100 * count / pages->size()) + "%";
+  }
+  return out;
+}
+
 void MeasureKind(const Options& o, Kind& kind, std::byte* dram_src, std::byte* dram_dst,
                  Csv& csv) {
   const std::size_t bytes = o.copy_region;
@@ -114,6 +135,7 @@ void MeasureKind(const Options& o, Kind& kind, std::byte* dram_src, std::byte* d
   // Pre-fault; persist once so that a file's blocks are allocated and its pages clean.
   std::memset(region->data(), 0x5a, bytes);
   region->Persist(region->data(), bytes);
+  std::printf("%-7s pages on %s\n", kind.name.c_str(), Placement(*region).c_str());
 
   // w/rd[method][size]: runs of writes into and reads out of the region; pcell likewise.
   std::vector<double> w[2][kNumSizes], rd[2][kNumSizes];

@@ -21,7 +21,17 @@ packages=(
   # the plots of `cxlkv bench wss` and `cxlkv replay sweep` (tools/plot_wss.py and
   # tools/replay_plot.py run under /usr/bin/python3)
   python3-matplotlib
+  # the QEMU guest suite (tools/qemu/): a TCG guest with a CPU-less node, /dev/dax, kmem and
+  # an emulated CXL type-3 device; busybox, cpio, kmod, zstd build its initramfs
+  qemu-system-x86 busybox-static cpio kmod zstd
 )
+
+# The guest's kernel and initramfs (Debian's 6.12 kernel, unpacked, not installed), cached in
+# ${TMPDIR:-/tmp}/cxlkv-qemu; skipped with the guest suite (CXLKV_SKIP_QEMU=1).
+qemu_setup() {
+  if [ "${CXLKV_SKIP_QEMU:-0}" = 1 ]; then return 0; fi
+  "$(dirname "$0")/qemu/setup.sh"
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,6 +39,7 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages already installed"
+  qemu_setup
   exit 0
 fi
 
@@ -44,4 +55,5 @@ if ! { $SUDO apt-get update -qq && \
   exit 1
 fi
 rm -f "$log"
+qemu_setup
 echo "setup: done"

@@ -2,7 +2,11 @@
 # Installs the dependencies, then builds and runs every test three ways:
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
-#   3. ThreadSanitizer: the suites labelled "concurrent".
+#   3. ThreadSanitizer: the suites labelled "concurrent";
+#   4. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
+#      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
+#      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
+# The host runs leave out the label "qemu" (those tests only skip outside the guest).
 # Build trees go to build/ci, build/asan and build/tsan. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +29,14 @@ mkdir -p build
 step "plain build (RelWithDebInfo, -Werror)"
 configure_and_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "tests: plain build"
-ctest --test-dir build/ci --output-on-failure --no-tests=error -j "$jobs"
+ctest --test-dir build/ci --output-on-failure --no-tests=error -j "$jobs" -LE '^qemu'
 
 step "ASan+UBSan build"
 configure_and_build build/asan -DCMAKE_BUILD_TYPE=Debug -DCXLKV_SANITIZE=address \
   -DCXLKV_BUILD_BENCH=OFF
 step "tests: ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs"
+  ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs" -LE '^qemu'
 
 step "TSan build (the suites labelled concurrent)"
 TARGET=concurrent_tests configure_and_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXLKV_SANITIZE=thread \
@@ -40,5 +44,12 @@ TARGET=concurrent_tests configure_and_build build/tsan -DCMAKE_BUILD_TYPE=RelWit
 step "tests: TSan (label concurrent)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure --no-tests=error -j "$jobs" -L concurrent
+
+if [ "${CXLKV_SKIP_QEMU:-0}" = 1 ]; then
+  step "QEMU guest suite: skipped (CXLKV_SKIP_QEMU=1)"
+else
+  step "QEMU guest suite (plain build)"
+  "$root/tools/qemu/suite.sh" build/ci
+fi
 
 step "all test runs passed"

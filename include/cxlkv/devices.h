@@ -50,11 +50,24 @@ struct CxlRegionInfo {
   std::vector<std::string> memdevs;
 };
 
+// An NVDIMM namespace (libndctl): how persistent memory, such as a CXL pmem region, is carved
+// into a /dev/dax or /dev/pmem device.
+struct NamespaceInfo {
+  std::string name;        // namespace0.0
+  std::string region;      // the nvdimm region it sits in: region0
+  std::string bus;         // the bus provider: "ACPI.NFIT", "cxl_acpi.0", "nfit_test.0"
+  std::string mode;        // "devdax", "fsdax", "sector", "raw" or "unknown"
+  std::uint64_t size = 0;
+  std::string dax_device;  // devdax mode: /dev/daxX.Y; empty otherwise
+  int numa_node = -1;
+};
+
 struct DeviceInventory {
   std::vector<NumaNodeInfo> numa_nodes;
   std::vector<DaxDeviceInfo> dax_devices;
   std::vector<CxlMemdevInfo> cxl_memdevs;
   std::vector<CxlRegionInfo> cxl_regions;
+  std::vector<NamespaceInfo> namespaces;  // active ones
   // One line per source that could not be read (no permission, library context failed):
   // discovery reports what it could and says what it could not.
   std::vector<std::string> warnings;
@@ -66,6 +79,7 @@ Result<std::vector<NumaNodeInfo>> DiscoverNumaNodes(
 std::vector<DaxDeviceInfo> DiscoverDaxDevices(std::vector<std::string>* warnings = nullptr);
 std::vector<CxlMemdevInfo> DiscoverCxlMemdevs(std::vector<std::string>* warnings = nullptr);
 std::vector<CxlRegionInfo> DiscoverCxlRegions(std::vector<std::string>* warnings = nullptr);
+std::vector<NamespaceInfo> DiscoverNamespaces(std::vector<std::string>* warnings = nullptr);
 DeviceInventory DiscoverDevices();
 
 // Looks one device up by path through libdaxctl; NotFound when libdaxctl does not know it.

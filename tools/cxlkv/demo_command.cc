@@ -46,6 +46,9 @@ struct DemoOptions {
   std::string dram_capacity = "256M";
   std::string file_capacity = "1G";
   std::string eviction = "lru";
+  // --tier SPEC,CAPACITY (repeatable, fastest first): replaces the DRAM and file tiers, e.g.
+  // "numa:1,512M" puts a tier on a CXL expander's node, "devdax:/dev/dax0.0,1G" on a device.
+  std::vector<std::string> tiers;
   std::string dir;  // parent of the scratch directory; $TMPDIR or /tmp when empty
   bool keep = false;
   std::uint64_t seed = 1;
@@ -137,12 +140,48 @@ Result<std::vector<TraceRequest>> PickTrace(const DemoOptions& options, DemoRepo
   return GenerateSyntheticTrace(options.seed, options.requests);
 }
 
+// One --tier SPEC,CAPACITY.
+struct TierFlag {
+  std::string spec;
+  std::size_t capacity = 0;
+};
+
+Result<std::vector<TierFlag>> ParseTierFlags(const std::vector<std::string>& flags,
+                                             std::size_t slab) {
+  std::vector<TierFlag> out;
+  for (const std::string& flag : flags) {
+    const std::size_t comma = flag.rfind(',');
+    if (comma == std::string::npos || comma == 0) {
+      return Status::InvalidArgument("--tier " + flag + ": expected SPEC,CAPACITY (numa:1,512M)");
+    }
+    CXLKV_ASSIGN_OR_RETURN(std::size_t capacity,
+                           ParseCapacity("--tier " + flag, flag.substr(comma + 1), slab));
+    out.push_back({flag.substr(0, comma), capacity});
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const DemoOptions& options, std::size_t dram_capacity,
                                          std::size_t file_capacity, std::size_t full_chunk,
-                                         std::size_t slab, const std::string& dir) {
+                                         std::size_t slab, const std::string& dir,
+                                         const std::vector<TierFlag>& tier_flags) {
   StoreOptions store;
   store.chunk_sizes = {full_chunk};  // full chunks waste no byte; tails get geometric classes
   store.slab_size = slab;
+  if (!tier_flags.empty()) {
+    for (const TierFlag& flag : tier_flags) {
+      TierOptions tier;
+      // "dram", "numa:1"; a path-bearing spec by its kind: "file", "devdax"
+      tier.name = flag.spec.find('/') == std::string::npos
+                      ? flag.spec
+                      : flag.spec.substr(0, flag.spec.find(':'));
+      tier.source_spec = flag.spec;
+      tier.capacity = flag.capacity;
+      tier.eviction = options.eviction;
+      store.tiers.push_back(std::move(tier));
+    }
+    return Store::Open(std::move(store));
+  }
 
   TierOptions dram;
   dram.name = "dram";
@@ -181,8 +220,14 @@ int RunDemo(const DemoOptions& options) {
   const Result<std::size_t> file_capacity =
       ParseCapacity("--file-capacity", options.file_capacity, slab);
   if (!file_capacity.ok()) return UsageError(file_capacity.status().message());
-  if (std::max(LargestSlot(*dram_capacity, slab), LargestSlot(*file_capacity, slab)) <
-      full_chunk) {
+  const Result<std::vector<TierFlag>> tier_flags = ParseTierFlags(options.tiers, slab);
+  if (!tier_flags.ok()) return UsageError(tier_flags.status().message());
+  std::size_t largest = std::max(LargestSlot(*dram_capacity, slab), LargestSlot(*file_capacity, slab));
+  if (!tier_flags->empty()) {
+    largest = 0;
+    for (const TierFlag& t : *tier_flags) largest = std::max(largest, LargestSlot(t.capacity, slab));
+  }
+  if (largest < full_chunk) {
     return UsageError("a " + std::to_string(options.chunk_tokens) + "-token chunk of " +
                       options.model + " is " + FormatBytes(full_chunk) +
                       ", more than either tier can hold (--dram-capacity " +
@@ -206,7 +251,8 @@ int RunDemo(const DemoOptions& options) {
   report.kept = options.keep;
   {
     Result<std::unique_ptr<Store>> store = OpenStore(options, *dram_capacity, *file_capacity,
-                                                     full_chunk, slab, (*scratch)->path());
+                                                     full_chunk, slab, (*scratch)->path(),
+                                                     *tier_flags);
     if (!store.ok()) return UsageError(store.status().ToString());
 
     ReplayOptions replay;
@@ -286,6 +332,12 @@ Command AddDemoCommand(CLI::App& root) {
   app->add_option("--file-capacity", options->file_capacity,
                   "Size of tier 1, a file-backed pool mapped through libpmem2 (e.g. 1G)")
       ->capture_default_str();
+  app->add_option("--tier", options->tiers,
+                  "SPEC,CAPACITY: a tier, fastest first; repeat it for more. Replaces the DRAM "
+                  "and file tiers. SPEC: dram, numa:N (a CXL expander's node), file:PATH, "
+                  "devdax:/dev/daxX.Y (e.g. --tier dram,64M --tier numa:1,256M)")
+      ->excludes(app->get_option("--dram-capacity"))
+      ->excludes(app->get_option("--file-capacity"));
   app->add_option("--eviction", options->eviction, "Eviction policy of both tiers")
       ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo"}))
       ->capture_default_str();

@@ -80,6 +80,17 @@ void PrintText(const DeviceInventory& inv) {
     std::printf("no CXL regions\n");
   }
 
+  // NVDIMM namespaces (a CXL pmem region carved into /dev/dax): only where there are some.
+  if (!inv.namespaces.empty()) {
+    std::printf("Namespaces (%zu):\n", inv.namespaces.size());
+    for (const NamespaceInfo& n : inv.namespaces) {
+      std::printf("  %s in %s (bus %s): %s, mode %s%s, NUMA node %s\n", n.name.c_str(),
+                  n.region.c_str(), n.bus.c_str(), FormatBytes(n.size).c_str(), n.mode.c_str(),
+                  n.dax_device.empty() ? "" : (", " + n.dax_device).c_str(),
+                  NodeName(n.numa_node).c_str());
+    }
+  }
+
   for (const std::string& warning : inv.warnings) std::printf("warning: %s\n", warning.c_str());
 }
 
@@ -122,10 +133,21 @@ nlohmann::ordered_json ToJson(const DeviceInventory& inv) {
                        {"mode", r.mode},
                        {"memdevs", r.memdevs}});
   }
+  nlohmann::ordered_json namespaces = nlohmann::ordered_json::array();
+  for (const NamespaceInfo& n : inv.namespaces) {
+    namespaces.push_back({{"name", n.name},
+                          {"region", n.region},
+                          {"bus", n.bus},
+                          {"mode", n.mode},
+                          {"size_bytes", n.size},
+                          {"dax_device", n.dax_device},
+                          {"numa_node", n.numa_node}});
+  }
   return {{"numa_nodes", numa},
           {"dax_devices", dax},
           {"cxl_memdevs", memdevs},
           {"cxl_regions", regions},
+          {"namespaces", namespaces},
           {"warnings", inv.warnings}};
 }
 
@@ -134,7 +156,7 @@ nlohmann::ordered_json ToJson(const DeviceInventory& inv) {
 Command AddDevicesCommand(CLI::App& root) {
   auto json = std::make_shared<bool>(false);
   CLI::App* app = root.add_subcommand(
-      "devices", "List NUMA nodes (CXL expanders appear CPU-less), /dev/dax and CXL devices");
+      "devices", "List NUMA nodes (CXL expanders appear CPU-less), /dev/dax, CXL devices and namespaces");
   app->add_flag("--json", *json, "Print one JSON object instead of text");
   return {app, [json] {
             const DeviceInventory inventory = DiscoverDevices();
