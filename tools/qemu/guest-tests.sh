@@ -10,12 +10,9 @@ echo "== cxlkv devices ($mode mode, kernel $(uname -r))"
 "$build/cxlkv" devices | tee "$out/devices-$mode.txt" || exit 1
 "$build/cxlkv" devices --json >"$out/devices-$mode.json" || exit 1
 
-# ISSUE 9 GOES HERE (persistent pool): once TierOptions::durability = "persist-on-put" exists,
-# the devdax and cxl modes add a store-level reopen: one process puts chunks into a devdax tier
-# on $QEMU_GUEST_DAX with durability "persist-on-put" and exits; a second Store::Open on the
-# same device must find and verify them (a ctest pair like qemu_devdax_device/_reopen, which
-# today reopen at the region level). A reboot of the guest between the two (two run.sh boots
-# sharing the dax range's backing file) is the step after that.
+# The devdax and cxl modes reopen a durable pool (persist-on-put) in a second process
+# (qemu_<mode>_reopen: GuestDevDaxReopen in tests/qemu/guest_test.cc). Across a guest reboot
+# is not done yet: it needs the dax range's backing memory kept between two boots.
 
 echo "== ctest -L qemu_$mode"
 ctest --test-dir "$build" -L "^qemu_${mode}\$" --output-on-failure --no-tests=error -j1
