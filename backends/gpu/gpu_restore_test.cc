@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/gpu/cuda_runtime.h"
+#include "backends/store_internals.h"
 #include "backends/store_test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -196,6 +197,32 @@ TEST_F(GpuRestoreTest, SmallRegistrationPiecesSplitCopiesCorrectly) {
   EXPECT_EQ(gpu->regions()[0].registered_pieces, 128u) << gpu->regions()[0].note;
   int i = 100;
   for (std::size_t size : {2 * kMiB + 1, 32 * kMiB}) RoundTrip(*store, *gpu, size, i++);
+}
+
+TEST_F(GpuRestoreTest, RefusedRegistrationFallsBackToStagingForTheRestOfTheRegion) {
+  // A real refusal: the tier's second 1 MiB piece is registered here first, so the restorer's
+  // cudaHostRegister of it fails (cudaErrorHostMemoryAlreadyRegistered). Piece 0 stays
+  // registered; pieces 1.. are staged. Chunks across the boundary mix both kinds of copy.
+  auto store = OpenStore(64 * kMiB);
+  ASSERT_NE(store, nullptr);
+  const MemoryRegion* region = internal::StoreInternals::TierRegions(*store)[0];
+  cuda::HostRegistration taken =
+      Take(cuda::HostRegistration::Register(region->data() + kMiB, kMiB, 0));
+  GpuRestoreOptions o;
+  o.registration_piece = 1 * kMiB;
+  o.staging_buffer_bytes = 256 * kKiB;
+  {
+    auto gpu = Take(GpuRestorer::Create(*store, o));
+    const GpuRegion& r = gpu->regions()[0];
+    EXPECT_EQ(r.registered_pieces, 1u);
+    EXPECT_NE(r.note.find("refused"), std::string::npos) << r.note;
+    std::size_t staged = 0;
+    int i = 300;
+    for (std::size_t size : {std::size_t{4096}, 700 * kKiB, 2 * kMiB + 1, 5 * kMiB}) {
+      RoundTrip(*store, *gpu, size, i++, &staged);
+    }
+    EXPECT_GT(staged, 0u);
+  }
 }
 
 TEST_F(GpuRestoreTest, FileTierRegisteredOrStagedStillCorrect) {
