@@ -148,6 +148,9 @@ class GpuRestorer {
   // an empty request list, a null destination, a chunk larger than its capacity or not
   // divisible into its layers; nothing is copied then. Returns when every copy is issued
   // (staged ranges have been copied into the staging buffers; their last DMAs may run on).
+  // A staged range waits, on the host, for the DMA that last used its buffer: it blocks while
+  // earlier work holds the stream. Chunks in the spill tier are read back into the first
+  // memory tier by the pin, one after the other, before any copy starts.
   Result<GpuTransfer> GetToDevice(std::span<const DeviceGet> gets, CUstream_st* stream);
   Result<GpuTransfer> GetToDevice(std::string_view key, void* dst, std::size_t capacity,
                                   CUstream_st* stream);
