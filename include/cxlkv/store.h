@@ -231,6 +231,9 @@ struct PutRequest {
 };
 
 class Store;
+namespace internal {
+struct StoreInternals;  // backends/store_internals.h: narrow hooks for components beside the store
+}
 
 // A lease on one chunk: while it lives the chunk is not evicted, moved or freed and data()
 // stays valid (a Remove during the lease takes effect for lookups at once; the slot is freed
@@ -361,6 +364,7 @@ class Store {
  private:
   friend class PinnedChunk;
   friend class ReservedChunk;
+  friend struct internal::StoreInternals;
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
