@@ -133,7 +133,8 @@ struct Builder {
       ChunkHeader h;
       const std::uint8_t key_len = in.U8();
       Key(h, key_len, in.U8());
-      const KeyHash hash = HashKey(h.key_view());
+      // At most kMaxKeySize bytes: key_view() past that would read beyond the header.
+      const KeyHash hash = HashKey(h.key_view().substr(0, kMaxKeySize));
       r.hash_lo = hash.lo;
       r.hash_hi = hash.hi;
       r.header_ref = in.U16();
