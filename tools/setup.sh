@@ -14,6 +14,9 @@ packages=(
   libxxhash-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+  # the fuzz targets (backends/pool/fuzz): clang and libFuzzer (libclang_rt.fuzzer-x86_64.a
+  # comes with libclang-rt-14-dev, which clang-14 only recommends)
+  clang libclang-rt-14-dev
   # CLI tests check JSON output with the standard library json module; the lm:// server
   # tests run under pytest; the Python module builds with pybind11 and is tested with numpy
   # arrays and CPU torch tensors

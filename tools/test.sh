@@ -3,11 +3,14 @@
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
-#   4. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
+#   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ for
+#      $CXLKV_FUZZ_SECONDS (default 45) on a copy of its corpus, the targets side by side;
+#   5. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
 # The host runs leave out the label "qemu" (those tests only skip outside the guest).
-# Build trees go to build/ci, build/asan and build/tsan. Exits non-zero on the first failure.
+# Build trees go to build/ci, build/asan, build/tsan and build/fuzz. Exits non-zero on the first
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -44,6 +47,38 @@ TARGET=concurrent_tests configure_and_build build/tsan -DCMAKE_BUILD_TYPE=RelWit
 step "tests: TSan (label concurrent)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure --no-tests=error -j "$jobs" -L concurrent
+
+# Each target runs on a copy of its corpus, so CI never writes into the repository; a crash,
+# leak, timeout or out-of-memory stops libFuzzer with a non-zero status and its input saved.
+fuzz_seconds=${CXLKV_FUZZ_SECONDS:-45}
+fuzz_run() {  # TARGET MAX_LEN [LIBFUZZER FLAGS...]
+  local t=$1 max_len=$2 work="build/fuzz/run/$1"
+  shift 2
+  rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
+  cp backends/pool/fuzz/corpus/"$t"/* "$work/corpus/"
+  if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      "build/fuzz/backends/pool/fuzz/$t" -max_total_time="$fuzz_seconds" -timeout=10 \
+      -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 "$@" \
+      -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1; then
+    tail -n 60 "$work/log"
+    echo "fuzz: $t failed; reproduce with build/fuzz/backends/pool/fuzz/$t $work/artifacts/*" >&2
+    return 1
+  fi
+  printf '%s: %s; %s\n' "$t" "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" | tail -n 1)" \
+    "$(grep -E 'stat::number_of_executed_units' "$work/log")"
+}
+step "fuzz build (clang, libFuzzer + ASan + UBSan)"
+mkdir -p build/fuzz
+CC=clang CXX=clang++ configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCXLKV_FUZZ=ON
+step "fuzz: format_fuzz and scan_fuzz, ${fuzz_seconds}s each"
+fuzz_run format_fuzz 16384 & format_pid=$!
+# scan_fuzz inputs are commands: longer ones build fuller images, so no slow growth of the length.
+fuzz_run scan_fuzz 65536 -len_control=0 & scan_pid=$!
+fuzz_ok=1
+wait "$format_pid" || fuzz_ok=0
+wait "$scan_pid" || fuzz_ok=0
+[ "$fuzz_ok" = 1 ]
 
 if [ "${CXLKV_SKIP_QEMU:-0}" = 1 ]; then
   step "QEMU guest suite: skipped (CXLKV_SKIP_QEMU=1)"

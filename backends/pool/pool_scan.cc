@@ -155,9 +155,12 @@ void KeepNewest(PoolScan& scan, KeyOf key_of) {
   scan.chunks = std::move(kept);
 }
 
-// One chunk per data slot, then one per key (by its 128-bit hash: two keys with one hash
-// cannot both be stored anyway), the newest winning.
+// One chunk per header slot, then per data slot, then per key (by its 128-bit hash: two keys
+// with one hash cannot both be stored anyway), the newest winning. A header scan finds each
+// header slot once; a snapshot may name one twice, and Recover could not claim it twice.
 void SettleConflicts(PoolScan& scan) {
+  KeepNewest<std::uint32_t, std::hash<std::uint32_t>>(
+      scan, [](const ScannedChunk& c) { return c.header_ref; });
   KeepNewest<std::uint32_t, std::hash<std::uint32_t>>(
       scan, [](const ScannedChunk& c) { return c.data_ref; });
   KeepNewest<KeyHash, KeyHashHasher>(scan, [](const ScannedChunk& c) { return c.hash; });
