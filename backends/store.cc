@@ -49,7 +49,7 @@ Result<ChunkMeta> ChunkMeta::From(std::span<const std::byte> data) {
                                    " bytes is longer than " + std::to_string(kMaxSize));
   }
   ChunkMeta m;
-  std::memcpy(m.bytes.data(), data.data(), data.size());
+  if (!data.empty()) std::memcpy(m.bytes.data(), data.data(), data.size());  // data() may be null
   m.size = static_cast<std::uint8_t>(data.size());
   return m;
 }

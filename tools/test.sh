@@ -4,7 +4,7 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
 #   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ for
-#      $CXLKV_FUZZ_SECONDS (default 45) on a copy of its corpus, the targets side by side;
+#      $CXLKV_FUZZ_SECONDS (default 30) on a copy of its corpus, the targets side by side;
 #   5. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
@@ -50,7 +50,7 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 
 # Each target runs on a copy of its corpus, so CI never writes into the repository; a crash,
 # leak, timeout or out-of-memory stops libFuzzer with a non-zero status and its input saved.
-fuzz_seconds=${CXLKV_FUZZ_SECONDS:-45}
+fuzz_seconds=${CXLKV_FUZZ_SECONDS:-30}
 fuzz_run() {  # TARGET MAX_LEN [LIBFUZZER FLAGS...]
   local t=$1 max_len=$2 work="build/fuzz/run/$1"
   shift 2
