@@ -169,8 +169,14 @@ void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::b
     return;
   }
   // Durable: the checksum is taken piece by piece just before each piece is copied, so the
-  // source is read from memory once and hashed from cache.
+  // source is read from memory once and hashed from cache. Under persist-on-put on pmem-like
+  // memory (devdax, byte or cache-line persistence) the region's own copy writes the bytes
+  // (libpmem2: non-temporal stores, which need no flush afterwards); elsewhere a plain copy,
+  // flushed once for the whole chunk (one msync of a page-cache file, not one per piece) or,
+  // under background durability, later by the flusher.
   constexpr std::size_t kPiece = std::size_t{512} << 10;
+  const bool flush_now = pool_->durability() == Durability::kPersistOnPut &&
+                         region_->info().persistence != PersistGranularity::kPage;
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   if (parts.empty()) {  // a reserved slot: the bytes are already in place
@@ -180,14 +186,18 @@ void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::b
     for (std::size_t off = 0; off < part.size(); off += kPiece) {
       const std::size_t n = std::min(kPiece, part.size() - off);
       XXH3_64bits_update(&state, part.data() + off, n);
-      CopyBytes(dst, part.data() + off, n, copy_method_);
+      if (flush_now) {
+        region_->CopyNoDrain(dst, part.data() + off, n);
+      } else {
+        CopyBytes(dst, part.data() + off, n, copy_method_);
+      }
       dst += n;
     }
   }
   ChunkHeader header = h;
   header.data_xxh3 = XXH3_64bits_digest(&state);
   pool_->Commit(reinterpret_cast<ChunkHeader*>(slots.header.data), header, slots.data.data,
-                h.size);
+                h.size, /*data_flushed=*/flush_now && !parts.empty());
 }
 
 bool Tier::DataIntact(const std::byte* data, std::size_t size, const ChunkHeader& header) const {

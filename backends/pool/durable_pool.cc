@@ -189,7 +189,7 @@ Result<std::vector<PoolChunk>> DurablePool::Recover(SlabAllocator& allocator) {
 }
 
 void DurablePool::Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte* data,
-                         std::size_t size) {
+                         std::size_t size, bool data_flushed) {
   header.sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed);
   header.state = kHeaderPending;
   header.check = 0;
@@ -197,7 +197,7 @@ void DurablePool::Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte
   if (options_.durability == Durability::kPersistOnPut) {
     std::memcpy(slot, &header, sizeof header);
     // Bytes and header body first; the commit word only once they are on the media.
-    region_.Flush(data, size);
+    if (!data_flushed) region_.Flush(data, size);
     region_.Flush(slot, sizeof header);
     region_.Drain();
     StoreCommitWord(slot, word);

@@ -78,8 +78,10 @@ class DurablePool {
   Result<std::vector<PoolChunk>> Recover(SlabAllocator& allocator);
 
   // Fills in the header's sequence and state (pending) and the data checksum the caller
-  // computed, writes it into its slot and commits it as the durability says.
-  void Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte* data, std::size_t size);
+  // computed, writes it into its slot and commits it as the durability says. data_flushed:
+  // the caller wrote the bytes with the region's CopyNoDrain (only the drain is left).
+  void Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte* data, std::size_t size,
+              bool data_flushed = false);
   // The header's slot is about to be freed.
   void Release(ChunkHeader* slot);
   // Makes every committed-but-pending chunk durable now (background durability).
