@@ -27,9 +27,8 @@ void Store::Impl::RecoverTier(std::size_t t) {
     const std::uint32_t shard = ShardIndexOf(c.hash);
     Shard& s = *shards[shard];
     std::lock_guard lock(s.mu);
-    internal::ChunkSlots slots{c.data, {}};
-    slots.header = Allocation{reinterpret_cast<std::byte*>(c.header), internal::ChunkHeader::kSize,
-                              internal::ChunkHeader::kSize, 0};
+    const std::uint32_t header_ref = tier.HeaderRef(
+        Allocation{reinterpret_cast<std::byte*>(c.header), internal::ChunkHeader::kSize});
     std::uint32_t local = s.index.Find(c.hash);
     const bool duplicate = local != internal::kNoLocal;  // a faster tier holds the key
     if (!duplicate) local = entries.pool(shard).Allocate();
@@ -37,7 +36,7 @@ void Store::Impl::RecoverTier(std::size_t t) {
       if (!duplicate && local != internal::kNoLocal) entries.pool(shard).Free(local);
       // Out of the pool for good: its header is freed on the media too.
       const internal::SlotRef ref{c.data.data, static_cast<std::uint32_t>(c.data.size),
-                                  tier.HeaderRef(slots.header),
+                                  header_ref,
                                   static_cast<std::uint16_t>(c.data.class_id)};
       tier.Free(ref);
       continue;
@@ -47,7 +46,7 @@ void Store::Impl::RecoverTier(std::size_t t) {
     e.hash = c.hash;
     e.data = c.data.data;
     e.size = static_cast<std::uint32_t>(c.data.size);
-    e.header = tier.HeaderRef(slots.header);
+    e.header = header_ref;
     e.class_id = static_cast<std::uint16_t>(c.data.class_id);
     e.tier = static_cast<std::uint8_t>(t);
     e.unverified = 1;

@@ -17,6 +17,17 @@ constexpr std::size_t kUnit = ChunkHeader::kSize;
 
 }  // namespace
 
+void FreeHeaderOnMedia(const MemoryRegion& region, ChunkHeader* header) {
+  StoreCommitWord(header, CommitWord(kHeaderFree, 0));
+  region.Persist(header, sizeof(std::uint64_t));
+}
+
+void WriteSuperblockOnMedia(const MemoryRegion& region, const Superblock& sb, int slot) {
+  std::byte* at = region.data() + static_cast<std::size_t>(slot) * kSuperblockSize;
+  EncodeSuperblock(sb, std::span<std::byte, kSuperblockSize>(at, kSuperblockSize));
+  region.Persist(at, kSuperblockSize);
+}
+
 Result<std::unique_ptr<DurablePool>> DurablePool::Open(const MemoryRegion& region,
                                                        SlabAllocatorOptions& allocator_options,
                                                        const DurablePoolOptions& options) {
@@ -121,9 +132,7 @@ void DurablePool::Format(const PoolGeometry& geometry) {
 void DurablePool::WriteSuperblock() {
   ++sb_.generation;
   sb_slot_ ^= 1;
-  std::byte* at = region_.data() + static_cast<std::size_t>(sb_slot_) * kSuperblockSize;
-  EncodeSuperblock(sb_, std::span<std::byte, kSuperblockSize>(at, kSuperblockSize));
-  region_.Persist(at, kSuperblockSize);
+  WriteSuperblockOnMedia(region_, sb_, sb_slot_);
 }
 
 void DurablePool::WriteSlabRecords(const SlabAllocatorOptions::SpanChange& c) {
@@ -170,9 +179,8 @@ Result<std::vector<PoolChunk>> DurablePool::Recover(SlabAllocator& allocator) {
     }
     // Headers that lost a conflict: freed on the media, so they never come back.
     for (const std::uint32_t ref : scan_.losers) {
-      auto* h = reinterpret_cast<ChunkHeader*>(region_.data() + std::size_t{ref} * kUnit);
-      StoreCommitWord(h, CommitWord(kHeaderFree, 0));
-      region_.Persist(h, sizeof(std::uint64_t));
+      FreeHeaderOnMedia(region_,
+                        reinterpret_cast<ChunkHeader*>(region_.data() + std::size_t{ref} * kUnit));
       ++report_.losers_freed;
     }
     allocator.FinishRestore();
@@ -215,8 +223,7 @@ void DurablePool::Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte
 
 void DurablePool::Release(ChunkHeader* slot) {
   if (options_.durability == Durability::kPersistOnPut) {
-    StoreCommitWord(slot, CommitWord(kHeaderFree, 0));
-    region_.Persist(slot, sizeof(std::uint64_t));
+    FreeHeaderOnMedia(region_, slot);
     return;
   }
   // Under commit_mu_, so the flusher never commits a header after it was freed. Not flushed:

@@ -37,6 +37,11 @@
 
 namespace cxlkv::internal {
 
+// The two small writes both the pool and fsck make on the media, each persisted before it
+// returns: a header's commit word set to free, and a superblock into slot 0 (A) or 1 (B).
+void FreeHeaderOnMedia(const MemoryRegion& region, ChunkHeader* header);
+void WriteSuperblockOnMedia(const MemoryRegion& region, const Superblock& sb, int slot);
+
 struct DurablePoolOptions {
   Durability durability = Durability::kPersistOnPut;
   bool format = false;  // start empty even when the region holds a valid pool

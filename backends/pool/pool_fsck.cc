@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "backends/pool/durable_pool.h"
 #include "util/cpu.h"
 #include "util/format.h"
 
@@ -25,12 +26,6 @@ constexpr std::size_t kUnit = ChunkHeader::kSize;
 
 const ChunkHeader* HeaderAt(const MemoryRegion& region, std::uint32_t ref) {
   return reinterpret_cast<const ChunkHeader*>(region.data() + std::size_t{ref} * kUnit);
-}
-
-void FreeHeader(const MemoryRegion& region, std::size_t offset) {
-  auto* h = reinterpret_cast<ChunkHeader*>(region.data() + offset);
-  StoreCommitWord(h, CommitWord(kHeaderFree, 0));
-  region.Persist(h, sizeof(std::uint64_t));
 }
 
 }  // namespace
@@ -83,7 +78,7 @@ Result<FsckReport> FsckPool(const MemoryRegion& region, bool repair, unsigned th
         if (h->state == kHeaderFree || keep.count(static_cast<std::uint32_t>(off / kUnit))) {
           continue;
         }
-        FreeHeader(region, off);
+        FreeHeaderOnMedia(region, reinterpret_cast<ChunkHeader*>(region.data() + off));
         ++r.repaired_headers;
       }
     }
@@ -107,10 +102,7 @@ Result<FsckReport> FsckPool(const MemoryRegion& region, bool repair, unsigned th
     sb.clean = false;
     sb.snapshot_offset = sb.snapshot_bytes = sb.snapshot_xxh3 = 0;
     ++sb.generation;
-    std::byte* at = region.data() + static_cast<std::size_t>(scan.superblock_slot ^ 1) *
-                                        kSuperblockSize;
-    EncodeSuperblock(sb, std::span<std::byte, kSuperblockSize>(at, kSuperblockSize));
-    region.Persist(at, kSuperblockSize);
+    WriteSuperblockOnMedia(region, sb, scan.superblock_slot ^ 1);
   }
   r.seconds = static_cast<double>(MonotonicNs() - start) * 1e-9;
   return r;
