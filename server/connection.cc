@@ -132,11 +132,11 @@ Connection::Step Connection::HandleHeader() {
       pinned_ = std::move(pin).value();
       Result<ChunkLayout> layout = LayoutFromMeta(pinned_.meta());
       // A chunk stored without a layout (through the library) goes out as bytes, the way
-      // LMCache describes a byte buffer: uint8, shape [size, 0, 0, 0].
-      const ChunkLayout l = layout.ok() ? *layout
-                                        : ChunkLayout{1, 6,
-                                                      {static_cast<std::int32_t>(pinned_.size()),
-                                                       0, 0, 0}};
+      // LMCache describes a byte buffer: BINARY_BUFFER, dtype None, shape [size, 0, 0, 0].
+      const ChunkLayout l =
+          layout.ok() ? *layout
+                      : ChunkLayout{kFormatBinaryBuffer, kDtypeNone,
+                                    {static_cast<std::int32_t>(pinned_.size()), 0, 0, 0}};
       body_ = pinned_.data();
       body_size_ = pinned_.size();
       return StartReply(kReplySuccess, static_cast<std::int32_t>(body_size_), l);

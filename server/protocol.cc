@@ -14,19 +14,95 @@ std::int32_t ReadInt(const std::byte* p) {
 
 void WriteInt(std::byte* p, std::int32_t v) { std::memcpy(p, &v, sizeof(v)); }
 
-bool IsPadding(char c) { return c == ' ' || c == '\0' || c == '\t' || c == '\n' || c == '\r'; }
-
-// The key without the padding around it (the client strips whitespace the same way).
-std::string_view TrimKey(std::string_view raw) {
-  while (!raw.empty() && IsPadding(raw.back())) raw.remove_suffix(1);
-  while (!raw.empty() && IsPadding(raw.front())) raw.remove_prefix(1);
+// The key without the padding on its right: LMCache's client pads with spaces
+// (`key.encode().ljust(150)`), a C client may pad with NULs. Nothing else is trimmed: a key is
+// stored as sent.
+std::string_view StripPadding(std::string_view raw) {
+  while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\0')) raw.remove_suffix(1);
   return raw;
+}
+
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most
+// U+10FFFF), as Python's bytes.decode() requires of a key.
+bool IsUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) { ++i; continue; }
+    std::size_t len;
+    std::uint32_t cp;
+    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (i + len > s.size()) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto t = static_cast<unsigned char>(s[i + k]);
+      if ((t & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (t & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool IsTensorFormat(std::int32_t fmt) {
+  return fmt == kFormatKv2LTD || fmt == kFormatKvT2D || fmt == kFormatKv2TD ||
+         fmt == kFormatKvMla;
+}
+
+std::string LayoutString(const ChunkLayout& l) {
+  return "fmt " + std::to_string(l.fmt) + ", dtype " + std::to_string(l.dtype) + ", shape [" +
+         std::to_string(l.shape[0]) + ", " + std::to_string(l.shape[1]) + ", " +
+         std::to_string(l.shape[2]) + ", " + std::to_string(l.shape[3]) + "]";
 }
 
 constexpr std::uint8_t kLayoutMetaTag = 1;  // first metadata byte: the encoding's version
 constexpr std::size_t kLayoutMetaSize = 1 + 6 * sizeof(std::int32_t);
 
 }  // namespace
+
+std::size_t DtypeSize(std::int32_t dtype) {
+  switch (dtype) {
+    case kDtypeHalf: case kDtypeFloat16: case kDtypeBfloat16: return 2;
+    case kDtypeFloat32: return 4;
+    case kDtypeFloat64: return 8;
+    case kDtypeUint8: case kDtypeFp8E4M3: case kDtypeFp8E5M2: return 1;
+    default: return 0;
+  }
+}
+
+Status ValidateLayout(const ChunkLayout& l, std::int64_t length) {
+  if (l.fmt < 0 || l.fmt > kMaxFormat) {
+    return Status::InvalidArgument("unknown memory format " + std::to_string(l.fmt) + " (" +
+                                   LayoutString(l) + ")");
+  }
+  if (l.dtype < 0 || l.dtype > kMaxDtype) {
+    return Status::InvalidArgument("unknown dtype " + std::to_string(l.dtype) + " (" +
+                                   LayoutString(l) + ")");
+  }
+  for (std::int32_t d : l.shape) {
+    if (d < 0) return Status::InvalidArgument("negative dimension (" + LayoutString(l) + ")");
+  }
+  if (!IsTensorFormat(l.fmt)) return Status::Ok();  // bytes: any length, any shape
+  if (l.dtype == kDtypeNone) {
+    return Status::InvalidArgument("a tensor format without a dtype (" + LayoutString(l) + ")");
+  }
+  // The shape with its right padding of zeros removed (LMCache pads shapes of under four
+  // dimensions that way); the tensor's bytes must be the payload's length. Stops as soon as
+  // the product passes the length, so it cannot overflow.
+  int dims = 4;
+  while (dims > 1 && l.shape[dims - 1] == 0) --dims;
+  std::int64_t bytes = static_cast<std::int64_t>(DtypeSize(l.dtype));
+  for (int i = 0; i < dims && bytes <= length; ++i) bytes *= l.shape[i];
+  if (bytes != length) {
+    return Status::InvalidArgument("length " + std::to_string(length) +
+                                   " is not the size of the tensor (" + LayoutString(l) + ")");
+  }
+  return Status::Ok();
+}
 
 const char* CommandName(Command c) {
   switch (c) {
@@ -67,7 +143,7 @@ Result<Request> ParseRequest(std::span<const std::byte, kRequestHeaderSize> head
     }
   }
   const std::string_view raw(reinterpret_cast<const char*>(p + 36), kMaxKeySize);
-  const std::string_view key = TrimKey(raw);
+  const std::string_view key = StripPadding(raw);
   const bool needs_key = r.command == Command::kPut || r.command == Command::kGet ||
                          r.command == Command::kExist;
   if (needs_key && key.empty()) return Status::InvalidArgument(std::string(name) + " with an empty key");
@@ -76,6 +152,12 @@ Result<Request> ParseRequest(std::span<const std::byte, kRequestHeaderSize> head
     if (u < 0x20 || u == 0x7f) {
       return Status::InvalidArgument(std::string(name) + " key holds control character " +
                                      std::to_string(u));
+    }
+  }
+  if (!IsUtf8(key)) return Status::InvalidArgument(std::string(name) + " key is not UTF-8");
+  if (r.command == Command::kPut) {
+    if (Status s = ValidateLayout(r.layout, r.length); !s.ok()) {
+      return Status::InvalidArgument("PUT with a bad layout: " + s.message());
     }
   }
   r.key.assign(key);
@@ -108,8 +190,8 @@ std::array<std::byte, kReplyHeaderSize> EncodeReply(std::int32_t code, std::int3
   WriteInt(p + 4, length);
   WriteInt(p + 8, layout.fmt);
   WriteInt(p + 12, layout.dtype);
-  WriteInt(p + 16, 0);  // location, where the client's deserializer reads it
-  for (int i = 0; i < 4; ++i) WriteInt(p + 20 + 4 * i, layout.shape[i]);
+  for (int i = 0; i < 4; ++i) WriteInt(p + 16 + 4 * i, layout.shape[i]);
+  WriteInt(p + 32, 0);  // location last, as ServerMetaMessage writes and reads it
   return out;
 }
 
@@ -130,7 +212,11 @@ Result<ChunkLayout> LayoutFromMeta(const ChunkMeta& meta) {
   }
   std::int32_t fields[6];
   std::memcpy(fields, meta.bytes.data() + 1, sizeof(fields));
-  return ChunkLayout{fields[0], fields[1], {fields[2], fields[3], fields[4], fields[5]}};
+  const ChunkLayout l{fields[0], fields[1], {fields[2], fields[3], fields[4], fields[5]}};
+  if (l.fmt < 0 || l.fmt > kMaxFormat || l.dtype < 0 || l.dtype > kMaxDtype) {
+    return Status::Corruption("stored chunk layout out of range (" + LayoutString(l) + ")");
+  }
+  return l;
 }
 
 }  // namespace cxlkv::serve

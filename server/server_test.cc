@@ -69,7 +69,8 @@ void SendHeader(int fd, Command c, std::int32_t length, const std::string& key) 
   Request r;
   r.command = c;
   r.length = length;
-  r.layout = {1, 3, {2, 4, 8, 16}};
+  // KV_2LTD bf16 [2, 4, 8, N]: the tensor is `length` bytes when length is a multiple of 128.
+  r.layout = {1, 3, {2, 4, 8, length / 128}};
   r.key = key;
   auto h = EncodeRequest(r);
   ASSERT_TRUE(h.ok());
@@ -128,9 +129,9 @@ TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   ASSERT_EQ(reply[1], static_cast<std::int32_t>(chunk.size()));
   EXPECT_EQ(reply[2], 1);
   EXPECT_EQ(reply[3], 3);
-  EXPECT_EQ(reply[4], 0);
-  EXPECT_EQ(reply[5], 2);
-  EXPECT_EQ(reply[8], 16);
+  EXPECT_EQ(reply[4], 2);  // shape [2, 4, 8, 8192], then location 0 last
+  EXPECT_EQ(reply[7], (1 << 20) / 128);
+  EXPECT_EQ(reply[8], 0);
   std::vector<std::byte> got(chunk.size());
   ASSERT_TRUE(RecvAll(good.get(), got.data(), got.size()));
   EXPECT_EQ(testing::FirstPatternMismatch(got.data(), got.size(), 7), -1);
@@ -162,7 +163,8 @@ TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
   SendHeader(fd.get(), Command::kGet, 0, "from-the-library");
   std::int32_t reply[9];
   ASSERT_TRUE(RecvAll(fd.get(), reply, sizeof(reply)));
-  const std::int32_t want[9] = {200, 5000, 1, 6, 0, 5000, 0, 0, 0};  // uint8, [size, 0, 0, 0]
+  // BINARY_BUFFER, dtype None, [size, 0, 0, 0], location 0: how LMCache describes bytes.
+  const std::int32_t want[9] = {200, 5000, 5, 0, 5000, 0, 0, 0, 0};
   for (int i = 0; i < 9; ++i) EXPECT_EQ(reply[i], want[i]) << i;
   std::vector<std::byte> got(chunk.size());
   ASSERT_TRUE(RecvAll(fd.get(), got.data(), got.size()));

@@ -1,10 +1,12 @@
-"""A client of LMCache's lm:// remote protocol, written from its description (standard library
-only): what LMCache's LMCServerConnector sends and how its deserializer reads the replies.
+"""A raw client of LMCache's lm:// remote protocol (standard library only), for the tests that
+need bytes LMCache's own client would never send (bad frames, cut payloads, LIST).
 
 Request: 9 native-endian int32 (command, length, fmt, dtype, location, shape0..3) and the
 key, 150 bytes padded with spaces. PUT (1) is followed by the payload and gets no reply; GET
-(2), EXIST (3), LIST (4) and HEALTH (5) get 9 int32 (code, length, fmt, dtype, location,
-shape0..3), GET and LIST then `length` bytes.
+(2), EXIST (3), LIST (4) and HEALTH (5) get 9 int32 (code, length, fmt, dtype, shape0..3,
+location): the reply carries location LAST, as LMCache's ServerMetaMessage writes and reads it
+(lmcache/v1/protocol.py @c1a02cc8). test_lmcache_wire.py checks these encodings byte for byte
+against LMCache's own ClientMetaMessage/ServerMetaMessage from ../shared/lmcache-kit.
 """
 import socket
 import struct
@@ -24,7 +26,7 @@ VALID_LOCATIONS = {0, 1, 2}  # None, LocalCPUBackend, LocalDiskBackend
 
 class Reply:
     def __init__(self, raw):
-        (self.code, self.length, self.fmt, self.dtype, self.location, *shape) = REPLY.unpack(raw)
+        (self.code, self.length, self.fmt, self.dtype, *shape, self.location) = REPLY.unpack(raw)
         self.shape = tuple(shape)
         # LMCache's client turns these into MemoryFormat, dtype and location objects before it
         # looks at the code: values it cannot map would raise there.
@@ -72,7 +74,8 @@ class Client:
     def reply(self):
         return Reply(self.recv_exactly(REPLY.size))
 
-    def put(self, key, data, fmt=1, dtype=3, shape=None):
+    def put(self, key, data, fmt=5, dtype=0, shape=None):
+        """Default layout: LMCache's byte buffer (BINARY_BUFFER, dtype None, [len, 0, 0, 0])."""
         shape = shape or (len(data), 0, 0, 0)
         self.sock.sendall(request(PUT, key, len(data), fmt, dtype, shape))
         self.sock.sendall(data)

@@ -81,7 +81,7 @@ def test_a_150_byte_key_and_pipelined_requests(server):
     with Client(server.tcp) as c:
         data = pattern(k, 4096)
         # PUT, then EXIST and GET sent back to back before reading any reply.
-        c.sock.sendall(request(lm_client.PUT, k, len(data), 1, 3, (4096, 0, 0, 0)) + data +
+        c.sock.sendall(request(lm_client.PUT, k, len(data), 1, 6, (4096, 0, 0, 0)) + data +
                        request(lm_client.EXIST, k) + request(lm_client.GET, k))
         assert c.reply().code == lm_client.SUCCESS
         r = c.reply()
@@ -142,6 +142,11 @@ def closed_by_server(c):
     ("unknown_command", "unknown command 42"),
     ("control_key", "control character"),
     ("empty_key", "empty key"),
+    ("not_utf8_key", "key is not UTF-8"),
+    ("unknown_fmt", "unknown memory format 9"),
+    ("unknown_dtype", "unknown dtype 12"),
+    ("tensor_size", "is not the size of the tensor"),
+    ("location_last", "length 8192 is not the size of the tensor (fmt 1, dtype 3, shape [2, 16, 64, 0])"),
     ("mid_payload", "closed in the middle of a PUT"),
     ("mid_header", "closed in the middle of a request header"),
 ])
@@ -163,8 +168,19 @@ def test_bad_input_closes_only_that_connection(server, case, log):
             bad.sock.sendall(request(lm_client.GET, b"vllm@\x07bell"))
         elif case == "empty_key":
             bad.sock.sendall(request(lm_client.PUT, "", 100))
+        elif case == "not_utf8_key":
+            bad.sock.sendall(request(lm_client.EXIST, b"vllm@\xc3(@1"))
+        elif case == "unknown_fmt":
+            bad.sock.sendall(request(lm_client.PUT, victim, 4096, 9, 6, (4096, 0, 0, 0)))
+        elif case == "unknown_dtype":
+            bad.sock.sendall(request(lm_client.PUT, victim, 4096, 1, 12, (4096, 0, 0, 0)))
+        elif case == "tensor_size":  # bf16 [2, 2, 16, 64] is 8192 bytes, not 4096
+            bad.sock.sendall(request(lm_client.PUT, victim, 4096, 1, 3, (2, 2, 16, 64)))
+        elif case == "location_last":  # a request laid out like a reply: the shape moves by one
+            raw = request(lm_client.PUT, victim, 8192, 1, 3, (2, 2, 16, 64))
+            bad.sock.sendall(raw[:16] + raw[20:36] + raw[16:20] + raw[36:])
         elif case == "mid_payload":
-            bad.sock.sendall(request(lm_client.PUT, victim, 1 << 20, 1, 3, (1 << 20, 0, 0, 0)))
+            bad.sock.sendall(request(lm_client.PUT, victim, 1 << 20, 1, 6, (1 << 20, 0, 0, 0)))
             bad.sock.sendall(pattern(victim, 300000))
             time.sleep(0.05)
             assert not good.exist(victim)  # never visible half received
