@@ -1,0 +1,47 @@
+// Conversions between Python objects and cxlkv values, shared by the bindings of _cxlkv
+// (the Store in cxlkv_module.cc, LMCache's native connector in lmcache_native.cc).
+// Call with the GIL held.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "cxlkv/status.h"
+#include "cxlkv/store.h"
+
+namespace cxlkv::python {
+
+namespace py = pybind11;
+
+// NotFound -> KeyError, InvalidArgument -> ValueError, NoSpace -> MemoryError, else
+// RuntimeError; the message keeps the code's name.
+[[noreturn]] void Raise(const Status& s);
+
+// A contiguous view of a buffer-protocol object's bytes.
+struct Bytes {
+  std::unique_ptr<py::buffer_info> info;  // holds the exporter's buffer until destroyed
+  std::byte* data = nullptr;
+  std::size_t size = 0;
+};
+
+// TypeError for an object without the buffer protocol, ValueError for one that is not
+// C-contiguous (or not writable when `writable`).
+Bytes View(const py::object& obj, bool writable);
+
+// A size in bytes from an int or a string like "256M".
+std::size_t SizeArg(const py::handle& v, const std::string& what);
+
+ChunkMeta MetaArg(const py::bytes& meta);
+py::bytes MetaBytes(const ChunkMeta& m);
+
+// tiers: a list of dicts {"source", "capacity", optional "name", "eviction", "copy",
+// "high_watermark", "low_watermark", "promote_after_hits", "durability", "format"}.
+StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
+                     const py::object& slab_size, const py::object& spill_path,
+                     const py::object& spill_capacity, int ttl_seconds, bool background,
+                     unsigned copy_threads);
+
+}  // namespace cxlkv::python
