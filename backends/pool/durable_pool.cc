@@ -255,6 +255,10 @@ void DurablePool::FlushPending(std::vector<Pending>& batch) {
 
 void DurablePool::Flush() {
   if (options_.durability != Durability::kBackground) return;
+  // One flush at a time, and each takes every pending header: a Flush (Store::Sync) that
+  // found the flusher thread committing a batch waits for it, so that every chunk put before
+  // the call is durable when it returns.
+  std::lock_guard flush_lock(flush_mu_);
   std::vector<Pending> batch;
   {
     std::lock_guard lock(pending_mu_);
@@ -264,15 +268,14 @@ void DurablePool::Flush() {
 }
 
 void DurablePool::FlusherLoop() {
-  std::vector<Pending> batch;
-  std::unique_lock lock(pending_mu_);
-  while (true) {
-    pending_cv_.wait_for(lock, options_.flush_interval, [this] { return stop_; });
-    batch.swap(pending_);
-    const bool stopping = stop_;
-    lock.unlock();
-    FlushPending(batch);
-    lock.lock();
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock lock(pending_mu_);
+      pending_cv_.wait_for(lock, options_.flush_interval, [this] { return stop_; });
+      stopping = stop_;
+    }
+    Flush();
     if (stopping) return;
   }
 }

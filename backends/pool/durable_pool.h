@@ -125,6 +125,7 @@ class DurablePool {
   std::atomic<std::uint64_t> next_sequence_{1};
 
   std::mutex commit_mu_;  // background: between the flusher's commit and Release
+  std::mutex flush_mu_;    // one Flush at a time (the flusher's and Sync's)
   std::mutex pending_mu_;  // guards pending_, stop_
   std::condition_variable pending_cv_;
   std::vector<Pending> pending_;
