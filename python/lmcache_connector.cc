@@ -3,6 +3,8 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 namespace cxlkv::lmcache {
@@ -35,7 +37,10 @@ LmcacheConnector::LmcacheConnector(std::unique_ptr<Store> store,
 
 LmcacheConnector::~LmcacheConnector() { Close(); }
 
-int LmcacheConnector::event_fd() const { return cq_ != nullptr ? cq_->eventfd() : -1; }
+int LmcacheConnector::event_fd() const {
+  std::shared_lock live(life_);
+  return cq_ != nullptr ? cq_->eventfd() : -1;
+}
 
 std::string LmcacheConnector::StoreKey(const std::string& key) {
   if (key.size() <= kMaxKeySize) return key;
@@ -46,12 +51,18 @@ std::string LmcacheConnector::StoreKey(const std::string& key) {
   return key.substr(0, 100) + "#" + hex;
 }
 
+std::string LmcacheConnector::SizeMismatch(std::size_t stored, std::size_t buffer) {
+  // Another object under the same key: never a partial fill.
+  return "the stored chunk is " + std::to_string(stored) + " bytes, the buffer " +
+         std::to_string(buffer);
+}
+
 Result<std::uint64_t> LmcacheConnector::NewBatch(Kind kind, std::size_t keys) {
-  if (closed_) return Status::Unsupported("the connector is closed");
   if (keys >= kMaxBatch) {
     return Status::InvalidArgument("a batch of " + std::to_string(keys) + " keys is over the " +
                                    std::to_string(kMaxBatch - 1) + " a batch may hold");
   }
+  std::lock_guard lock(mu_);
   const std::uint64_t id = next_id_++;
   Batch& b = batches_[id];
   b.kind = kind;
@@ -60,7 +71,16 @@ Result<std::uint64_t> LmcacheConnector::NewBatch(Kind kind, std::size_t keys) {
   return id;
 }
 
-void LmcacheConnector::PostFinished(std::uint64_t id) {
+void LmcacheConnector::FinishAtSubmit(std::uint64_t id, std::vector<bool> per_key,
+                                      std::string error, bool refused) {
+  {
+    std::lock_guard lock(mu_);
+    Batch& b = batches_[id];
+    b.per_key = std::move(per_key);
+    b.error = std::move(error);
+    b.refused = refused;
+    b.left = 0;
+  }
   internal::PostCompletion(*cq_, Completion{UserData(id, kWholeBatch), Status::Ok(), 0});
 }
 
@@ -70,34 +90,43 @@ Result<std::uint64_t> LmcacheConnector::SubmitGet(std::span<const std::string> k
     return Status::InvalidArgument(std::to_string(keys.size()) + " keys but " +
                                    std::to_string(buffers.size()) + " buffers");
   }
-  std::unique_lock lock(mu_);
+  std::shared_lock live(life_);
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
   Result<std::uint64_t> id = NewBatch(Kind::kGet, keys.size());
   if (!id.ok()) return id;
-  Batch& b = batches_[*id];
+  std::size_t bytes = 0;
+  for (const auto& b : buffers) bytes += b.size();
+  if (bytes <= kInlineBytes) {
+    // Small batches are copied here: handing them to a copy thread costs more than the copy.
+    std::vector<bool> per_key(keys.size(), false);
+    std::string error;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      Result<std::size_t> n = store_->Get(StoreKey(keys[i]), buffers[i]);
+      per_key[i] = n.ok() && *n == buffers[i].size();
+      if (error.empty() && !per_key[i] && !n.status().IsNotFound()) {
+        error = "key " + std::to_string(i) + ": " +
+                (n.ok() ? SizeMismatch(*n, buffers[i].size()) : n.status().ToString());
+      }
+    }
+    FinishAtSubmit(*id, std::move(per_key), std::move(error), false);
+    return id;
+  }
+  {
+    std::lock_guard lock(mu_);
+    Batch& b = batches_[*id];
+    b.want_size.resize(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) b.want_size[i] = buffers[i].size();
+  }
   std::vector<std::string> store_keys;
   store_keys.reserve(keys.size());
+  for (const std::string& k : keys) store_keys.push_back(StoreKey(k));
   std::vector<GetRequest> requests(keys.size());
-  b.want_size.resize(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    store_keys.push_back(StoreKey(keys[i]));
-    b.want_size[i] = buffers[i].size();
-  }
   for (std::size_t i = 0; i < keys.size(); ++i) {
     requests[i] = GetRequest{store_keys[i], buffers[i], nullptr, UserData(*id, i)};
   }
-  if (keys.empty()) {
-    PostFinished(*id);
-    return id;
-  }
-  // The lock is held across the submit so that Close cannot tear the store down under it;
-  // SubmitGets only looks chunks up and queues them (the copies run on the copy threads).
+  // SubmitGets only looks the chunks up, pins them and queues the copies.
   Status s = store_->SubmitGets(requests, *cq_);
-  if (!s.ok()) {
-    b.error = s.ToString();
-    b.refused = true;
-    b.left = 0;
-    PostFinished(*id);
-  }
+  if (!s.ok()) FinishAtSubmit(*id, std::vector<bool>(keys.size(), false), s.ToString(), true);
   return id;
 }
 
@@ -107,10 +136,23 @@ Result<std::uint64_t> LmcacheConnector::SubmitSet(
     return Status::InvalidArgument(std::to_string(keys.size()) + " keys but " +
                                    std::to_string(buffers.size()) + " buffers");
   }
-  std::unique_lock lock(mu_);
+  std::shared_lock live(life_);
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
   Result<std::uint64_t> id = NewBatch(Kind::kSet, keys.size());
   if (!id.ok()) return id;
-  Batch& b = batches_[*id];
+  std::size_t bytes = 0;
+  for (const auto& b : buffers) bytes += b.size();
+  if (bytes <= kInlineBytes) {
+    std::vector<bool> per_key(keys.size(), false);
+    std::string error;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const Status s = store_->Put(StoreKey(keys[i]), buffers[i]);
+      per_key[i] = s.ok();
+      if (!s.ok() && error.empty()) error = "key " + std::to_string(i) + ": " + s.ToString();
+    }
+    FinishAtSubmit(*id, std::move(per_key), std::move(error), false);
+    return id;
+  }
   std::vector<std::string> store_keys;
   store_keys.reserve(keys.size());
   for (const std::string& k : keys) store_keys.push_back(StoreKey(k));
@@ -120,51 +162,44 @@ Result<std::uint64_t> LmcacheConnector::SubmitSet(
     requests[i].bytes = buffers[i];
     requests[i].user_data = UserData(*id, i);
   }
-  if (keys.empty()) {
-    PostFinished(*id);
-    return id;
-  }
   Status s = store_->SubmitPuts(requests, *cq_);
-  if (!s.ok()) {
-    b.error = s.ToString();
-    b.refused = true;
-    b.left = 0;
-    PostFinished(*id);
-  }
+  if (!s.ok()) FinishAtSubmit(*id, std::vector<bool>(keys.size(), false), s.ToString(), true);
   return id;
 }
 
 Result<std::uint64_t> LmcacheConnector::SubmitExists(std::span<const std::string> keys) {
-  std::unique_lock lock(mu_);
+  std::shared_lock live(life_);
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
   Result<std::uint64_t> id = NewBatch(Kind::kExists, keys.size());
   if (!id.ok()) return id;
-  Batch& b = batches_[*id];
-  for (std::size_t i = 0; i < keys.size(); ++i) b.per_key[i] = store_->Contains(StoreKey(keys[i]));
-  b.left = 0;
-  PostFinished(*id);
+  std::vector<bool> per_key(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) per_key[i] = store_->Contains(StoreKey(keys[i]));
+  FinishAtSubmit(*id, std::move(per_key), "", false);
   return id;
 }
 
 Result<std::uint64_t> LmcacheConnector::SubmitDelete(std::span<const std::string> keys) {
-  std::unique_lock lock(mu_);
+  std::shared_lock live(life_);
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
   Result<std::uint64_t> id = NewBatch(Kind::kDelete, keys.size());
   if (!id.ok()) return id;
-  Batch& b = batches_[*id];
+  std::vector<bool> per_key(keys.size());
+  std::string error;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const Status s = store_->Remove(StoreKey(keys[i]));
-    b.per_key[i] = s.ok();
-    if (!s.ok() && !s.IsNotFound() && b.error.empty()) b.error = s.ToString();
+    per_key[i] = s.ok();
+    if (!s.ok() && !s.IsNotFound() && error.empty()) error = s.ToString();
   }
-  b.left = 0;
-  PostFinished(*id);
+  FinishAtSubmit(*id, std::move(per_key), std::move(error), false);
   return id;
 }
 
 std::vector<BatchCompletion> LmcacheConnector::Drain() {
   std::vector<BatchCompletion> done;
-  std::unique_lock lock(mu_);
+  std::shared_lock live(life_);
   if (cq_ == nullptr) return done;
   Completion polled[64];
+  std::lock_guard lock(mu_);
   for (;;) {
     const std::size_t n = cq_->Poll(polled);
     for (std::size_t c = 0; c < n; ++c) {
@@ -177,11 +212,10 @@ std::vector<BatchCompletion> LmcacheConnector::Drain() {
         const Status& s = polled[c].status;
         bool good = s.ok();
         if (b.kind == Kind::kGet && good && polled[c].size != b.want_size[index]) {
-          good = false;  // another object of the same key: never a partial fill
+          good = false;
           if (b.error.empty()) {
-            b.error = "key " + std::to_string(index) + ": the stored chunk is " +
-                      std::to_string(polled[c].size) + " bytes, the buffer " +
-                      std::to_string(b.want_size[index]);
+            b.error = "key " + std::to_string(index) + ": " +
+                      SizeMismatch(polled[c].size, b.want_size[index]);
           }
         }
         b.per_key[index] = good;
@@ -209,18 +243,11 @@ std::vector<BatchCompletion> LmcacheConnector::Drain() {
 }
 
 void LmcacheConnector::Close() {
-  std::unique_ptr<Store> store;
-  std::unique_ptr<CompletionQueue> cq;
-  {
-    std::unique_lock lock(mu_);
-    if (closed_) return;
-    closed_ = true;
-    store = std::move(store_);
-    cq = std::move(cq_);
-  }
-  store.reset();  // completes every batch in flight, then closes durable pools clean
-  cq.reset();
-  std::unique_lock lock(mu_);
+  std::unique_lock live(life_);  // waits for the submits and drains under way
+  if (store_ == nullptr) return;
+  store_.reset();  // completes every batch in flight, then closes durable pools clean
+  cq_.reset();
+  std::lock_guard lock(mu_);
   batches_.clear();
 }
 

@@ -11,8 +11,10 @@
 // It maps almost one to one onto the Store: a get batch is one Store::SubmitGets (the copy
 // threads fill the caller's buffers straight from the tiers, in order), a set batch one
 // Store::SubmitPuts (one copy, from the caller's buffer into the tier); exists and delete run
-// on the index at submit. event_fd() is the store's CompletionQueue eventfd: no thread sits
-// between a copy thread finishing and the caller waking.
+// on the index at submit. Batches of at most kInlineBytes are copied at submit, in the
+// caller's thread: handing 64 KiB to a copy thread and waking the caller again costs more than
+// copying it. event_fd() is the store's CompletionQueue eventfd: no thread sits between a copy
+// thread finishing and the caller waking.
 //
 // Per key, a get is loaded only when the stored chunk's size is exactly the buffer's: LMCache
 // sizes its buffers from the object's layout, so a chunk of another size is another object,
@@ -29,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -74,9 +77,12 @@ class LmcacheConnector {
   // and the eventfd. Idempotent.
   void Close();
 
-  Store* store() { return store_.get(); }  // null after Close
+  // The store, for tools and tests that look beyond the contract (stats, Sync); null after
+  // Close. Not to be used concurrently with Close.
+  Store* store() { return store_.get(); }
 
   static constexpr std::size_t kMaxBatch = std::size_t{1} << 24;
+  static constexpr std::size_t kInlineBytes = std::size_t{256} << 10;
 
  private:
   enum class Kind { kGet, kSet, kExists, kDelete };
@@ -90,17 +96,21 @@ class LmcacheConnector {
   };
 
   LmcacheConnector(std::unique_ptr<Store> store, std::unique_ptr<CompletionQueue> cq);
-  Result<std::uint64_t> NewBatch(Kind kind, std::size_t keys);  // registers it, mu_ held
-  // Posts a batch that finished at submit (exists, delete, a refused submit) to the queue.
-  void PostFinished(std::uint64_t id);
+  Result<std::uint64_t> NewBatch(Kind kind, std::size_t keys);  // registers it
+  // Records the outcome of a batch that finished at submit (small gets and sets, exists,
+  // delete, a refused submit) and posts its completion.
+  void FinishAtSubmit(std::uint64_t id, std::vector<bool> per_key, std::string error,
+                      bool refused);
   static std::string StoreKey(const std::string& key);
+  static std::string SizeMismatch(std::size_t stored, std::size_t buffer);
 
-  std::unique_ptr<Store> store_;
+  // Shared by submits and Drain, exclusive for Close: the store and queue live while held.
+  mutable std::shared_mutex life_;
+  std::unique_ptr<Store> store_;  // null after Close
   std::unique_ptr<CompletionQueue> cq_;
   std::mutex mu_;
   std::unordered_map<std::uint64_t, Batch> batches_;  // guarded by mu_
   std::uint64_t next_id_ = 1;                          // guarded by mu_
-  bool closed_ = false;                                // guarded by mu_
 };
 
 }  // namespace cxlkv::lmcache

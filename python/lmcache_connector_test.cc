@@ -125,13 +125,36 @@ TEST(LmcacheConnectorTest, SetExistsGetDeleteWithPerKeyResults) {
 TEST(LmcacheConnectorTest, AGetIntoABufferOfAnotherSizeIsNotLoaded) {
   auto c = OpenConnector(DramOptions());
   ASSERT_NE(c, nullptr);
-  const Chunks put = MakeChunks(0, 1, 64 * kKiB);
-  ASSERT_TRUE(WaitFor(*c, *c->SubmitSet(put.keys, put.Spans())).ok);
-  for (std::size_t size : {32 * kKiB, 128 * kKiB}) {
-    auto bufs = Buffers(1, size);
-    auto get = WaitFor(*c, *c->SubmitGet(put.keys, Spans(bufs)));
-    EXPECT_EQ(get.per_key, std::vector<bool>{false}) << size;
-    EXPECT_FALSE(get.error.empty());
+  // 64 KiB: copied at submit; 512 KiB: by the copy threads.
+  for (std::size_t chunk : {64 * kKiB, 512 * kKiB}) {
+    const Chunks put = MakeChunks(static_cast<int>(chunk / kKiB), 1, chunk);
+    ASSERT_TRUE(WaitFor(*c, *c->SubmitSet(put.keys, put.Spans())).ok);
+    for (std::size_t size : {chunk / 2, chunk * 2}) {
+      auto bufs = Buffers(1, size);
+      auto get = WaitFor(*c, *c->SubmitGet(put.keys, Spans(bufs)));
+      EXPECT_EQ(get.per_key, std::vector<bool>{false}) << chunk << " into " << size;
+      EXPECT_FALSE(get.error.empty());
+    }
+    auto bufs = Buffers(1, chunk);
+    EXPECT_EQ(WaitFor(*c, *c->SubmitGet(put.keys, Spans(bufs))).per_key, std::vector<bool>{true});
+    EXPECT_EQ(bufs[0], put.bytes[0]);
+  }
+}
+
+TEST(LmcacheConnectorTest, SmallAndLargeBatchesGiveTheSameResults) {
+  auto c = OpenConnector(DramOptions());
+  ASSERT_NE(c, nullptr);
+  // 4 x 16 KiB is copied at submit, 4 x 256 KiB by the copy threads: same per-key results.
+  for (std::size_t chunk : {16 * kKiB, 256 * kKiB}) {
+    const Chunks put = MakeChunks(static_cast<int>(chunk), 3, chunk);
+    ASSERT_TRUE(WaitFor(*c, *c->SubmitSet(put.keys, put.Spans())).ok);
+    V keys = {put.keys[0], Key(-1), put.keys[1], put.keys[2]};
+    auto bufs = Buffers(4, chunk);
+    auto get = WaitFor(*c, *c->SubmitGet(keys, Spans(bufs)));
+    EXPECT_TRUE(get.ok);
+    EXPECT_EQ(get.per_key, (std::vector<bool>{true, false, true, true})) << chunk;
+    EXPECT_EQ(bufs[0], put.bytes[0]);
+    EXPECT_EQ(bufs[3], put.bytes[2]);
   }
 }
 

@@ -69,8 +69,9 @@ Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
     c.store.tiers.clear();
     for (const std::string& t : f.tiers) {
       const std::vector<std::string> parts = SplitCommas(t);
-      if (parts.size() < 2 || parts.size() > 3) {
-        return Status::InvalidArgument("--tier " + t + ": expected SPEC,CAPACITY[,EVICTION]");
+      if (parts.size() < 2 || parts.size() > 4) {
+        return Status::InvalidArgument("--tier " + t +
+                                       ": expected SPEC,CAPACITY[,EVICTION][,DURABILITY]");
       }
       TierOptions tier;
       tier.source_spec = parts[0];
@@ -78,7 +79,16 @@ Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
       Result<std::uint64_t> cap = ParseBytes(parts[1]);
       if (!cap.ok()) return cap.status().WithContext("--tier " + t);
       tier.capacity = static_cast<std::size_t>(*cap);
-      if (parts.size() == 3) tier.eviction = parts[2];
+      // The options after the capacity, in any order: a durability mode or an eviction policy
+      // (the store refuses an unknown policy by name).
+      for (std::size_t i = 2; i < parts.size(); ++i) {
+        const std::string& o = parts[i];
+        if (o == "volatile" || o == "persist-on-put" || o == "background") {
+          tier.durability = o;
+        } else {
+          tier.eviction = o;
+        }
+      }
       c.store.tiers.push_back(std::move(tier));
     }
   }
@@ -115,7 +125,7 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   std::string tiers;
   for (const TierOptions& t : config->store.tiers) {
     tiers += (tiers.empty() ? "" : ", ") + t.source_spec + " " + FormatBytes(t.capacity) + " " +
-             t.eviction;
+             t.eviction + (t.durability == "volatile" ? "" : " " + t.durability);
   }
   const std::string spill = config->store.spill.path;
   Result<std::unique_ptr<Store>> store = Store::Open(std::move(config->store));
@@ -126,6 +136,15 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   const serve::ServerOptions& o = config->server;
   std::printf("cxlkv serve: tiers %s%s\n", tiers.c_str(),
               spill.empty() ? "" : (", spill " + spill).c_str());
+  // A warm restart says what came back.
+  for (const TierStats& t : (*store)->Stats().tiers) {
+    if (t.durability == "volatile" && t.recovered == 0) continue;
+    const std::string kind = t.durability.empty() ? "log" : t.durability;  // the spill tier
+    std::printf("cxlkv serve: %s (%s): %llu chunks recovered in %.0f ms%s\n", t.name.c_str(),
+                kind.c_str(), static_cast<unsigned long long>(t.recovered),
+                t.recovery_seconds * 1e3,
+                t.recovered_from_snapshot ? " from the snapshot of a clean close" : "");
+  }
   if ((*server)->port() >= 0) {
     const bool v6 = o.host.find(':') != std::string::npos;
     std::printf("cxlkv serve: listening on lm://%s%s%s:%d\n", v6 ? "[" : "", o.host.c_str(),
@@ -157,8 +176,9 @@ Command AddServeCommand(CLI::App& root) {
       ->check(CLI::Range(0, 65535));
   app->add_option("--unix", flags->unix_path, "Also listen on this Unix domain socket");
   app->add_option("--tier", flags->tiers,
-                  "A tier, fastest first: SPEC,CAPACITY[,EVICTION], e.g. dram,1G,lru or "
-                  "file:/pool,8G (default: dram,1G)");
+                  "A tier, fastest first: SPEC,CAPACITY[,EVICTION][,DURABILITY], e.g. dram,1G,lru "
+                  "or file:/pool,8G,persist-on-put (a pool that keeps its chunks across "
+                  "restarts; default: dram,1G)");
   app->add_option("--spill", flags->spill, "NVMe spill tier below the memory tiers: PATH,CAPACITY");
   app->add_option("--threads", flags->threads, "Event-loop threads (default 2)")
       ->check(CLI::Range(1, 64));
