@@ -58,6 +58,11 @@ py::dict StatsDict(const StoreStats& st) {
     d["expirations"] = t.expirations;
     d["bytes_in"] = t.bytes_in;
     d["bytes_out"] = t.bytes_out;
+    d["durability"] = t.durability;
+    d["recovered"] = t.recovered;
+    d["corrupt_dropped"] = t.corrupt_dropped;
+    d["recovery_seconds"] = t.recovery_seconds;
+    d["recovered_from_snapshot"] = t.recovered_from_snapshot;
     tiers.append(d);
   }
   py::dict d;

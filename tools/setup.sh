@@ -21,6 +21,9 @@ packages=(
   # tests run under pytest; the Python module builds with pybind11 and is tested with numpy
   # arrays and CPU torch tensors
   python3 python3-pytest pybind11-dev python3-pybind11 python3-numpy python3-torch
+  # LMCache's own code (the kit in ../shared/lmcache-kit, a CI gate) imports sortedcontainers;
+  # tests/lmcache reads docs/lmcache.md's YAML configurations with PyYAML
+  python3-sortedcontainers python3-yaml
   # the plots of `cxlkv bench wss` and `cxlkv replay sweep` (tools/plot_wss.py and
   # tools/replay_plot.py run under /usr/bin/python3)
   python3-matplotlib
