@@ -27,54 +27,6 @@
 namespace cxlkv::python {
 namespace {
 
-py::dict LatencyDict(const LatencySummary& l) {
-  py::dict d;
-  d["count"] = l.count;
-  d["mean_ns"] = l.mean_ns;
-  d["p50_ns"] = l.p50_ns;
-  d["p90_ns"] = l.p90_ns;
-  d["p99_ns"] = l.p99_ns;
-  d["p999_ns"] = l.p999_ns;
-  d["max_ns"] = l.max_ns;
-  return d;
-}
-
-py::dict StatsDict(const StoreStats& st) {
-  py::list tiers;
-  for (const TierStats& t : st.tiers) {
-    py::dict d;
-    d["name"] = t.name;
-    d["source"] = t.source;
-    d["eviction"] = t.eviction;
-    d["copy"] = t.copy;
-    d["capacity"] = t.capacity;
-    d["used_bytes"] = t.used_bytes;
-    d["chunks"] = t.chunks;
-    d["hits"] = t.hits;
-    d["evictions"] = t.evictions;
-    d["demotions"] = t.demotions;
-    d["sync_evictions"] = t.sync_evictions;
-    d["promotions"] = t.promotions;
-    d["expirations"] = t.expirations;
-    d["bytes_in"] = t.bytes_in;
-    d["bytes_out"] = t.bytes_out;
-    d["durability"] = t.durability;
-    d["recovered"] = t.recovered;
-    d["corrupt_dropped"] = t.corrupt_dropped;
-    d["recovery_seconds"] = t.recovery_seconds;
-    d["recovered_from_snapshot"] = t.recovered_from_snapshot;
-    tiers.append(d);
-  }
-  py::dict d;
-  d["tiers"] = tiers;
-  d["misses"] = st.misses;
-  d["index_entries"] = st.index_entries;
-  d["put_latency"] = LatencyDict(st.put_latency);
-  d["get_latency"] = LatencyDict(st.get_latency);
-  d["batch_get_latency"] = LatencyDict(st.batch_get_latency);
-  return d;
-}
-
 // A lease on a chunk, exported as a read-only buffer of its bytes in the tier.
 // It counts itself in its store's lease counter, so that close() can refuse while leases
 // live (the Store must outlive every PinnedChunk).

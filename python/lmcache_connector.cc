@@ -194,6 +194,12 @@ Result<std::uint64_t> LmcacheConnector::SubmitDelete(std::span<const std::string
   return id;
 }
 
+Result<StoreStats> LmcacheConnector::Stats() const {
+  std::shared_lock live(life_);
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
+  return store_->Stats();
+}
+
 std::vector<BatchCompletion> LmcacheConnector::Drain() {
   std::vector<BatchCompletion> done;
   std::shared_lock live(life_);

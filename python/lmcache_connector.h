@@ -70,6 +70,10 @@ class LmcacheConnector {
   Result<std::uint64_t> SubmitExists(std::span<const std::string> keys);
   Result<std::uint64_t> SubmitDelete(std::span<const std::string> keys);
 
+  // The store's statistics (not part of LMCache's contract: for operators and tools).
+  // Unsupported after Close.
+  Result<StoreStats> Stats() const;
+
   // Every batch that finished since the last call (in no particular order); never blocks.
   std::vector<BatchCompletion> Drain();
 

@@ -139,6 +139,17 @@ class PyConnector {
     return out;
   }
 
+  // Not part of LMCache's contract: for operators and tools (tiers, recovery, hits).
+  py::dict Stats() {
+    Result<StoreStats> st = Status::Unsupported("");
+    {
+      py::gil_scoped_release release;
+      st = c_->Stats();
+    }
+    if (!st.ok()) throw py::value_error("the cxlkv connector is closed");
+    return StatsDict(*st);
+  }
+
   void Close() {
     if (c_ == nullptr) return;
     std::unordered_map<std::uint64_t, std::vector<Bytes>> held;
@@ -200,6 +211,7 @@ void BindLmcacheConnector(py::module_& m) {
       .def("submit_batch_exists", &PyConnector::SubmitExists, py::arg("keys"))
       .def("submit_batch_delete", &PyConnector::SubmitDelete, py::arg("keys"))
       .def("drain_completions", &PyConnector::Drain)
+      .def("stats", &PyConnector::Stats, "The store's statistics (not used by LMCache)")
       .def("close", &PyConnector::Close);
 }
 

@@ -44,4 +44,8 @@ StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
                      const py::object& spill_capacity, int ttl_seconds, bool background,
                      unsigned copy_threads);
 
+// Store::Stats() as a dict: "tiers" (a dict each), "misses", "index_entries" and the
+// latency summaries.
+py::dict StatsDict(const StoreStats& st);
+
 }  // namespace cxlkv::python

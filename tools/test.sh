@@ -5,7 +5,9 @@
 #   3. ThreadSanitizer: the suites labelled "concurrent";
 #   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ for
 #      $CXLKV_FUZZ_SECONDS (default 30) on a copy of its corpus, the targets side by side;
-#   5. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
+#   5. LMCache's own code against the plain build: ../shared/lmcache-kit/run.sh (LMCache's lm://
+#      client, plugin loaders and MP-mode L2 adapter, unmodified); any failed check fails CI;
+#   6. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
 # The host runs leave out the label "qemu" (those tests only skip outside the guest).
@@ -33,6 +35,15 @@ step "plain build (RelWithDebInfo, -Werror)"
 configure_and_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "tests: plain build"
 ctest --test-dir build/ci --output-on-failure --no-tests=error -j "$jobs" -LE '^qemu'
+
+# LMCache's own client, loaders and MP adapter against this build (the kit beside the project).
+kit="$root/../shared/lmcache-kit/run.sh"
+if [ -x "$kit" ]; then
+  step "LMCache kit: LMCache's own code against build/ci"
+  "$kit" --cxlkv build/ci/cxlkv --pythonpath build/ci/python
+else
+  step "LMCache kit: skipped, $kit not found"
+fi
 
 step "ASan+UBSan build"
 configure_and_build build/asan -DCMAKE_BUILD_TYPE=Debug -DCXLKV_SANITIZE=address \

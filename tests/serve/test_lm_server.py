@@ -300,28 +300,6 @@ def test_config_file_sets_tiers_and_a_bad_one_is_one_clear_line(tmp_path):
         out.stderr
 
 
-def test_lmcache_shaped_connector_round_trips(server):
-    """The calls LMCache's connector makes, from an asyncio loop, as it makes them."""
-    import asyncio
-
-    async def run():
-        loop = asyncio.get_running_loop()
-        conn = lm_client.LMCacheShapedConnector("127.0.0.1", server.port, loop)
-        shape = (2, 16, 32, 512)  # KV_2LTD: [2, layers, tokens, heads*head_dim], bfloat16
-        for i in range(4):
-            k = f"vllm@llama-3.2-1b@1@0@{0xa5a5 + i:x}"
-            data = pattern(k, nbytes("bfloat16", shape))
-            assert not await conn.exists(k)
-            await conn.put(k, data, 1, lm_client.DTYPES["bfloat16"][0], shape)
-            assert await conn.exists(k)
-            meta, got = await conn.get(k)
-            assert got == data and meta.shape == shape and meta.dtype == 3 and meta.fmt == 1
-        assert await conn.get("vllm@llama-3.2-1b@1@0@none") is None
-        await conn.close()
-
-    asyncio.run(run())
-
-
 def test_stats_without_a_server_is_one_clear_line():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
