@@ -1,7 +1,7 @@
 // bench_lmcache: the contract LMCache's MP-mode native_plugin L2 adapter drives
 // (python/lmcache_connector.h: submit a batch, wait on event_fd, drain), against baselines
 // measured in the same run. The Python object LMCache loads calls these methods one to one
-// (python/lmcache_native.cc); tools/lmcache_native_bench.py measures the same through Python.
+// (python/lmcache_native.cc); bench/lmcache_native_bench.py measures the same through Python.
 //
 //   1. batched get of 32 x 2 MiB into the caller's buffers, against a memcpy of the same
 //      bytes into the same buffers by one thread (goal >= 0.9x) and by as many threads as the
