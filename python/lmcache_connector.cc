@@ -20,6 +20,13 @@ std::uint64_t UserData(std::uint64_t id, std::uint64_t index) {
   return (id << kIndexBits) | index;
 }
 
+template <typename Span>
+std::size_t TotalBytes(std::span<const Span> buffers) {
+  std::size_t bytes = 0;
+  for (const Span& b : buffers) bytes += b.size();
+  return bytes;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LmcacheConnector>> LmcacheConnector::Open(StoreOptions options) {
@@ -51,13 +58,26 @@ std::string LmcacheConnector::StoreKey(const std::string& key) {
   return key.substr(0, 100) + "#" + hex;
 }
 
+std::vector<std::string> LmcacheConnector::StoreKeys(std::span<const std::string> keys) {
+  std::vector<std::string> out;
+  out.reserve(keys.size());
+  for (const std::string& k : keys) out.push_back(StoreKey(k));
+  return out;
+}
+
 std::string LmcacheConnector::SizeMismatch(std::size_t stored, std::size_t buffer) {
   // Another object under the same key: never a partial fill.
   return "the stored chunk is " + std::to_string(stored) + " bytes, the buffer " +
          std::to_string(buffer);
 }
 
-Result<std::uint64_t> LmcacheConnector::NewBatch(Kind kind, std::size_t keys) {
+Result<std::uint64_t> LmcacheConnector::NewBatch(Kind kind, std::size_t keys,
+                                                 std::size_t buffers) {
+  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
+  if (keys != buffers) {
+    return Status::InvalidArgument(std::to_string(keys) + " keys but " + std::to_string(buffers) +
+                                   " buffers");
+  }
   if (keys >= kMaxBatch) {
     return Status::InvalidArgument("a batch of " + std::to_string(keys) + " keys is over the " +
                                    std::to_string(kMaxBatch - 1) + " a batch may hold");
@@ -86,17 +106,10 @@ void LmcacheConnector::FinishAtSubmit(std::uint64_t id, std::vector<bool> per_ke
 
 Result<std::uint64_t> LmcacheConnector::SubmitGet(std::span<const std::string> keys,
                                                   std::span<const std::span<std::byte>> buffers) {
-  if (keys.size() != buffers.size()) {
-    return Status::InvalidArgument(std::to_string(keys.size()) + " keys but " +
-                                   std::to_string(buffers.size()) + " buffers");
-  }
   std::shared_lock live(life_);
-  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
-  Result<std::uint64_t> id = NewBatch(Kind::kGet, keys.size());
+  Result<std::uint64_t> id = NewBatch(Kind::kGet, keys.size(), buffers.size());
   if (!id.ok()) return id;
-  std::size_t bytes = 0;
-  for (const auto& b : buffers) bytes += b.size();
-  if (bytes <= kInlineBytes) {
+  if (TotalBytes(buffers) <= kInlineBytes) {
     // Small batches are copied here: handing them to a copy thread costs more than the copy.
     std::vector<bool> per_key(keys.size(), false);
     std::string error;
@@ -117,9 +130,7 @@ Result<std::uint64_t> LmcacheConnector::SubmitGet(std::span<const std::string> k
     b.want_size.resize(keys.size());
     for (std::size_t i = 0; i < keys.size(); ++i) b.want_size[i] = buffers[i].size();
   }
-  std::vector<std::string> store_keys;
-  store_keys.reserve(keys.size());
-  for (const std::string& k : keys) store_keys.push_back(StoreKey(k));
+  const std::vector<std::string> store_keys = StoreKeys(keys);
   std::vector<GetRequest> requests(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) {
     requests[i] = GetRequest{store_keys[i], buffers[i], nullptr, UserData(*id, i)};
@@ -132,17 +143,10 @@ Result<std::uint64_t> LmcacheConnector::SubmitGet(std::span<const std::string> k
 
 Result<std::uint64_t> LmcacheConnector::SubmitSet(
     std::span<const std::string> keys, std::span<const std::span<const std::byte>> buffers) {
-  if (keys.size() != buffers.size()) {
-    return Status::InvalidArgument(std::to_string(keys.size()) + " keys but " +
-                                   std::to_string(buffers.size()) + " buffers");
-  }
   std::shared_lock live(life_);
-  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
-  Result<std::uint64_t> id = NewBatch(Kind::kSet, keys.size());
+  Result<std::uint64_t> id = NewBatch(Kind::kSet, keys.size(), buffers.size());
   if (!id.ok()) return id;
-  std::size_t bytes = 0;
-  for (const auto& b : buffers) bytes += b.size();
-  if (bytes <= kInlineBytes) {
+  if (TotalBytes(buffers) <= kInlineBytes) {
     std::vector<bool> per_key(keys.size(), false);
     std::string error;
     for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -153,9 +157,7 @@ Result<std::uint64_t> LmcacheConnector::SubmitSet(
     FinishAtSubmit(*id, std::move(per_key), std::move(error), false);
     return id;
   }
-  std::vector<std::string> store_keys;
-  store_keys.reserve(keys.size());
-  for (const std::string& k : keys) store_keys.push_back(StoreKey(k));
+  const std::vector<std::string> store_keys = StoreKeys(keys);
   std::vector<PutRequest> requests(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) {
     requests[i].key = store_keys[i];
@@ -169,8 +171,7 @@ Result<std::uint64_t> LmcacheConnector::SubmitSet(
 
 Result<std::uint64_t> LmcacheConnector::SubmitExists(std::span<const std::string> keys) {
   std::shared_lock live(life_);
-  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
-  Result<std::uint64_t> id = NewBatch(Kind::kExists, keys.size());
+  Result<std::uint64_t> id = NewBatch(Kind::kExists, keys.size(), keys.size());
   if (!id.ok()) return id;
   std::vector<bool> per_key(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) per_key[i] = store_->Contains(StoreKey(keys[i]));
@@ -180,8 +181,7 @@ Result<std::uint64_t> LmcacheConnector::SubmitExists(std::span<const std::string
 
 Result<std::uint64_t> LmcacheConnector::SubmitDelete(std::span<const std::string> keys) {
   std::shared_lock live(life_);
-  if (store_ == nullptr) return Status::Unsupported("the connector is closed");
-  Result<std::uint64_t> id = NewBatch(Kind::kDelete, keys.size());
+  Result<std::uint64_t> id = NewBatch(Kind::kDelete, keys.size(), keys.size());
   if (!id.ok()) return id;
   std::vector<bool> per_key(keys.size());
   std::string error;

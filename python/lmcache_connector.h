@@ -100,12 +100,15 @@ class LmcacheConnector {
   };
 
   LmcacheConnector(std::unique_ptr<Store> store, std::unique_ptr<CompletionQueue> cq);
-  Result<std::uint64_t> NewBatch(Kind kind, std::size_t keys);  // registers it
+  // Checks a batch (the store open, as many buffers as keys, not too many keys) and registers
+  // it. The caller holds life_ shared.
+  Result<std::uint64_t> NewBatch(Kind kind, std::size_t keys, std::size_t buffers);
   // Records the outcome of a batch that finished at submit (small gets and sets, exists,
   // delete, a refused submit) and posts its completion.
   void FinishAtSubmit(std::uint64_t id, std::vector<bool> per_key, std::string error,
                       bool refused);
   static std::string StoreKey(const std::string& key);
+  static std::vector<std::string> StoreKeys(std::span<const std::string> keys);
   static std::string SizeMismatch(std::size_t stored, std::size_t buffer);
 
   // Shared by submits and Drain, exclusive for Close: the store and queue live while held.
