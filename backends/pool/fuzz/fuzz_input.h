@@ -120,6 +120,7 @@ enum ScanFlag : std::uint8_t {
   kScanNoSnapshot = 8,    // ScanOptions::use_snapshot = false
   kScanThreads = 16,      // scan headers on 3 threads
   kScanShortImage = 32,   // the image ends one slab before the region does: Corruption
+  kScanFormat1 = 64,      // a format-1 pool: zeroed free header slots are not wiped ones
 };
 
 enum ScanOp : std::uint8_t {
