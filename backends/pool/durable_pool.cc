@@ -303,8 +303,11 @@ Status DurablePool::Close(SlabAllocator& allocator, std::span<const SnapshotReco
   sb_.snapshot_bytes = 0;
   sb_.snapshot_xxh3 = 0;
   const std::vector<std::byte> snapshot = EncodeSnapshot(sb_.generation + 1, records);
-  if (snapshot.size() <= allocator.max_allocation()) {
-    Result<Allocation> slot = allocator.Allocate(snapshot.size());
+  // Never a header slot, even for a small snapshot: its magic begins with the committed state
+  // word, and a header scan after the next crash would take it for a damaged header.
+  const std::size_t slot_size = DataAllocSize(snapshot.size());
+  if (slot_size <= allocator.max_allocation()) {
+    Result<Allocation> slot = allocator.Allocate(slot_size);
     if (slot.ok()) {
       region_.CopyAndPersist(slot->data, snapshot.data(), snapshot.size());
       sb_.snapshot_offset = static_cast<std::uint64_t>(slot->data - region_.data());

@@ -146,6 +146,12 @@ inline constexpr std::uint32_t kHeaderFreeMark = 0x45455246;  // "FREE"
 inline bool FreeSlotMarked(const ChunkHeader& h, std::uint32_t version) {
   return h.state == kHeaderFree && (version < 2 || h.check == kHeaderFreeMark);
 }
+// Format 1 wrote a clean close's index snapshot of under 257 bytes into a free header slot,
+// where its magic ("CXLKVSNP") reads as a committed state with this check word: a free slot
+// for a scan, not a damaged header.
+inline bool OldSnapshotInHeaderSlot(const ChunkHeader& h, std::uint32_t version) {
+  return version < 2 && h.state == kHeaderCommitted && h.check == 0x504e5356;  // "VSNP"
+}
 
 // The check word of a header: a hash of everything but {state, check} and expires_s.
 std::uint32_t HeaderCheck(const ChunkHeader& h);

@@ -119,6 +119,7 @@ void ScanHeaders(std::span<const std::byte> image, const std::vector<ScannedSpan
         ++counts.pending;
         continue;
       }
+      if (OldSnapshotInHeaderSlot(h, version)) continue;
       const std::string problem = HeaderProblem(h);
       if (!problem.empty()) {
         if (h.state == kHeaderCommitted && h.check != HeaderCheck(h)) {
