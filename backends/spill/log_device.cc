@@ -13,6 +13,8 @@
 #include <memory>
 #include <utility>
 
+#include "util/media_lock.h"
+
 namespace cxlkv::internal::spill {
 
 namespace {
@@ -89,6 +91,9 @@ Result<LogDevice> LogDevice::Open(const Options& options) {
     if (fd < 0) return Status::FromErrno("open " + options.path, errno);
     dev.fd_ = UniqueFd(fd);
   }
+  // The whole file or device, however far it grows, before the log reads its superblocks: one
+  // log per path (O_EXCL keeps out a second opener of a block device only).
+  CXLKV_RETURN_IF_ERROR(LockMedia(dev.fd(), options.path, 0, 0));
 
   if (dev.block_device_) {
     int logical_block = 0;
