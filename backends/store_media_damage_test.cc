@@ -20,6 +20,7 @@
 #include "backends/pool/pool_format.h"
 #include "backends/pool/pool_fsck.h"
 #include "backends/pool/pool_scan.h"
+#include "backends/spill/chunk_record.h"
 #include "backends/store_test_util.h"
 #include "cxlkv/memory_source.h"
 #include "cxlkv/store.h"
@@ -389,6 +390,175 @@ TEST(StoreMediaDamageTest, FsckReportsEverythingARandomDamageMakesTheReopenDrop)
   tally.ExpectNone();
   // The trials are worth something only if many of them lost chunks.
   EXPECT_GE(with_losses, trials / 4) << with_losses << " of " << trials;
+}
+
+// --- the spill log ---
+
+constexpr std::size_t kSpillChunk = 3000;  // one 4 KiB block per record
+constexpr int kSpillChunks = 60;
+constexpr std::uint64_t kSegmentSize = 64 * kKiB;
+
+StoreOptions SpillOptions(const std::string& path) {
+  StoreOptions o;
+  o.tiers.push_back(Dram(Slabs(1)));
+  o.spill.path = path;
+  o.spill.capacity = internal::spill::kDataOffset + 12 * kSegmentSize;
+  o.spill.segment_size = kSegmentSize;
+  o.spill.queue_depth = 4;
+  o.spill.promote_after_hits = 0;  // reads leave the log as it is
+  o.chunk_sizes = {kChunk};
+  o.slab_size = kSlab;
+  o.background_thread = false;
+  return o;
+}
+
+struct SpillRecord {
+  std::size_t offset = 0;  // of its header in the file
+  int chunk = -1;
+  std::size_t key_and_meta = 0;  // bytes after the header: key, then meta
+  bool sealed = false;
+  std::size_t summary_entry = 0;  // its summary entry's offset in the file (sealed only)
+  std::size_t summary_entry_size = 0;
+  std::size_t trailer = 0;        // its segment's trailer block (sealed only)
+};
+
+// Every record of the log image, with where its segment's summary entry and trailer lie.
+std::vector<SpillRecord> SpillRecords(const std::vector<std::byte>& image) {
+  namespace sp = internal::spill;
+  std::vector<SpillRecord> out;
+  for (std::size_t seg = sp::kDataOffset; seg + kSegmentSize <= image.size(); seg += kSegmentSize) {
+    const std::span<const std::byte> segment(image.data() + seg, kSegmentSize);
+    if (!sp::DecodeSegmentHeader(segment.first(sp::kBlockSize)).ok()) continue;
+    auto trailer = sp::DecodeSegmentTrailer(segment.last(sp::kBlockSize));
+    std::size_t entry = trailer.ok() ? seg + trailer->summary_offset : 0;
+    for (std::size_t b = 1; b + 1 < kSegmentSize / sp::kBlockSize; ++b) {
+      auto h = sp::DecodeRecordHeader(segment.subspan(b * sp::kBlockSize));
+      if (!h.ok()) continue;
+      SpillRecord r;
+      r.offset = seg + b * sp::kBlockSize;
+      const std::string key(reinterpret_cast<const char*>(image.data() + r.offset +
+                                                          sp::RecordHeader::kEncodedSize),
+                            h->key_size);
+      r.chunk = std::stoi(key.substr(key.rfind('@') + 1));
+      r.key_and_meta = std::size_t{h->key_size} + h->meta_size;
+      if (trailer.ok()) {
+        r.sealed = true;
+        r.summary_entry = entry;
+        r.summary_entry_size = sp::SummaryEntrySize(h->key_size, h->meta_size);
+        r.trailer = seg + kSegmentSize - sp::kBlockSize;
+        entry += r.summary_entry_size;
+      }
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+struct SpillReadBack {
+  std::set<int> intact, lost;
+  std::vector<std::string> wrong;
+  std::uint64_t corrupt_dropped = 0;
+  Status open;
+};
+
+SpillReadBack ReopenSpillAndReadAll(const std::string& path) {
+  SpillReadBack r;
+  auto s = Store::Open(SpillOptions(path));
+  if (!s.ok()) {
+    r.open = s.status();
+    return r;
+  }
+  for (int i = 0; i < kSpillChunks; ++i) {
+    std::vector<std::byte> dst(kSpillChunk + 100);
+    ChunkMeta meta;
+    Result<std::size_t> got = (*s)->Get(Key(i), dst, &meta);
+    if (!got.ok()) {
+      if (got.status().IsNotFound() || got.status().IsCorruption()) {
+        r.lost.insert(i);
+      } else {
+        r.wrong.push_back(Key(i) + ": " + got.status().ToString());
+      }
+    } else if (*got != kSpillChunk ||
+               testing::FirstPatternMismatch(dst.data(), kSpillChunk, Seed(i)) != -1 ||
+               !(meta == MetaOf(i))) {
+      r.wrong.push_back(Key(i) + ": returned with another size, bytes or metadata");
+    } else {
+      r.intact.insert(i);
+    }
+  }
+  r.corrupt_dropped = (*s)->Stats().tiers[1].corrupt_dropped;
+  return r;
+}
+
+// Single-byte flips over a record's header, key and metadata (in a sealed segment, read through
+// its summary; and early in the segment left open, which the reopen scans), over its summary
+// entry and over its segment's trailer. A damaged record is lost and counted, never returned;
+// a damaged summary or trailer loses nothing (the segment's records are scanned instead).
+TEST(StoreMediaDamageTest, SpillRecordsSummariesAndTrailersFlipped) {
+  testing::TempDir dir("/dev/shm");
+  const std::string log = dir.File("spill.log");
+  {
+    auto s = Store::Open(SpillOptions(log));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    for (int i = 0; i < kSpillChunks; ++i) {
+      ASSERT_TRUE((*s)->Put(Key(i), Bytes(kSpillChunk, Seed(i)), MetaOf(i)).ok()) << i;
+    }
+  }
+  const std::vector<std::byte> image = ReadFile(log);
+  const std::string trial = dir.File("trial.log");
+  WriteFile(trial, image);
+  const SpillReadBack base = ReopenSpillAndReadAll(trial);
+  ASSERT_TRUE(base.open.ok()) << base.open.ToString();
+  ASSERT_TRUE(base.lost.size() > 0 && base.wrong.empty());  // the DRAM tier's chunks are gone
+  ASSERT_GE(base.intact.size(), 20u);
+
+  const std::vector<SpillRecord> records = SpillRecords(image);
+  const SpillRecord* sealed = nullptr;
+  const SpillRecord* open = nullptr;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (records[i].sealed && sealed == nullptr && i + 1 < records.size() && records[i + 1].sealed) {
+      sealed = &records[i];  // not its segment's last
+    }
+    if (!records[i].sealed && open == nullptr && i + 1 < records.size()) open = &records[i];
+  }
+  ASSERT_NE(sealed, nullptr);
+  ASSERT_NE(open, nullptr) << "the test wants a segment left open with two records or more";
+
+  Tally tally;
+  int cases = 0;
+  auto trial_flip = [&](std::size_t at, const std::string& what, int must_lose) {
+    std::vector<std::byte> damaged = image;
+    damaged[at] ^= std::byte{0x5a};
+    WriteFile(trial, damaged);
+    const SpillReadBack r = ReopenSpillAndReadAll(trial);
+    ++cases;
+    const std::string where = what + " (file byte " + std::to_string(at) + ")";
+    if (!r.open.ok()) return tally.Add("the reopen failed", where + ": " + r.open.ToString());
+    for (const std::string& w : r.wrong) tally.Add("a chunk returned wrong", where + ": " + w);
+    std::set<int> expect_lost = base.lost;
+    if (must_lose >= 0) expect_lost.insert(must_lose);
+    if (r.lost != expect_lost) tally.Add("not exactly the damaged chunk lost", where);
+    if (r.corrupt_dropped != (must_lose >= 0 ? 1u : 0u)) {
+      tally.Add("corrupt_dropped is not the damaged chunks", where + ": " +
+                std::to_string(r.corrupt_dropped));
+    }
+  };
+  const std::size_t record_bytes = internal::spill::RecordHeader::kEncodedSize;
+  for (const SpillRecord* r : {sealed, open}) {
+    for (std::size_t b = 0; b < record_bytes + r->key_and_meta; ++b) {
+      trial_flip(r->offset + b,
+                 std::string(r->sealed ? "sealed" : "open") + " record byte " + std::to_string(b),
+                 r->chunk);
+    }
+  }
+  for (std::size_t b = 0; b < sealed->summary_entry_size; ++b) {
+    trial_flip(sealed->summary_entry + b, "summary entry byte " + std::to_string(b), -1);
+  }
+  for (std::size_t b = 0; b < internal::spill::SegmentTrailer::kEncodedSize; ++b) {
+    trial_flip(sealed->trailer + b, "trailer byte " + std::to_string(b), -1);
+  }
+  EXPECT_GT(cases, 300);
+  tally.ExpectNone();
 }
 
 }  // namespace
