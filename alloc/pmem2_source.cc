@@ -326,8 +326,10 @@ Result<SourcePtr> SourceFromFd(const UniqueFd& fd, const std::string& path) {
   return SourcePtr(raw);
 }
 
+// A file cxlkv creates is its owner's alone (0600): a pool holds KV caches, which give away
+// the prompts they came from, and whoever may open it can also lock it (util/media_lock.h).
 Result<UniqueFd> OpenReadWrite(const std::string& path, bool create) {
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
   if (fd >= 0) return UniqueFd(fd);
   const int err = errno;
   if (err == EISDIR) return Status::InvalidArgument(path + " is a directory, not a file");

@@ -2,6 +2,7 @@
 // one, is refused with an error naming the holder; once the holder closes (or dies), the next
 // open succeeds; a store closed and reopened in one process (LMCache's MP restart) works.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +146,22 @@ TEST(StoreMediaLockTest, AnotherProcessIsRefusedWhileTheHolderLives) {
     auto after = Store::Open(PoolOptions(pool, spill));
     ASSERT_TRUE(after.ok()) << after.status().ToString();
     ExpectChunk(**after, 7);
+  }
+}
+
+// Whoever may open a pool or a log reads every chunk in it, and may lock it: files cxlkv
+// creates are their owner's alone.
+TEST(StoreMediaLockTest, NewPoolAndLogFilesAreTheOwnersAlone) {
+  testing::TempDir dir;
+  const std::string pool = dir.File("pool"), spill = dir.File("spill.log");
+  {
+    auto s = Store::Open(PoolOptions(pool, spill));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  for (const std::string& path : {pool, spill}) {
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 077, 0u) << path << ": mode " << std::oct << (st.st_mode & 0777);
   }
 }
 
