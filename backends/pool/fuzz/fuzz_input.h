@@ -26,6 +26,13 @@
 
 #include "backends/pool/pool_format.h"
 
+// A promise a target checks: broken, it traps, which libFuzzer reports as a crash with the
+// input saved (and the corpus replay tests as a failed test).
+#define CHECK(cond)                  \
+  do {                               \
+    if (!(cond)) __builtin_trap();   \
+  } while (0)
+
 namespace cxlkv::internal::fuzz {
 
 // Reads little-endian values off the front of the input; past the end it yields zeros.

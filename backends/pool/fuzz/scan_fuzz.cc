@@ -36,11 +36,6 @@
 namespace cxlkv::internal::fuzz {
 namespace {
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 constexpr std::size_t kUnit = ChunkHeader::kSize;
 
 // The image lives at the end of one buffer kept for the whole run: a fresh multi-MiB buffer per

@@ -25,11 +25,6 @@ namespace {
 
 namespace sp = spill;
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 using Block = std::array<std::byte, sp::kBlockSize>;
 
 bool SameRecord(const sp::RecordHeader& a, const sp::RecordHeader& b) {

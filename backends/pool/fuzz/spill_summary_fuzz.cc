@@ -29,11 +29,6 @@ namespace {
 
 namespace sp = spill;
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 struct Built {
   std::vector<std::byte> bytes;
   std::vector<sp::SummaryEntry> entries;  // as encoded (key and meta point into `keys`)
