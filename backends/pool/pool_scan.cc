@@ -224,6 +224,10 @@ Status ReadSnapshot(std::span<const std::byte> image, const PoolGeometry& g,
 // whole, that data slot, that size, a key of that hash), or the chunk is dropped: the store
 // takes key, metadata and checksum from it.
 void CheckSnapshotHeaders(std::span<const std::byte> image, unsigned threads, PoolScan& scan) {
+  // In the order of the media, as a header scan reads them: the index's order is the hash's,
+  // a random walk over the header pages (2x slower on a fresh mapping, measured).
+  std::sort(scan.chunks.begin(), scan.chunks.end(),
+            [](const ScannedChunk& a, const ScannedChunk& b) { return a.header_ref < b.header_ref; });
   std::vector<std::uint8_t> bad(scan.chunks.size(), 0);
   ParallelFor(scan.chunks.size(), threads, [&](std::size_t first, std::size_t last, unsigned) {
     for (std::size_t i = first; i < last; ++i) {
