@@ -32,7 +32,7 @@ fi
 max_len() {  # the lengths CI uses (tools/test.sh)
   case $1 in
     scan_fuzz) echo "65536 -len_control=0" ;;
-    spill_summary_fuzz) echo 2048 ;;
+    spill_summary_fuzz) echo 512 ;;
     spill_record_fuzz) echo 4200 ;;
     *) echo 16384 ;;
   esac
