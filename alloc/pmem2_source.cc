@@ -33,6 +33,7 @@
 #include "cxlkv/devices.h"
 #include "cxlkv/memory_source.h"
 #include "util/format.h"
+#include "util/media_lock.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv {
@@ -325,8 +326,10 @@ Result<SourcePtr> SourceFromFd(const UniqueFd& fd, const std::string& path) {
   return SourcePtr(raw);
 }
 
+// A file cxlkv creates is its owner's alone (0600): a pool holds KV caches, which give away
+// the prompts they came from, and whoever may open it can also lock it (util/media_lock.h).
 Result<UniqueFd> OpenReadWrite(const std::string& path, bool create) {
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
   if (fd >= 0) return UniqueFd(fd);
   const int err = errno;
   if (err == EISDIR) return Status::InvalidArgument(path + " is a directory, not a file");
@@ -393,6 +396,8 @@ class FileSource final : public MemorySource {
                                      (S_ISCHR(st.st_mode) ? " (map a device DAX with devdax:)"
                                                           : ""));
     }
+    // Before the file is grown or read: one store (or fsck, format) at a time.
+    CXLKV_RETURN_IF_ERROR(LockMedia(fd.get(), path, options_.offset, length));
     const auto file_size = static_cast<std::size_t>(st.st_size);
     if (file_size < end) {
       if (!options_.create) {
@@ -500,6 +505,8 @@ class DevDaxSource final : public MemorySource {
     MapRequest request;
     request.offset = offset;
     request.length = AlignUp(wanted, device_alignment);
+    // Before anything reads the range: one store (or fsck, format) at a time.
+    CXLKV_RETURN_IF_ERROR(LockMedia(fd.get(), path, offset, request.length));
     request.size = wanted;
     request.alignment = std::max(alignment, device_alignment);
     request.source_alignment = pmem2_alignment;

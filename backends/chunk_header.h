@@ -12,6 +12,7 @@
 // Thread-safety: a header is written once, before its entry is published, and read-only after.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -39,11 +40,16 @@ struct ChunkHeader {
   char key[kMaxKeySize] = {};
   std::byte meta[ChunkMeta::kMaxSize] = {};
 
-  std::string_view key_view() const { return {key, key_len}; }
+  // Both lengths are clamped to their arrays: a header is read from media, and although every
+  // path checks it (HeaderProblem) before use, a damaged length must never read or copy past
+  // the header.
+  std::string_view key_view() const {
+    return {key, std::min<std::size_t>(key_len, kMaxKeySize)};
+  }
   ChunkMeta chunk_meta() const {
     ChunkMeta m;
-    std::memcpy(m.bytes.data(), meta, meta_len);
-    m.size = meta_len;
+    m.size = static_cast<std::uint8_t>(std::min<std::size_t>(meta_len, ChunkMeta::kMaxSize));
+    std::memcpy(m.bytes.data(), meta, m.size);
     return m;
   }
 };

@@ -38,6 +38,7 @@ struct SpillTier {
   std::atomic<std::uint64_t> promotions{0};
   std::atomic<std::uint64_t> expirations{0};
   std::atomic<std::uint64_t> read_errors{0}; // reads that failed (Corruption, segment gone)
+  std::atomic<std::uint64_t> corrupt_dropped{0};  // entries dropped because a read said Corruption
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
 };

@@ -575,6 +575,7 @@ StoreStats Store::Stats() const {
     ts.expirations = sp.expirations.load();
     ts.bytes_in = sp.bytes_in.load();
     ts.bytes_out = sp.bytes_out.load();
+    ts.corrupt_dropped = sp.corrupt_dropped.load() + log.recovery_skipped_records;
     st.tiers.push_back(std::move(ts));
     st.spill_write_amplification = log.write_amplification();
   }

@@ -267,7 +267,7 @@ void Store::Impl::RunSpillReads(Batch& batch) {
       if (op.hit.promote) PromoteSpilled(op.hit, op.key, {op.dst, op.hit.size}, meta, false);
       FinishRead(op.hit);
     } else if (!status.IsNotFound()) {
-      DropSpilledAfterFailedRead(op.hit);
+      DropSpilledAfterFailedRead(op.hit, status);
     }
     Unpin(op.hit.id);
     batch_get_latency.Record(static_cast<std::uint64_t>(

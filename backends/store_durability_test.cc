@@ -22,14 +22,6 @@ namespace {
 using namespace store_testing;
 namespace fs = std::filesystem;
 
-std::vector<std::byte> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> out(bytes.size());
-  std::memcpy(out.data(), bytes.data(), bytes.size());
-  return out;
-}
-
 void WriteAt(const std::string& path, std::size_t offset, const void* data, std::size_t len) {
   std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
   f.seekp(static_cast<std::streamoff>(offset));
@@ -210,7 +202,7 @@ TEST(StoreDurabilityTest, ChunkWithDamagedBytesIsDroppedNeverReturned) {
   const std::string pool = dir.File("pool");
   { auto s = OpenPool(pool); ASSERT_NE(s, nullptr); PutAll(*s, 16); }
   // Find chunk 13's bytes in the image and flip one.
-  const std::vector<std::byte> image = ReadFile(pool);
+  const std::vector<std::byte> image = ReadWholeFile(pool);
   auto scan = internal::ScanPool(image);
   ASSERT_TRUE(scan.ok()) << scan.status().ToString();
   const internal::KeyHash h = internal::HashKey(Key(13));
@@ -245,7 +237,7 @@ TEST(StoreDurabilityTest, TornHeaderIsNotRecovered) {
   ASSERT_NE(s, nullptr);
   PutAll(*s, 8);
   fs::copy_file(pool, crashed);
-  auto scan = internal::ScanPool(ReadFile(crashed));
+  auto scan = internal::ScanPool(ReadWholeFile(crashed));
   ASSERT_TRUE(scan.ok());
   ASSERT_EQ(scan->chunks.size(), 8u);
   // A byte of one header's key changes: its check no longer matches.
@@ -253,7 +245,7 @@ TEST(StoreDurabilityTest, TornHeaderIsNotRecovered) {
                          offsetof(internal::ChunkHeader, key);
   const char x = 'Z';
   WriteAt(crashed, at, &x, 1);
-  auto rescan = internal::ScanPool(ReadFile(crashed));
+  auto rescan = internal::ScanPool(ReadWholeFile(crashed));
   ASSERT_TRUE(rescan.ok());
   EXPECT_EQ(rescan->chunks.size(), 7u);
   EXPECT_EQ(rescan->counts.torn, 1u);
@@ -290,7 +282,7 @@ TEST(StoreDurabilityTest, NewerFormatAndDamagedSuperblocksAreRefused) {
   testing::TempDir dir;
   const std::string pool = dir.File("pool");
   { auto s = OpenPool(pool); ASSERT_NE(s, nullptr); PutAll(*s, 2); }
-  const std::vector<std::byte> image = ReadFile(pool);
+  const std::vector<std::byte> image = ReadWholeFile(pool);
   auto choice = internal::ReadSuperblocks(image);
   ASSERT_TRUE(choice.ok());
   internal::Superblock newer = choice->sb;

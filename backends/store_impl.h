@@ -177,8 +177,8 @@ struct Store::Impl {
   Result<std::size_t> ReadSpilled(const Hit& hit, std::string_view key, std::span<std::byte> dst,
                                   ChunkMeta* meta);
   // After a failed read: drops the entry (freed at the caller's Unpin) if it still names the
-  // record that failed.
-  void DropSpilledAfterFailedRead(const Hit& hit);
+  // record that failed, counted in corrupt_dropped when `why` is Corruption.
+  void DropSpilledAfterFailedRead(const Hit& hit, const Status& why);
   // Whether a pinned spilled entry still names the record it named at lookup. Call with
   // SpillTier::segments held (shared): the answer then holds until it is released.
   bool SpilledEntryCurrent(const Hit& hit);

@@ -135,14 +135,14 @@ Result<std::size_t> Store::Impl::ReadSpilled(const Hit& hit, std::string_view ke
     }
     (void)spill->log->ReadBatch(std::span(&read, 1));  // the status is read.status
   }
-  if (!read.status.ok()) {
-    DropSpilledAfterFailedRead(hit);
-    return read.status.WithContext("reading key " + std::string(key) + " from the spill tier");
+  if (read.status.ok() && read.size != hit.size) {
+    read.status = Status::Corruption("spilled chunk for key " + std::string(key) + " holds " +
+                                     std::to_string(read.size) + " bytes, the index says " +
+                                     std::to_string(hit.size));
   }
-  if (read.size != hit.size) {
-    return Status::Corruption("spilled chunk for key " + std::string(key) + " holds " +
-                              std::to_string(read.size) + " bytes, the index says " +
-                              std::to_string(hit.size));
+  if (!read.status.ok()) {
+    DropSpilledAfterFailedRead(hit, read.status);
+    return read.status.WithContext("reading key " + std::string(key) + " from the spill tier");
   }
   if (meta != nullptr) {
     *meta = ChunkMeta();
@@ -159,7 +159,7 @@ bool Store::Impl::SpilledEntryCurrent(const Hit& hit) {
   return !e.removed && IsSpilled(e) && e.location == hit.location;
 }
 
-void Store::Impl::DropSpilledAfterFailedRead(const Hit& hit) {
+void Store::Impl::DropSpilledAfterFailedRead(const Hit& hit, const Status& why) {
   spill->read_errors.fetch_add(1);
   // Corrupted on the medium, or its segment evicted since the lookup: the entry is useless
   // either way. Drop it unless it has moved on.
@@ -169,6 +169,7 @@ void Store::Impl::DropSpilledAfterFailedRead(const Hit& hit) {
   if (!e.removed && IsSpilled(e) && e.location == hit.location) {
     s.index.Erase(e.hash, internal::LocalOfId(hit.id));
     e.removed = 1;  // freed by the caller's Unpin
+    if (why.IsCorruption()) spill->corrupt_dropped.fetch_add(1);
   }
 }
 

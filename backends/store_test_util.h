@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +40,16 @@ inline TierOptions FilePool(const testing::TempDir& dir, std::size_t capacity,
   t.capacity = capacity;
   t.eviction = std::move(eviction);
   return t;
+}
+
+// A whole file's bytes (empty when it cannot be read).
+inline std::vector<std::byte> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(bytes.size());
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
 }
 
 inline std::string Key(int i) { return "vllm@llama@1@0@" + std::to_string(i); }

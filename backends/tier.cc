@@ -116,6 +116,8 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
   CXLKV_ASSIGN_OR_RETURN(tier->allocator_, SlabAllocator::Create(*tier->region_, slab));
   if (tier->pool_ != nullptr) {
     CXLKV_ASSIGN_OR_RETURN(tier->recovered_, tier->pool_->Recover(*tier->allocator_));
+    // Damaged headers dropped at open count with the chunks whose bytes fail on first read.
+    tier->corrupt_dropped.store(tier->pool_->open_report().damaged);
   }
   // The header class, learnt from one allocation (classes are fixed by the options).
   CXLKV_ASSIGN_OR_RETURN(Allocation probe, tier->allocator_->Allocate(ChunkHeader::kSize));

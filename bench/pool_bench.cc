@@ -2,7 +2,8 @@
 //
 // 1. Reopen. A pool of N chunks (4 KiB each: reopening reads headers, never chunk bytes, so
 //    the chunk size does not matter) is closed cleanly, then reopened twice:
-//      snapshot  Store::Open on the cleanly closed pool (index snapshot, no header read);
+//      snapshot  Store::Open on the cleanly closed pool (index snapshot; only the headers it
+//                names are read, to check them);
 //      scan      Store::Open on a copy taken while a store had it open (what a crash leaves:
 //                every header slot scanned, in parallel, and the index rebuilt).
 //    Baseline: reading the bytes of every header span with pread, in order, into a buffer

@@ -3,8 +3,10 @@
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
-#   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ for
-#      $CXLKV_FUZZ_SECONDS (default 30) on a copy of its corpus, the targets side by side;
+#   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ (the pool format
+#      and recovery scan, the spill log's record and summary decoders) for $CXLKV_FUZZ_SECONDS
+#      (default 30) on a copy of its corpus, the targets side by side (the long runs:
+#      tools/fuzz_long.sh);
 #   5. LMCache's own code against the plain build: ../shared/lmcache-kit/run.sh (LMCache's lm://
 #      client, plugin loaders and MP-mode L2 adapter, unmodified); any failed check fails CI;
 #   6. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
@@ -82,13 +84,17 @@ step "fuzz build (clang, libFuzzer + ASan + UBSan)"
 mkdir -p build/fuzz
 CC=clang CXX=clang++ configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCXLKV_FUZZ=ON
-step "fuzz: format_fuzz and scan_fuzz, ${fuzz_seconds}s each"
-fuzz_run format_fuzz 16384 & format_pid=$!
+step "fuzz: format_fuzz, scan_fuzz, spill_record_fuzz, spill_summary_fuzz, ${fuzz_seconds}s each"
+fuzz_pids=()
+fuzz_run format_fuzz 16384 & fuzz_pids+=($!)
 # scan_fuzz inputs are commands: longer ones build fuller images, so no slow growth of the length.
-fuzz_run scan_fuzz 65536 -len_control=0 & scan_pid=$!
+fuzz_run scan_fuzz 65536 -len_control=0 & fuzz_pids+=($!)
+# One block (and a little over, for short inputs) and summaries of up to ~30 entries: the cost
+# of a summary input grows with its entries (2 KiB ones run 10x slower), the checks do not.
+fuzz_run spill_record_fuzz 4200 & fuzz_pids+=($!)
+fuzz_run spill_summary_fuzz 512 & fuzz_pids+=($!)
 fuzz_ok=1
-wait "$format_pid" || fuzz_ok=0
-wait "$scan_pid" || fuzz_ok=0
+for p in "${fuzz_pids[@]}"; do wait "$p" || fuzz_ok=0; done
 [ "$fuzz_ok" = 1 ]
 
 if [ "${CXLKV_SKIP_QEMU:-0}" = 1 ]; then

@@ -18,7 +18,7 @@ constexpr std::size_t kUnit = ChunkHeader::kSize;
 }  // namespace
 
 void FreeHeaderOnMedia(const MemoryRegion& region, ChunkHeader* header) {
-  StoreCommitWord(header, CommitWord(kHeaderFree, 0));
+  StoreCommitWord(header, FreeCommitWord());
   region.Persist(header, sizeof(std::uint64_t));
 }
 
@@ -138,11 +138,16 @@ void DurablePool::WriteSuperblock() {
 void DurablePool::WriteSlabRecords(const SlabAllocatorOptions::SpanChange& c) {
   if (c.slot_size == kUnit) {
     // A new header span: its bytes may hold headers of an earlier life of the region (a span
-    // a crash left unrecorded, a reformatted pool). Zeroed first, so a scan finds only
-    // headers written since.
+    // a crash left unrecorded, a reformatted pool). Cleared first, so a scan finds only
+    // headers written since, and every slot marked free (kHeaderFreeMark), so a slot wiped
+    // later is told from a free one.
     std::byte* span = region_.data() + c.first_slab * sb_.geometry.slab_size;
-    std::memset(span, 0, c.slabs * sb_.geometry.slab_size);
-    region_.Persist(span, c.slabs * sb_.geometry.slab_size);
+    const std::size_t bytes = c.slabs * sb_.geometry.slab_size;
+    std::memset(span, 0, bytes);
+    for (std::size_t off = 0; off < bytes; off += kUnit) {
+      StoreCommitWord(reinterpret_cast<ChunkHeader*>(span + off), FreeCommitWord());
+    }
+    region_.Persist(span, bytes);
   }
   std::byte* first = region_.data() + SlabRecordOffset(c.first_slab);
   for (std::size_t s = c.first_slab; s < c.first_slab + c.slabs; ++s) {
@@ -177,15 +182,27 @@ Result<std::vector<PoolChunk>> DurablePool::Recover(SlabAllocator& allocator) {
       d->size = c.size;
       out.push_back({c.hash, *d, reinterpret_cast<ChunkHeader*>(header)});
     }
-    // Headers that lost a conflict: freed on the media, so they never come back.
-    for (const std::uint32_t ref : scan_.losers) {
+    // Headers that lost a conflict or were dropped: freed on the media, so they never come
+    // back (their slots are free in the allocator from here on).
+    auto free_header = [&](std::uint32_t ref) {
       FreeHeaderOnMedia(region_,
                         reinterpret_cast<ChunkHeader*>(region_.data() + std::size_t{ref} * kUnit));
+    };
+    for (const std::uint32_t ref : scan_.losers) {
+      free_header(ref);
       ++report_.losers_freed;
+    }
+    if (!CrashCanLeaveConflicts(sb_)) report_.damaged += scan_.losers.size();
+    for (const DroppedHeader& d : scan_.dropped) {
+      free_header(d.header_ref);
+      ++report_.dropped_freed;
+      if (!CrashCanLeave(d.reason, sb_)) ++report_.damaged;
     }
     allocator.FinishRestore();
   }
-  // In use from here on: a crash must not trust the snapshot.
+  // In use from here on: a crash must not trust the snapshot; and what a crash leaves is
+  // judged by the durability written with from now on.
+  sb_.durability = options_.durability;
   sb_.clean = false;
   sb_.snapshot_offset = 0;
   sb_.snapshot_bytes = 0;
@@ -230,7 +247,7 @@ void DurablePool::Release(ChunkHeader* slot) {
   // after a power loss the chunk may come back, and its data checksum decides whether it is
   // whole (its slot may have been reused meanwhile).
   std::lock_guard lock(commit_mu_);
-  StoreCommitWord(slot, CommitWord(kHeaderFree, 0));
+  StoreCommitWord(slot, FreeCommitWord());
 }
 
 void DurablePool::FlushPending(std::vector<Pending>& batch) {
@@ -289,8 +306,11 @@ Status DurablePool::Close(SlabAllocator& allocator, std::span<const SnapshotReco
   sb_.snapshot_bytes = 0;
   sb_.snapshot_xxh3 = 0;
   const std::vector<std::byte> snapshot = EncodeSnapshot(sb_.generation + 1, records);
-  if (snapshot.size() <= allocator.max_allocation()) {
-    Result<Allocation> slot = allocator.Allocate(snapshot.size());
+  // Never a header slot, even for a small snapshot: its magic begins with the committed state
+  // word, and a header scan after the next crash would take it for a damaged header.
+  const std::size_t slot_size = DataAllocSize(snapshot.size());
+  if (slot_size <= allocator.max_allocation()) {
+    Result<Allocation> slot = allocator.Allocate(slot_size);
     if (slot.ok()) {
       region_.CopyAndPersist(slot->data, snapshot.data(), snapshot.size());
       sb_.snapshot_offset = static_cast<std::uint64_t>(slot->data - region_.data());

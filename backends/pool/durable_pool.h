@@ -60,6 +60,10 @@ struct PoolOpenReport {
   bool formatted = false;  // the region was not a pool (or format was asked): now empty
   PoolScanCounts counts;
   std::uint64_t losers_freed = 0;
+  // Committed headers the open dropped (freed on the media), and of those and the conflict
+  // losers, the ones no crash can leave (CrashCanLeave): damage, counted as corrupt_dropped.
+  std::uint64_t dropped_freed = 0;
+  std::uint64_t damaged = 0;
   double seconds = 0;
 };
 
@@ -78,8 +82,10 @@ class DurablePool {
   DurablePool& operator=(const DurablePool&) = delete;
 
   // After the allocator exists: lays out its spans, claims the slots of every recovered chunk,
-  // frees the headers that lost a conflict, then marks the pool in use (superblock not clean)
-  // before anything else is written. The chunks still need their bytes checked on first read.
+  // frees the headers that lost a conflict or were dropped (so that nothing this open did not
+  // take lingers for a later scan), then marks the pool in use (superblock not clean, this
+  // open's durability) before anything else is written. The chunks still need their bytes
+  // checked on first read.
   Result<std::vector<PoolChunk>> Recover(SlabAllocator& allocator);
 
   // Fills in the header's sequence and state (pending) and the data checksum the caller

@@ -45,7 +45,8 @@
 
 namespace cxlkv::internal {
 
-inline constexpr std::uint32_t kPoolFormatVersion = 1;
+// 2: free header slots carry kHeaderFreeMark (format 1 left them zero). Both are read.
+inline constexpr std::uint32_t kPoolFormatVersion = 2;
 inline constexpr std::size_t kSuperblockSize = 4096;
 inline constexpr std::size_t kSlabRecordSize = 16;
 inline constexpr std::size_t kMaxExactSizes = 32;
@@ -136,6 +137,21 @@ inline std::size_t SlabRecordOffset(std::size_t slab) {
 inline constexpr std::uint32_t kHeaderFree = 0;
 inline constexpr std::uint32_t kHeaderPending = 0x444e4550;    // "PEND"
 inline constexpr std::uint32_t kHeaderCommitted = 0x4b4c5843;  // "CXLK"
+// Format 2: the check word of a free header slot. A new header span is written with it in
+// every slot before the slab table records the span, and every free stores it, so that in a
+// recorded header span a commit word of zeros is damage (a wiped page), never a free slot.
+inline constexpr std::uint32_t kHeaderFreeMark = 0x45455246;  // "FREE"
+// Whether a header slot holding kHeaderFree is free as format `version` writes it; false for a
+// wiped or damaged commit word.
+inline bool FreeSlotMarked(const ChunkHeader& h, std::uint32_t version) {
+  return h.state == kHeaderFree && (version < 2 || h.check == kHeaderFreeMark);
+}
+// Format 1 wrote a clean close's index snapshot of under 257 bytes into a free header slot,
+// where its magic ("CXLKVSNP") reads as a committed state with this check word: a free slot
+// for a scan, not a damaged header.
+inline bool OldSnapshotInHeaderSlot(const ChunkHeader& h, std::uint32_t version) {
+  return version < 2 && h.state == kHeaderCommitted && h.check == 0x504e5356;  // "VSNP"
+}
 
 // The check word of a header: a hash of everything but {state, check} and expires_s.
 std::uint32_t HeaderCheck(const ChunkHeader& h);
@@ -143,6 +159,7 @@ std::uint32_t HeaderCheck(const ChunkHeader& h);
 // cxlkv supports, and on persistent memory, whose failure atomicity is 8 bytes).
 std::uint64_t CommitWord(std::uint32_t state, std::uint32_t check);
 void StoreCommitWord(ChunkHeader* h, std::uint64_t word);
+inline std::uint64_t FreeCommitWord() { return CommitWord(kHeaderFree, kHeaderFreeMark); }
 // Why a header in a header slot does not count, or "" when it is committed and whole: its
 // state, its check, and its fields against the limits (key 1..150 B, meta <= 64 B, size > 0).
 std::string HeaderProblem(const ChunkHeader& h);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -329,6 +330,17 @@ TEST(Snapshot, Errors) {
   b = good;
   b[kSnapshotHeaderSize + 40] ^= std::byte{1};  // a record's byte
   EXPECT_EQ(message(b, 8), "snapshot: checksum mismatch");
+}
+
+TEST(PoolFormatTest, AFormat1SnapshotInAHeaderSlotIsToldFromADamagedHeader) {
+  // Format 1 could write a small snapshot into a free header slot; its magic then reads as a
+  // committed state word.
+  const std::vector<std::byte> snapshot = EncodeSnapshot(3, {});
+  ChunkHeader h;
+  std::memcpy(&h, snapshot.data(), std::min(sizeof h, snapshot.size()));
+  EXPECT_EQ(h.state, kHeaderCommitted);
+  EXPECT_TRUE(OldSnapshotInHeaderSlot(h, 1));
+  EXPECT_FALSE(OldSnapshotInHeaderSlot(h, 2));  // format 2 never writes one there
 }
 
 }  // namespace

@@ -307,4 +307,44 @@ Result<SegmentTrailer> DecodeSegmentTrailer(std::span<const std::byte> block) {
   return t;
 }
 
+bool TrailerFitsSegment(const SegmentTrailer& t, std::uint64_t segment_size) {
+  return segment_size >= 2 * std::uint64_t{kBlockSize} && t.records_end % kBlockSize == 0 &&
+         t.records_end >= kBlockSize && t.summary_offset % kBlockSize == 0 &&
+         t.records_end <= t.summary_offset && t.summary_size <= segment_size &&
+         t.summary_offset <= segment_size &&
+         t.summary_offset + RoundUpToBlock(t.summary_size) == segment_size - kBlockSize;
+}
+
+Result<std::vector<SummaryEntry>> DecodeSummary(std::span<const std::byte> summary,
+                                                const SegmentTrailer& t) {
+  if (summary.size() != t.summary_size) {
+    return Status::Corruption("summary of " + std::to_string(summary.size()) +
+                              " bytes, the trailer says " + std::to_string(t.summary_size));
+  }
+  if (Checksum(summary) != t.summary_checksum) {
+    return Status::Corruption("summary checksum mismatch");
+  }
+  std::vector<SummaryEntry> entries;
+  std::size_t pos = 0;
+  std::uint64_t next_block = 1;
+  while (pos < summary.size()) {
+    CXLKV_ASSIGN_OR_RETURN(SummaryEntry e, DecodeSummaryEntry(summary, &pos));
+    if (e.block < next_block || std::uint64_t{e.block} + e.blocks > t.records_end / kBlockSize) {
+      return Status::Corruption("summary entry for block " + std::to_string(e.block) +
+                                " out of place");
+    }
+    if (HashKey(e.key) != e.key_hash) {
+      return Status::Corruption("summary entry for block " + std::to_string(e.block) +
+                                ": its key hash is not its key's");
+    }
+    next_block = std::uint64_t{e.block} + e.blocks;
+    entries.push_back(e);
+  }
+  if (entries.size() != t.chunk_count) {
+    return Status::Corruption("summary lists " + std::to_string(entries.size()) +
+                              " chunks, trailer " + std::to_string(t.chunk_count));
+  }
+  return entries;
+}
+
 }  // namespace cxlkv::internal::spill

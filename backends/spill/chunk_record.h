@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "backends/key.h"
 #include "cxlkv/status.h"
@@ -161,6 +162,16 @@ struct SegmentTrailer {
 };
 void EncodeSegmentTrailer(const SegmentTrailer& t, std::span<std::byte> block);
 Result<SegmentTrailer> DecodeSegmentTrailer(std::span<const std::byte> block);
+// Whether a decoded trailer's offsets fit a segment of segment_size bytes: records end on a
+// block boundary after block 0 and before the summary, which ends where the trailer starts.
+bool TrailerFitsSegment(const SegmentTrailer& t, std::uint64_t segment_size);
+
+// A sealed segment's summary (the trailer's summary_size bytes at its summary_offset), as
+// recovery reads it: Corruption unless its checksum holds and its entries, each with a key
+// whose XXH3-128 is the entry's key hash, lie in record order inside the records area without
+// overlapping, as many as the trailer says. The entries' key and meta point into `summary`.
+Result<std::vector<SummaryEntry>> DecodeSummary(std::span<const std::byte> summary,
+                                                const SegmentTrailer& t);
 
 // XXH3-64 of `bytes`, the checksum used throughout the format.
 std::uint64_t Checksum(std::span<const std::byte> bytes);

@@ -13,9 +13,15 @@
 #include <memory>
 #include <utility>
 
+#include "util/media_lock.h"
+
 namespace cxlkv::internal::spill {
 
 namespace {
+
+// A log cxlkv creates is its owner's alone: it holds KV caches, which give away the prompts
+// they came from, and whoever may open it can also lock it (util/media_lock.h).
+constexpr mode_t kNewFileMode = 0600;
 
 int OpenRetrying(const char* path, int flags, mode_t mode) {
   int fd;
@@ -65,7 +71,7 @@ Result<LogDevice> LogDevice::Open(const Options& options) {
   }
 
   if (options.direct_io) {
-    int fd = OpenRetrying(path, flags | O_DIRECT, 0644);
+    int fd = OpenRetrying(path, flags | O_DIRECT, kNewFileMode);
     int refused = fd < 0 ? errno : ProbeDirectRead(fd);
     if (fd >= 0 && refused != 0) {
       UniqueFd closing(fd);
@@ -85,10 +91,13 @@ Result<LogDevice> LogDevice::Open(const Options& options) {
     }
   }
   if (dev.fd_.get() < 0) {
-    const int fd = OpenRetrying(path, flags, 0644);
+    const int fd = OpenRetrying(path, flags, kNewFileMode);
     if (fd < 0) return Status::FromErrno("open " + options.path, errno);
     dev.fd_ = UniqueFd(fd);
   }
+  // The whole file or device, however far it grows, before the log reads its superblocks: one
+  // log per path (O_EXCL keeps out a second opener of a block device only).
+  CXLKV_RETURN_IF_ERROR(LockMedia(dev.fd(), options.path, 0, 0));
 
   if (dev.block_device_) {
     int logical_block = 0;

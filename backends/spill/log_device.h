@@ -26,7 +26,8 @@ class LogDevice {
   // Opens `path`: a block device read-write, O_DIRECT and O_EXCL (so a mounted file system or
   // another log on it is refused with Busy); a regular file read-write, created when missing.
   // Anything else is InvalidArgument. A block device whose logical block size exceeds 4 KiB is
-  // Unsupported.
+  // Unsupported. Either is locked while open (util/media_lock.h): Busy, naming the holder, when
+  // another open holds it, in this process or another.
   static Result<LogDevice> Open(const Options& options);
 
   LogDevice(LogDevice&&) noexcept = default;

@@ -410,6 +410,7 @@ class SegmentLog::Impl {
   std::atomic<std::uint64_t> chunks_appended_{0}, bytes_appended_{0}, device_written_{0};
   std::atomic<std::uint64_t> chunks_read_{0}, bytes_read_{0}, device_read_{0}, read_errors_{0};
   std::atomic<std::uint64_t> segments_sealed_{0}, segments_evicted_{0}, recovered_{0};
+  std::atomic<std::uint64_t> recovery_skipped_{0};
 };
 
 // ---- opening ----
@@ -588,9 +589,7 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
       Found f{index, header->seq, std::nullopt};
       auto t = spill::DecodeSegmentTrailer({ranges[r + 1].dst, kBlockSize});
       if (t.ok() && t->log_id == sb_.log_id && t->seq == f.seq && t->index == index &&
-          t->records_end % kBlockSize == 0 && t->records_end >= kBlockSize &&
-          t->summary_offset % kBlockSize == 0 && t->records_end <= t->summary_offset &&
-          t->summary_offset + RoundUpToBlock(t->summary_size) == sb_.segment_size - kBlockSize) {
+          spill::TrailerFitsSegment(*t, sb_.segment_size)) {
         f.trailer = *t;
       }
       in_use.push_back(f);
@@ -628,27 +627,12 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
             std::span<const std::byte>(summaries[i]).first(t.summary_size);
         if (range_of[i] != SIZE_MAX && !ranges[range_of[i]].status.ok()) {
           why = ranges[range_of[i]].status.ToString();
-        } else if (spill::Checksum(summary) != t.summary_checksum) {
-          why = "summary checksum mismatch";
         } else {
-          // Entries in record order, inside the records area, not overlapping.
-          std::size_t pos = 0;
-          std::uint64_t next_block = 1;
-          while (pos < summary.size() && why.empty()) {
-            auto e = spill::DecodeSummaryEntry(summary, &pos);
-            if (!e.ok()) {
-              why = e.status().message();
-            } else if (e->block < next_block ||
-                       std::uint64_t{e->block} + e->blocks > t.records_end / kBlockSize) {
-              why = "summary entry for block " + std::to_string(e->block) + " out of place";
-            } else {
-              next_block = std::uint64_t{e->block} + e->blocks;
-              entries.push_back(*e);
-            }
-          }
-          if (why.empty() && entries.size() != t.chunk_count) {
-            why = "summary lists " + std::to_string(entries.size()) + " chunks, trailer " +
-                  std::to_string(t.chunk_count);
+          auto decoded = spill::DecodeSummary(summary, t);
+          if (decoded.ok()) {
+            entries = std::move(decoded).value();
+          } else {
+            why = decoded.status().message();
           }
         }
         if (!why.empty()) {
@@ -768,6 +752,10 @@ Status SegmentLog::Impl::ScanSegment(std::uint32_t index, std::uint64_t seq,
       ++b;
       continue;
     }
+    // Records are back to back from block 1: anything stepped over before this one was a
+    // record that is not whole any more.
+    const std::uint32_t expected = out->empty() ? 1 : out->back().entry.block + out->back().entry.blocks;
+    if (b != expected) recovery_skipped_.fetch_add(1, std::memory_order_relaxed);
     ScannedRecord& r = out->emplace_back();
     r.key = std::move(job.key);
     r.meta = job.meta;
@@ -1283,6 +1271,7 @@ SegmentLogStats SegmentLog::Impl::GetStats() const {
   s.segments_sealed = segments_sealed_.load(r);
   s.segments_evicted = segments_evicted_.load(r);
   s.recovered_chunks = recovered_.load(r);
+  s.recovery_skipped_records = recovery_skipped_.load(r);
   s.direct_io = dev_.direct_io();
   s.io_uring = writer_->ring->uses_io_uring();
   s.fixed_buffers = writer_->ring->fixed_buffer() && reader_->ring->fixed_buffer();

@@ -177,6 +177,10 @@ struct SegmentLogStats {
   std::uint64_t segments_sealed = 0;
   std::uint64_t segments_evicted = 0;
   std::uint64_t recovered_chunks = 0;  // found by Open
+  // Places where Open's scan of an unsealed segment stepped over blocks that held no whole
+  // record of it before finding one that does: a damaged record, or one a power loss lost
+  // before a Sync (a torn last record is neither: nothing follows it).
+  std::uint64_t recovery_skipped_records = 0;
   bool direct_io = false;
   bool io_uring = false;
   bool fixed_buffers = false;  // staging registered with io_uring

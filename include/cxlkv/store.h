@@ -189,7 +189,10 @@ struct TierStats {
   std::uint64_t bytes_out = 0;   // chunk bytes read out of the tier (gets and moves)
   std::string durability;        // "volatile", "persist-on-put", "background"
   std::uint64_t recovered = 0;   // chunks found in the pool at open
-  std::uint64_t corrupt_dropped = 0;  // recovered chunks whose bytes failed their checksum
+  // Damage found and dropped, never returned: at open, committed headers that fail their
+  // checks (and no crash can leave: docs/persistence.md); on first read, recovered chunks whose
+  // bytes fail their checksum. In the spill tier, chunks whose read found them corrupt.
+  std::uint64_t corrupt_dropped = 0;
   double recovery_seconds = 0;   // time the pool took to open
   bool recovered_from_snapshot = false;
 };

@@ -4,8 +4,11 @@
 // sets CXLKV_TEST_FAIL_ON_SKIP=1, so a device the mode promised but that is missing fails the
 // test; run anywhere else, each test skips with one line.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -142,15 +145,58 @@ StoreOptions DurableOptions(const std::string& path, const DaxDeviceInfo& dax, b
 
 TEST(GuestDevDax, DurableStoreForTheNextProcess) {
   CXLKV_REQUIRE_DAX(dax);
-  Result<std::unique_ptr<Store>> store = Store::Open(DurableOptions(dax_path, *dax, true));
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  std::vector<std::byte> buf(DurableChunk());
-  for (int i = 0; i < kDurableChunks; ++i) {
-    testing::FillPattern(buf.data(), buf.size(), 5000 + i);
-    ASSERT_TRUE((*store)->Put(Key(i), buf).ok()) << i;
+  // A child writes and ends without closing its store, as a crashed process would: the next
+  // process must scan headers. (A store kept open here would hold the device's lock for the
+  // tests after this one.)
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Result<std::unique_ptr<Store>> store = Store::Open(DurableOptions(dax_path, *dax, true));
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+      _exit(1);
+    }
+    std::vector<std::byte> buf(DurableChunk());
+    for (int i = 0; i < kDurableChunks; ++i) {
+      testing::FillPattern(buf.data(), buf.size(), 5000 + i);
+      if (!(*store)->Put(Key(i), buf).ok()) _exit(2);
+    }
+    _exit(0);
   }
-  // No clean close: the next process must scan headers, as after a crash.
-  static_cast<void>(store->release());
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// One opener at a time on the character device (util/media_lock.h): a second mapping of an
+// overlapping range is refused, in this process and in another, naming the holder; a disjoint
+// range maps; once the holder unmaps, the range maps again.
+TEST(GuestDevDax, OneOpenerAtATimeOfARange) {
+  CXLKV_REQUIRE_DAX(dax);
+  const std::size_t a = dax->alignment;
+  Result<std::unique_ptr<MemoryRegion>> first = Dax(dax_path)->Map(2 * a, a);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Result<std::unique_ptr<MemoryRegion>> again = Dax(dax_path, a)->Map(a, a);  // overlaps
+  ASSERT_EQ(again.status().code(), StatusCode::kBusy) << again.status().ToString();
+  const std::string me = "pid " + std::to_string(getpid());
+  EXPECT_NE(again.status().message().find(me), std::string::npos) << again.status().ToString();
+  Result<std::unique_ptr<MemoryRegion>> beside = Dax(dax_path, 2 * a)->Map(a, a);
+  EXPECT_TRUE(beside.ok()) << beside.status().ToString();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Result<std::unique_ptr<MemoryRegion>> other = Dax(dax_path)->Map(a, a);
+    _exit(other.status().code() == StatusCode::kBusy &&
+                  other.status().message().find(me) != std::string::npos
+              ? 0
+              : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  first->reset();
+  Result<std::unique_ptr<MemoryRegion>> after = Dax(dax_path, a)->Map(a, a);
+  EXPECT_TRUE(after.ok()) << after.status().ToString();
 }
 
 // Close and reopen at the region level, across processes: WritesForTheNextProcess leaves a

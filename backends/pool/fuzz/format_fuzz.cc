@@ -24,11 +24,6 @@
 namespace cxlkv::internal::fuzz {
 namespace {
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 std::span<const std::byte> AsBytes(const std::uint8_t* data, std::size_t size) {
   return {reinterpret_cast<const std::byte*>(data), size};
 }

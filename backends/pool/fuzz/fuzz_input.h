@@ -26,6 +26,13 @@
 
 #include "backends/pool/pool_format.h"
 
+// A promise a target checks: broken, it traps, which libFuzzer reports as a crash with the
+// input saved (and the corpus replay tests as a failed test).
+#define CHECK(cond)                  \
+  do {                               \
+    if (!(cond)) __builtin_trap();   \
+  } while (0)
+
 namespace cxlkv::internal::fuzz {
 
 // Reads little-endian values off the front of the input; past the end it yields zeros.
@@ -120,6 +127,7 @@ enum ScanFlag : std::uint8_t {
   kScanNoSnapshot = 8,    // ScanOptions::use_snapshot = false
   kScanThreads = 16,      // scan headers on 3 threads
   kScanShortImage = 32,   // the image ends one slab before the region does: Corruption
+  kScanFormat1 = 64,      // a format-1 pool: zeroed free header slots are not wiped ones
 };
 
 enum ScanOp : std::uint8_t {
@@ -147,6 +155,34 @@ enum ScanCommit : std::uint8_t {
   kCommitPending = 2,  // written, never committed
   kCommitFree = 3,
   kCommitCount = 4,
+};
+
+// --- spill_record_fuzz: the spill log's block decoders (backends/spill/chunk_record.h) ---
+// Byte 0 picks a mode (RecordMode), the rest is its payload.
+enum RecordMode : std::uint8_t {
+  kRecordRaw = 0,      // the payload as one block: record header, segment header, trailer,
+                       // superblock decoders on the same bytes
+  // u64 log id, u64 seq, u32 segment, u32 block, u32 blocks, u16 key, u16 meta, u64 data,
+  // u64 hash lo, u64 hash hi, u64 payload checksum: a record header encoded (valid
+  // checksum), then patches of (u8 offset mod 80, u8 value) until the input ends.
+  kRecordFields = 1,
+  // u32 segment blocks (mod 2^20, so segments up to 4 GiB), u32 chunk count, u64 records end,
+  // u64 summary offset, u64 summary size: a trailer encoded, then patches as above (mod 72).
+  kRecordTrailer = 2,
+  kRecordModeCount = 3,
+};
+
+// --- spill_summary_fuzz: a sealed segment's summary as recovery decodes it ---
+//   byte 0     flags (SummaryFlag)
+//   bytes 1-4  records end, in blocks (u32)
+//   then, with kSummaryRaw, the rest is the summary's bytes; else entries of
+//   u32 block, u32 blocks, u32 data size, u8 key length, u8 key seed, u8 meta length,
+//   encoded with the real encoder (key byte i is seed + i), until the input ends.
+enum SummaryFlag : std::uint8_t {
+  kSummaryRaw = 1,          // the bytes as given (the checksum is made to match)
+  kSummaryBadChecksum = 2,  // the trailer's checksum off by one
+  kSummaryCountOff = 4,     // the trailer's chunk count one more than the entries
+  kSummaryBadHash = 8,      // every key hash off by one
 };
 
 }  // namespace cxlkv::internal::fuzz

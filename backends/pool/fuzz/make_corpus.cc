@@ -1,5 +1,5 @@
-// Writes the seed corpus of the pool fuzz targets: `pool_fuzz_corpus DIR` writes seed-N files
-// into DIR/format_fuzz/ and DIR/scan_fuzz/ (the repository's copy is backends/pool/fuzz/corpus/,
+// Writes the seed corpus of the fuzz targets: `pool_fuzz_corpus DIR` writes seed-N files into
+// DIR/<target>/ (the repository's copy is backends/pool/fuzz/corpus/,
 // which also keeps regress-* crash reproducers and inputs the fuzzer found, named by hash).
 //
 // The seeds are what a real pool holds, written with the real encoders: superblock pairs, slab
@@ -11,11 +11,14 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "alloc/size_classes.h"
+#include "backends/key.h"
 #include "backends/pool/fuzz/fuzz_input.h"
 #include "backends/pool/pool_format.h"
+#include "backends/spill/chunk_record.h"
 
 namespace cxlkv::internal::fuzz {
 namespace {
@@ -273,19 +276,116 @@ std::vector<std::vector<std::uint8_t>> ScanSeeds() {
   return seeds;
 }
 
+// --- spill_record_fuzz seeds: blocks as a log writes them ---
+
+std::vector<std::vector<std::uint8_t>> SpillRecordSeeds() {
+  namespace sp = spill;
+  std::vector<std::vector<std::uint8_t>> seeds;
+  auto block = [](auto encode) {
+    std::vector<std::byte> b(sp::kBlockSize);
+    encode(std::span<std::byte>(b));
+    return b;
+  };
+  auto raw = [&](const std::vector<std::byte>& b, std::size_t n) {
+    Writer w;
+    w.U8(kRecordRaw).Raw(b.data(), n);
+    return w.bytes();
+  };
+  // Records of a 1-block, a 2 MiB and a longest-key chunk.
+  for (const auto& [key, meta, data] : {std::tuple{20u, 0u, 3000u}, std::tuple{40u, 28u, 2u << 20},
+                                        std::tuple{150u, 64u, 1u}}) {
+    sp::RecordHeader h;
+    h.log_id = 0x1234567890abcdefULL;
+    h.seq = (std::uint64_t{3} << 32) | 17;
+    h.segment = 5;
+    h.block = 9;
+    h.key_size = static_cast<std::uint16_t>(key);
+    h.meta_size = static_cast<std::uint16_t>(meta);
+    h.data_size = data;
+    h.blocks = static_cast<std::uint32_t>(sp::BlocksFor(sp::RecordPayloadEnd(key, meta, data)));
+    h.key_hash = HashKey(std::string(key, 'k'));
+    h.payload_checksum = 0x5555;
+    seeds.push_back(raw(block([&](auto b) { sp::EncodeRecordHeader(h, b); }),
+                        sp::RecordHeader::kEncodedSize));
+    Writer w;
+    w.U8(kRecordFields).U64(h.log_id).U64(h.seq).U32(h.segment).U32(h.block).U32(h.blocks);
+    w.U16(h.key_size).U16(h.meta_size).U64(h.data_size).U64(h.key_hash.lo).U64(h.key_hash.hi);
+    w.U64(h.payload_checksum);
+    seeds.push_back(w.bytes());
+    w.U8(90).U8(0x41);  // one patch: a key-size byte
+    seeds.push_back(w.bytes());
+  }
+  sp::SegmentHeader sh{0x1234567890abcdefULL, (std::uint64_t{3} << 32) | 17, 5, 64u << 20};
+  seeds.push_back(raw(block([&](auto b) { sp::EncodeSegmentHeader(sh, b); }), 64));
+  sp::Superblock sb{0x1234567890abcdefULL, sp::kDataOffset + 16 * (64u << 20), 64u << 20, 16, 3};
+  seeds.push_back(raw(block([&](auto b) { sp::EncodeSuperblock(sb, b); }), 128));
+  // A sealed 64 MiB segment's trailer: 3 records, a one-block summary.
+  sp::SegmentTrailer t{0x1234567890abcdefULL, (std::uint64_t{3} << 32) | 17, 5, 3,
+                       std::uint64_t{4} << 12, (64u << 20) - 2 * 4096, 150, 0x77};
+  seeds.push_back(raw(block([&](auto b) { sp::EncodeSegmentTrailer(t, b); }), 128));
+  Writer w;
+  w.U8(kRecordTrailer).U32((64u << 20) / 4096).U32(3).U64(t.records_end).U64(t.summary_offset);
+  w.U64(t.summary_size);
+  seeds.push_back(w.bytes());
+  return seeds;
+}
+
+// --- spill_summary_fuzz seeds: summaries of a few records, and their raw bytes ---
+
+std::vector<std::vector<std::uint8_t>> SpillSummarySeeds() {
+  namespace sp = spill;
+  std::vector<std::vector<std::uint8_t>> seeds;
+  struct E { std::uint32_t key, meta, data; };
+  const std::vector<std::vector<E>> summaries = {
+      {{20, 0, 3000}},
+      {{30, 16, 3000}, {30, 16, 20000}, {150, 64, 1}},
+      {{40, 28, 2u << 20}, {40, 28, 2u << 20}},
+  };
+  for (const auto& entries : summaries) {
+    Writer fields;
+    fields.U8(0).U32(4000);
+    std::vector<std::byte> bytes;
+    std::uint32_t block = 1;
+    std::vector<std::string> keys;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const E& e = entries[i];
+      const auto blocks =
+          static_cast<std::uint32_t>(sp::BlocksFor(sp::RecordPayloadEnd(e.key, e.meta, e.data)));
+      const auto seed = static_cast<std::uint8_t>(65 + i);
+      fields.U32(block).U32(blocks).U32(e.data).U8(e.key).U8(seed).U8(e.meta);
+      std::string s;
+      for (std::uint32_t k = 0; k < e.key; ++k) s += static_cast<char>(seed + k);
+      keys.push_back(s);
+      const std::vector<std::byte> meta(e.meta, std::byte{0x33});
+      sp::SummaryEntry entry{block, blocks, e.data, HashKey(keys.back()), keys.back(), meta};
+      const std::size_t at = bytes.size();
+      bytes.resize(at + sp::SummaryEntrySize(e.key, e.meta));
+      sp::EncodeSummaryEntry(entry, std::span<std::byte>(bytes).subspan(at));
+      block += blocks;
+    }
+    seeds.push_back(fields.bytes());
+    Writer raw;
+    raw.U8(kSummaryRaw).U32(4000).Raw(bytes.data(), bytes.size());
+    seeds.push_back(raw.bytes());
+  }
+  return seeds;
+}
+
 }  // namespace
 }  // namespace cxlkv::internal::fuzz
 
 int main(int argc, char** argv) {
   using namespace cxlkv::internal::fuzz;
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s DIR (writes DIR/format_fuzz/ and DIR/scan_fuzz/)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s DIR (writes DIR/<target>/ for each fuzz target)\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[1];
   int n = 0;
   for (const auto& [target, seeds] : {std::pair{"format_fuzz", FormatSeeds()},
-                                      std::pair{"scan_fuzz", ScanSeeds()}}) {
+                                      std::pair{"scan_fuzz", ScanSeeds()},
+                                      std::pair{"spill_record_fuzz", SpillRecordSeeds()},
+                                      std::pair{"spill_summary_fuzz", SpillSummarySeeds()}}) {
     std::error_code ec;
     std::filesystem::create_directories(dir + "/" + target, ec);
     for (std::size_t i = 0; i < seeds.size(); ++i) {

@@ -36,11 +36,6 @@
 namespace cxlkv::internal::fuzz {
 namespace {
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 constexpr std::size_t kUnit = ChunkHeader::kSize;
 
 // The image lives at the end of one buffer kept for the whole run: a fresh multi-MiB buffer per
@@ -113,7 +108,7 @@ struct Builder {
       case kCommitValid: StoreCommitWord(&h, CommitWord(kHeaderCommitted, check)); break;
       case kCommitTorn: StoreCommitWord(&h, CommitWord(kHeaderCommitted, check ^ 2)); break;
       case kCommitPending: StoreCommitWord(&h, CommitWord(kHeaderPending, 0)); break;
-      default: StoreCommitWord(&h, CommitWord(kHeaderFree, 0)); break;
+      default: StoreCommitWord(&h, FreeCommitWord()); break;
     }
     std::memcpy(image.data() + ref * kUnit, &h, sizeof h);
   }
@@ -169,7 +164,7 @@ bool IsSlotOf(const ScannedSpan* sp, std::uint64_t ref, std::size_t size,
          size <= sp->slot_size;
 }
 
-void CheckScan(const PoolScan& scan) {
+void CheckScan(const PoolScan& scan, std::span<const std::byte> image) {
   const PoolGeometry& g = scan.superblock.geometry;
   Result<SizeClassTable> table = SizeClassTable::Build(g.AllocatorOptions());
   CHECK(table.ok());
@@ -202,6 +197,17 @@ void CheckScan(const PoolScan& scan) {
     CHECK(data.insert(c.data_ref).second);
     CHECK(hashes.insert({c.hash.lo, c.hash.hi}).second);
     CHECK(scan.max_sequence >= c.sequence);
+    // Snapshot or header scan, every chunk has the committed, whole header that names it.
+    ChunkHeader h;
+    std::memcpy(&h, image.data() + std::size_t{c.header_ref} * kUnit, sizeof h);
+    CHECK(HeaderProblem(h).empty() && h.data_ref == c.data_ref && h.size == c.size);
+    CHECK(HashKey(h.key_view()) == c.hash);
+  }
+  for (const DroppedHeader& d : scan.dropped) {
+    const ScannedSpan* hs = SpanAt(span_of_slab, std::uint64_t{d.header_ref} * kUnit, g.slab_size);
+    CHECK(hs != nullptr && hs->slot_size == kUnit);
+    CHECK(headers.count(d.header_ref) == 0);
+    CHECK(!DropReasonName(d.reason).empty());
   }
   std::set<std::uint32_t> losers;
   for (const std::uint32_t ref : scan.losers) {
@@ -238,6 +244,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   b.sb.durability = b.flags & kScanDurabilityBg ? Durability::kBackground
                                                  : Durability::kPersistOnPut;
   b.sb.next_sequence = 1u << 16;  // above every sequence a header command writes
+  if (b.flags & kScanFormat1) b.sb.version = 1;  // free slots unmarked
   Result<SizeClassTable> table = SizeClassTable::Build(g.AllocatorOptions());
   CHECK(table.ok());
 
@@ -275,7 +282,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (b.flags & kScanShortImage) {
     CHECK(!scan.ok());  // shorter than the capacity any valid superblock states
   } else if (scan.ok()) {
-    CheckScan(*scan);
+    CheckScan(*scan, image);
   }
   return 0;
 }
