@@ -6,9 +6,10 @@
 //     serves the faults of threads pinned to that CPU: whichever handler reads a fault message
 //     hands it to the right one through a mailbox (shared memory, no wake-up while both poll).
 //   - MINOR faults over a memfd map a page that already exists: no allocation, no copy.
-//   - Timer wake-ups arrive ~26 us late, so a handler with completions due within 300 us
-//     busy-polls its queue (yielding the CPU between looks); it sleeps in ppoll() when it has
-//     none, or until shortly before the next one when that is further off (a dilated device).
+//   - Timer wake-ups arrive ~26 us late, so a handler busy-polls its queue (yielding the CPU
+//     between looks) while faults keep coming or a completion is due within 300 us; after
+//     200 us without a fault it sleeps in ppoll(): until a fault comes if it has nothing
+//     queued, or until shortly before its next completion (a dilated device).
 //   - Unmapping one page at a time costs a third of a fault; the model evicts in batches and
 //     the handler unmaps them as ranges.
 #include "cxlkv/cxl_ssd.h"
@@ -376,9 +377,12 @@ class CxlSsd::Impl {
         last_work = now;
         continue;
       }
-      if (!queue.empty() && queue.top().ready_ns > now + kSleepAheadNs) {
-        // The next completion is far off (a dilated device): sleep until shortly before it,
-        // or until a fault or mail comes, rather than burn the CPU the readers need.
+      if (!queue.empty() && queue.top().ready_ns > now + kSleepAheadNs &&
+          now - last_work >= kSpinAfterWorkNs) {
+        // No fault for a while and the next completion far off (a dilated device): sleep until
+        // shortly before it, or until a fault or mail comes, rather than burn the CPU the
+        // readers need. Under a stream of faults it keeps polling: a wake-up from the other
+        // CPU costs more than a fault here.
         Sleep(self, queue.top().ready_ns - kWakeEarlyNs - now);
         continue;
       }
