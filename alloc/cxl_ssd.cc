@@ -6,10 +6,8 @@
 //     serves the faults of threads pinned to that CPU: whichever handler reads a fault message
 //     hands it to the right one through a mailbox (shared memory, no wake-up while both poll).
 //   - MINOR faults over a memfd map a page that already exists: no allocation, no copy.
-//   - Timer wake-ups arrive ~26 us late, so a handler busy-polls its queue (yielding the CPU
-//     between looks) while faults keep coming or a completion is due within 300 us; after
-//     200 us without a fault it sleeps in ppoll(): until a fault comes if it has nothing
-//     queued, or until shortly before its next completion (a dilated device).
+//   - Timer wake-ups arrive ~26 us late, so a handler with completions due busy-polls its
+//     queue (yielding the CPU between looks), and sleeps in poll() only when it has none.
 //   - Unmapping one page at a time costs a third of a fault; the model evicts in batches and
 //     the handler unmaps them as ranges.
 #include "cxlkv/cxl_ssd.h"
@@ -47,10 +45,6 @@ std::uint64_t NowNs() { return MonotonicNs(); }
 
 // How long a handler keeps polling after its last piece of work before it sleeps.
 constexpr std::uint64_t kSpinAfterWorkNs = 200'000;
-// A handler whose next completion is further off than this sleeps (timer wake-ups arrive
-// ~26 us late here) and wakes this much before it, then polls.
-constexpr std::uint64_t kSleepAheadNs = 300'000;
-constexpr std::uint64_t kWakeEarlyNs = 120'000;
 // How long a thread's CPU, as learnt from its affinity, is trusted.
 constexpr std::uint64_t kRouteTtlNs = 50'000'000;
 
@@ -377,27 +371,17 @@ class CxlSsd::Impl {
         last_work = now;
         continue;
       }
-      if (!queue.empty() && queue.top().ready_ns > now + kSleepAheadNs &&
-          now - last_work >= kSpinAfterWorkNs) {
-        // No fault for a while and the next completion far off (a dilated device): sleep until
-        // shortly before it, or until a fault or mail comes, rather than burn the CPU the
-        // readers need. Under a stream of faults it keeps polling: a wake-up from the other
-        // CPU costs more than a fault here.
-        Sleep(self, queue.top().ready_ns - kWakeEarlyNs - now);
-        continue;
-      }
       if (!queue.empty() || now - last_work < kSpinAfterWorkNs) {
         sched_yield();  // completions are due soon: poll, but let runnable threads run
         continue;
       }
-      Sleep(self, 0);
+      Sleep(self);
       last_work = NowNs();
     }
   }
 
-  // Sleeps until a fault arrives, mail is handed over, the device stops, or (timeout_ns > 0)
-  // that much time has passed.
-  void Sleep(Handler& self, std::uint64_t timeout_ns) {
+  // Sleeps until a fault arrives, mail is handed over, or the device stops.
+  void Sleep(Handler& self) {
     self.asleep.store(true);
     bool has_mail;
     {
@@ -406,11 +390,7 @@ class CxlSsd::Impl {
     }
     if (!has_mail && !stopping_.load()) {
       pollfd fds[2] = {{uffd_.fd(), POLLIN, 0}, {self.wake.get(), POLLIN, 0}};
-      timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
-                  static_cast<long>(timeout_ns % 1'000'000'000)};
-      if (ppoll(fds, 2, timeout_ns > 0 ? &ts : nullptr, nullptr) < 0 && errno != EINTR) {
-        Record(Status::FromErrno("ppoll", errno));
-      }
+      if (poll(fds, 2, -1) < 0 && errno != EINTR) Record(Status::FromErrno("poll", errno));
       if (fds[1].revents & POLLIN) {
         std::uint64_t v;
         if (read(self.wake.get(), &v, sizeof(v)) < 0 && errno != EAGAIN) {
