@@ -36,7 +36,7 @@ bool InflightLimit::OnMiss(std::uint64_t ns, std::uint64_t now_ns) {
   // its first miss was issued).
   if (epoch_start_ns_ == 0) epoch_start_ns_ = std::max<std::uint64_t>(1, now_ns - std::min(now_ns, ns));
   epoch_.push_back(ns);
-  if (epoch_.size() < std::max<std::size_t>(kMinEpochMisses, 4 * std::size_t{limit_})) {
+  if (epoch_.size() < std::max<std::size_t>(kMinEpochMisses, 6 * std::size_t{limit_})) {
     return false;
   }
   std::nth_element(epoch_.begin(), epoch_.begin() + epoch_.size() / 2, epoch_.end());
@@ -55,7 +55,7 @@ bool InflightLimit::OnMiss(std::uint64_t ns, std::uint64_t now_ns) {
   } else if (known && 2 * median_ns_ > 5 * w) {
     limit_ = Shrink();
     step = -1;
-  } else if (last_step_ > 0 && rate < last_rate_ * 1.05) {
+  } else if (last_step_ > 0 && rate < last_rate_ * 1.02) {
     // The step up bought nothing: back to where it was, and no higher for a while.
     cap_ = limit_;
     cap_epochs_ = kCapEpochs;

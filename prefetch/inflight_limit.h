@@ -1,13 +1,13 @@
 // How many misses the prefetcher keeps in flight: a controller driven by the misses it times.
 //
 // A device-agnostic prefetcher cannot ask how many dies (or channels, or queue slots) are
-// behind a mapping. It can time its misses. Per epoch (at least 16 misses, and four times
+// behind a mapping. It can time its misses. Per epoch (at least 16 misses, and six times
 // the limit) it takes the median miss latency M, the misses completed per second T, and compares
 // M with the device's unloaded miss latency W (the median of the recent samples the caller
 // gives it: misses no other touch asked for; before any, only throughput decides):
 //   - M > 4W: halve (misses queue deep in the device);
 //   - M > 2.5W: down by a fifth;
-//   - the last step up bought under 5% more T: step back, and do not try that limit again
+//   - the last step up bought under 2% more T: step back, and do not try that limit again
 //     for 16 epochs (the device, or the host serving it, is saturated: more misses only
 //     queue);
 //   - M <= 1.5W: up by a quarter (more misses in flight finish no later);

@@ -94,7 +94,7 @@ TEST(InflightLimitTest, BacksOffWhenMissesQueueFarPastTheUnloadedLatency) {
   InflightLimit limit(128, 64);
   for (int i = 0; i < 5; ++i) limit.OnUnloadedSample(40 * kUs);
   std::uint64_t now = 0;
-  for (int i = 0; i < 4 * 64; ++i) limit.OnMiss(320 * kUs, now += 5 * kUs);  // one epoch
+  for (int i = 0; i < 6 * 64; ++i) limit.OnMiss(320 * kUs, now += 5 * kUs);  // one epoch
   EXPECT_EQ(limit.limit(), 32u);
   const Outcome o = Simulate(limit, 32, 320 * kUs, 20000);
   EXPECT_GE(o.final_limit, 26u);

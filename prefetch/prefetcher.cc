@@ -207,6 +207,16 @@ class Prefetcher::Stream::State {
         return true;
       }
     }
+    // What a probe left of its span, first: it is nearer the reader than the leads are.
+    for (std::size_t r = rest_next_.load(); r < rest_end_.load();) {
+      if (r < start) {
+        if (rest_next_.compare_exchange_weak(r, start)) r = start;
+        continue;
+      }
+      if (!rest_next_.compare_exchange_weak(r, r + stride)) continue;
+      *task = Task{Kind::kLead, r, 1};
+      return true;
+    }
     std::size_t q = lead_.load();
     for (;;) {
       if (q < start) {  // the reader passed it: start again at the reader
@@ -244,6 +254,7 @@ class Prefetcher::Stream::State {
     if (finished_.load()) return false;
     const std::size_t start = started_page_.load();
     const std::size_t end = std::min(n_, start + ahead_pages_.load());
+    if (rest_next_.load() < rest_end_.load()) return true;
     const std::size_t q = lead_.load();
     if (q < end) return true;  // skipping what the reader passed counts as work
     if (!slow_.load() || learnt_->run() <= 1) return false;
@@ -321,8 +332,8 @@ class Prefetcher::Stream::State {
 
   // Touches pages first.. one by one until three of them are slow, and takes the largest
   // distance between slow ones as the run length (a run cut short by one already on its way
-  // shows a shorter distance, never a longer one). The rest of the span is touched at the
-  // run heads; then the span is released.
+  // shows a shorter distance, never a longer one). The rest of the span is handed to every
+  // thread (rest_next_), to be touched at the run heads.
   bool Probe(std::size_t first, std::size_t count);
 
   // Accounts a touch of `ns`; returns true when more threads are due.
@@ -362,6 +373,7 @@ class Prefetcher::Stream::State {
   std::atomic<std::size_t> next_probe_{0};  // lead position from which a probe is due
   static constexpr std::size_t kNone = ~std::size_t{0};
   std::atomic<std::size_t> probe_first_{kNone};  // the span of the probe in progress
+  std::atomic<std::size_t> rest_next_{0}, rest_end_{0};  // what the last probe left of it
   std::atomic<std::size_t> ahead_pages_{1};
   std::atomic<std::size_t> max_ahead_seen_{0};
   std::atomic<std::size_t> last_wake_page_{0};
@@ -575,13 +587,12 @@ bool Prefetcher::Stream::State::Probe(std::size_t first, std::size_t count) {
     for (int k = 1; k < slow; ++k) run = std::max(run, slow_at[k] - slow_at[k - 1]);
     learnt_->OnProbe(static_cast<unsigned>(run));
   }
-  if (slow > 0) {
-    const std::size_t run = learnt_->run();
-    for (std::size_t j = slow_at[slow - 1] + run; j < end; j += run) {
-      if (finished_.load()) break;
-      if (j < started_page_.load()) continue;
-      wake |= Learn(TimedTouch(pages_[j]));
-    }
+  // The rest of the span goes to every thread, at the run heads (the leads skipped it).
+  const std::size_t rest = slow > 0 ? slow_at[slow - 1] + learnt_->run() : i;
+  if (rest < end) {
+    rest_end_.store(end);
+    rest_next_.store(rest);
+    wake = true;
   }
   probe_first_.store(kNone);
   return wake;
