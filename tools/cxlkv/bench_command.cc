@@ -115,18 +115,17 @@ std::string PlotScript() {
   return "";
 }
 
-// Rows of one configuration, by working set; the convergence reruns apart.
+// Rows of one configuration, by working set (the convergence reruns not among them).
 struct Table {
-  std::map<std::string, std::map<std::uint64_t, const WssResult*>> rows, twice;
-  const WssResult* Get(const std::string& config, std::uint64_t wss, bool at_2d = false) const {
-    const auto& m = at_2d ? twice : rows;
-    auto it = m.find(config);
-    if (it == m.end()) return nullptr;
+  std::map<std::string, std::map<std::uint64_t, const WssResult*>> rows;
+  const WssResult* Get(const std::string& config, std::uint64_t wss) const {
+    auto it = rows.find(config);
+    if (it == rows.end()) return nullptr;
     auto jt = it->second.find(wss);
     return jt == it->second.end() ? nullptr : jt->second;
   }
-  double Rate(const std::string& config, std::uint64_t wss, bool at_2d = false) const {
-    const WssResult* r = Get(config, wss, at_2d);
+  double Rate(const std::string& config, std::uint64_t wss) const {
+    const WssResult* r = Get(config, wss);
     return r ? r->mb_per_s : NAN;
   }
 };
@@ -390,16 +389,18 @@ int RunWss(const WssCommandOptions& o) {
 
   // Table, in the device's time (MB/s x the D it ran at).
   Table t;
-  for (const WssResult& r : sweep.results) (r.convergence ? t.twice : t.rows)[r.config][r.wss] = &r;
+  for (const WssResult& r : sweep.results) {
+    if (!r.convergence) t.rows[r.config][r.wss] = &r;
+  }
   std::printf("\nretrieve bandwidth in the device's time, MB/s (measured x D: D = 1 in the hit "
-              "region, %u past it; median pass or segment)\n%-16s",
+              "region, %u past it; median pass or segment)\n%-18s",
               dilation, "config");
   for (std::uint64_t wss : w.wss) std::printf(" %10s", FormatBytes(wss).c_str());
   std::printf("\n");
-  auto print_row = [&](const std::string& label, const std::string& config, bool at_2d) {
-    std::printf("%-16s", label.c_str());
+  for (const WssConfig& c : configs) {
+    std::printf("%-18s", c.name.c_str());
     for (std::uint64_t wss : w.wss) {
-      const WssResult* r = t.Get(config, wss, at_2d);
+      const WssResult* r = t.Get(c.name, wss);
       if (r) {
         std::printf(" %10.0f", r->device_mb_per_s());
       } else {
@@ -407,9 +408,13 @@ int RunWss(const WssCommandOptions& o) {
       }
     }
     std::printf("\n");
-  };
-  for (const WssConfig& c : configs) print_row(c.name, c.name, false);
-  for (const auto& [config, by_wss] : t.twice) print_row(config + " (2D)", config, true);
+  }
+  for (const WssResult& r : sweep.results) {  // the convergence reruns, at the largest set
+    if (!r.convergence) continue;
+    const std::string label = r.config + " (D " + std::to_string(r.dilation) + ")";
+    std::printf("%-18s %*s %10.0f\n", label.c_str(), static_cast<int>(11 * (w.wss.size() - 1)), "",
+                r.device_mb_per_s());
+  }
   std::printf("NAND-parallelism bound: %.0f MB/s in the device's time (%.0f MB/s measured at "
               "D = %u)\n", bound_d1, bound, dilation);
 
@@ -430,45 +435,51 @@ int RunWss(const WssCommandOptions& o) {
       std::printf("  %-62s %6.2f  %s\n", what.c_str(), value, note.c_str());
     }
   };
-  std::printf("\ngoals (this run; the largest working set %s = %.2f x the device cache, at D = "
-              "%u):\n",
+  // The miss-region goals are read at the first D whose ratios agree with twice it; D itself
+  // when the check did not run or never agreed.
+  const unsigned goal_d = sweep.converged_d ? sweep.converged_d : dilation;
+  std::printf("\ngoals (this run; the largest working set %s = %.2f x the device cache; miss "
+              "region at D = %u):\n",
               FormatBytes(miss).c_str(),
-              static_cast<double>(miss) / static_cast<double>(d.cache_bytes), dilation);
-  const bool miss_measured = WssMissRegion(miss, d.cache_bytes);
-  const double b2 = bound_d1 / std::min(2 * dilation, 10'000u);
-  struct Ratio {
-    const char* what;
-    double at_d, at_2d;
-  };
-  const Ratio ratios[] = {
-      {"host prefetch alone / dilated NAND bound", t.Rate("host", miss) / bound,
-       t.Rate("host", miss, true) / b2},
-      {"host + next-8 / dilated NAND bound", t.Rate("host+next8", miss) / bound,
-       t.Rate("host+next8", miss, true) / b2},
-      {"host + next-8 / next-8", t.Rate("host+next8", miss) / t.Rate("next8", miss),
-       t.Rate("host+next8", miss, true) / t.Rate("next8", miss, true)},
-  };
-  if (!miss_measured) std::printf("  (the largest set fits the cache: no miss region measured)\n");
-  line(ratios[0].what, ratios[0].at_d, ">= 0.8", ratios[0].at_d >= 0.8);
-  line(ratios[1].what, ratios[1].at_d, ">= 0.9", ratios[1].at_d >= 0.9);
-  line(std::string(ratios[2].what) + " (" + std::to_string(o.readers) + " readers each)",
-       ratios[2].at_d, ">= 1.9", ratios[2].at_d >= 1.9);
-  double worst_drift = NAN;
-  for (const Ratio& r : ratios) {
-    const double drift = std::fabs(r.at_2d / r.at_d - 1);
-    if (!std::isnan(drift)) worst_drift = std::isnan(worst_drift) ? drift : std::max(worst_drift, drift);
+              static_cast<double>(miss) / static_cast<double>(d.cache_bytes), goal_d);
+  if (!WssMissRegion(miss, d.cache_bytes)) {
+    std::printf("  (the largest set fits the cache: no miss region measured)\n");
   }
-  line("the goal ratios at D and 2D: largest difference", worst_drift, "<= 0.10",
-       worst_drift <= 0.10);
-  for (const Ratio& r : ratios) {
-    if (!std::isnan(r.at_2d)) {
-      std::printf("    %-60s %.2f at D = %u, %.2f at 2D\n", r.what, r.at_d, dilation, r.at_2d);
+  const WssGoalRatios g = GoalRatios(sweep.results, miss, goal_d, bound_d1);
+  line("host prefetch alone / dilated NAND bound", g.host_bound, ">= 0.8", g.host_bound >= 0.8);
+  line("host + next-8 / dilated NAND bound", g.host_next8_bound, ">= 0.9",
+       g.host_next8_bound >= 0.9);
+  line("host + next-8 / next-8 (" + std::to_string(o.readers) + " readers each)",
+       g.host_next8_next8, ">= 1.9", g.host_next8_next8 >= 1.9);
+  double drift = NAN;
+  if (sweep.ladder.size() >= 2) {
+    const std::size_t k = sweep.converged_d
+                              ? static_cast<std::size_t>(
+                                    std::find(sweep.ladder.begin(), sweep.ladder.end(), goal_d) -
+                                    sweep.ladder.begin())
+                              : sweep.ladder.size() - 2;
+    drift = GoalDrift(GoalRatios(sweep.results, miss, sweep.ladder[k], bound_d1),
+                      GoalRatios(sweep.results, miss, sweep.ladder[k + 1], bound_d1));
+  }
+  line("the goal ratios at D and 2D: largest difference", drift, "<= 0.10",
+       drift <= kConvergedDrift);
+  for (unsigned ld : sweep.ladder) {
+    const WssGoalRatios r = GoalRatios(sweep.results, miss, ld, bound_d1);
+    std::printf("    at D = %-5u host / bound %.2f, host+next8 / bound %.2f, host+next8 / next8 "
+                "%.2f\n", ld, r.host_bound, r.host_next8_bound, r.host_next8_next8);
+  }
+  if (!sweep.ladder.empty()) {
+    if (sweep.converged_d == dilation) {
+      std::printf("    converged at D = %u: twice the dilation moves no goal ratio by more "
+                  "than 10%%\n", dilation);
+    } else if (sweep.converged_d) {
+      std::printf("    converged at D = %u, not at D = %u (the emulator's own cost, or this "
+                  "host's load, still moved the ratios there): the goals are read at D = %u\n",
+                  sweep.converged_d, dilation, sweep.converged_d);
+    } else {
+      std::printf("    NOT CONVERGED up to D = %u: the ratios still move with D\n",
+                  sweep.ladder.back());
     }
-  }
-  if (!std::isnan(worst_drift)) {
-    std::printf("    %s\n", worst_drift <= 0.10
-                                 ? "converged: the emulator's own cost no longer moves the ratios"
-                                 : "NOT CONVERGED: the ratios still move with D; raise --dilation");
   }
   double hit_log = 0, hit_worst = NAN;
   int hit_n = 0;
@@ -593,7 +604,7 @@ Command AddBenchCommand(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("!--no-ceiling", o->ceiling, "Skip the emulator-ceiling runs (needs --dilation N)");
   app->add_flag("!--no-convergence", o->convergence,
-                "Skip the reruns of the goal configurations at 2D");
+                "Skip the reruns of the goal configurations at 2D (and 4D if they moved)");
   app->add_option("--readers", o->readers, "Readers (the store's copy threads) of a batched get")
       ->capture_default_str();
   app->add_option("--prefetch-threads", o->prefetch_threads,

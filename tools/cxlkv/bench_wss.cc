@@ -24,6 +24,10 @@ constexpr std::size_t kRingChunks = 512;
 // A segment is never shorter than this: the prefetcher and the copy threads start each batch
 // afresh, and that start should stay a small part of it.
 constexpr std::uint64_t kMinSegmentChunks = 16;
+// Nor shorter than this many (dilated) NAND reads: a batch's start costs a few of them (the
+// reader's first miss, the prefetcher's ramp), whatever D is, so a segment of fixed seconds
+// would weigh it more at a larger D.
+constexpr double kSegmentReads = 150;
 
 void FillChunk(std::vector<std::byte>& buf, std::uint64_t index) {
   auto* w = reinterpret_cast<std::uint64_t*>(buf.data());
@@ -190,20 +194,15 @@ struct Plan {
 
 // Starts a measurement: the device set for the configuration, one warm-up pass or segment.
 // Returns the rate of the warm-up (bytes/s) to size the segments that follow.
-Result<double> WarmUp(Bed& bed, const WssConfig& c, const Plan& plan, const WssOptions& o) {
-  CXLKV_RETURN_IF_ERROR(Configure(bed, c, plan.dilation, o));
-  const std::uint64_t count = plan.segments ? kMinSegmentChunks : bed.chunks();
-  CXLKV_ASSIGN_OR_RETURN(double t, bed.Retrieve(count));
-  return static_cast<double>(std::min(count, bed.chunks()) * o.chunk) / std::max(t, 1e-9);
-}
-
 // One measured pass or segment; `rate` (bytes/s, from the last one) sizes a segment and is
 // updated. Adds the bytes it read to *bytes.
 Result<double> Measure(Bed& bed, const Plan& plan, const WssOptions& o, double* rate,
                        std::uint64_t* bytes) {
   std::uint64_t count = bed.chunks();
   if (plan.segments) {
-    const double want = *rate * o.segment_seconds / static_cast<double>(o.chunk);
+    const double read_s = static_cast<double>(o.device.read_latency.count()) * 1e-9;
+    const double seconds = std::max(o.segment_seconds, kSegmentReads * read_s * plan.dilation);
+    const double want = *rate * seconds / static_cast<double>(o.chunk);
     count = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(want), kMinSegmentChunks,
                                       bed.chunks());
   }
@@ -212,6 +211,20 @@ Result<double> Measure(Bed& bed, const Plan& plan, const WssOptions& o, double* 
   *rate = static_cast<double>(count * o.chunk) / std::max(t, 1e-9);
   *bytes += count * o.chunk;
   return *rate;
+}
+
+// Whole segments: a short one to size them, then one as long as a measured one, so that
+// what the prefetcher learnt on the previous configuration has adapted before measuring.
+Result<double> WarmUp(Bed& bed, const WssConfig& c, const Plan& plan, const WssOptions& o) {
+  CXLKV_RETURN_IF_ERROR(Configure(bed, c, plan.dilation, o));
+  const std::uint64_t count = plan.segments ? kMinSegmentChunks : bed.chunks();
+  CXLKV_ASSIGN_OR_RETURN(double t, bed.Retrieve(count));
+  double rate = static_cast<double>(std::min(count, bed.chunks()) * o.chunk) / std::max(t, 1e-9);
+  if (plan.segments) {
+    std::uint64_t bytes = 0;
+    CXLKV_RETURN_IF_ERROR(Measure(bed, plan, o, &rate, &bytes).status());
+  }
+  return rate;
 }
 
 void BeginStats(Bed& bed, PrefetchStats* prefetch) {
@@ -310,6 +323,29 @@ bool IsGoalConfig(const WssConfig& c) {
 }
 
 }  // namespace
+
+WssGoalRatios GoalRatios(const std::vector<WssResult>& results, std::uint64_t wss, unsigned d,
+                         double bound_d1) {
+  auto rate = [&](const char* config) {
+    for (const WssResult& r : results) {
+      if (r.config == config && r.wss == wss && r.dilation == d && r.miss_region) return r.mb_per_s;
+    }
+    return static_cast<double>(NAN);
+  };
+  const double bound = bound_d1 / d;
+  return {rate("host") / bound, rate("host+next8") / bound, rate("host+next8") / rate("next8")};
+}
+
+double GoalDrift(const WssGoalRatios& a, const WssGoalRatios& b) {
+  double worst = NAN;
+  for (auto [x, y] : {std::pair{a.host_bound, b.host_bound},
+                      std::pair{a.host_next8_bound, b.host_next8_bound},
+                      std::pair{a.host_next8_next8, b.host_next8_next8}}) {
+    const double drift = std::fabs(y / x - 1);
+    if (!std::isnan(drift)) worst = std::isnan(worst) ? drift : std::max(worst, drift);
+  }
+  return worst;
+}
 
 bool WssMissRegion(std::uint64_t wss, std::uint64_t cache_bytes) {
   return wss * 10 > cache_bytes * 9;
@@ -497,13 +533,30 @@ Result<WssSweep> RunWssSweep(const std::vector<WssConfig>& configs, const WssDev
       for (const WssConfig* c : left) {
         CXLKV_RETURN_IF_ERROR(run(c->host ? *host_bed : *plain_bed, *c, plan, false));
       }
-      // Convergence: the goal configurations again at 2D, at the largest set.
+      // Convergence: the goal configurations again at 2D, at the largest set, and at 4D, 8D
+      // while their ratios still move more than kConvergedDrift.
       if (miss && o.convergence && wss == sets.front() && readers == o.readers) {
-        const Plan twice{true, std::min(2 * plan.dilation, 10'000u)};
-        for (const WssConfig* c : left) {
-          if (IsGoalConfig(*c)) {
-            CXLKV_RETURN_IF_ERROR(run(c->host ? *host_bed : *plain_bed, *c, twice, true));
+        const double bound_d1 = static_cast<double>(o.device.channels * o.device.dies_per_channel) *
+                                static_cast<double>(o.device.page_size) /
+                                (static_cast<double>(o.device.read_latency.count()) * 1e-9) / 1e6;
+        sweep.ladder = {plan.dilation};
+        for (unsigned k = 1; k <= std::max(1u, o.max_doublings); ++k) {
+          const unsigned d = sweep.ladder.back();
+          if (2 * d > 10'000u) break;
+          const Plan twice{true, 2 * d};
+          for (const WssConfig* c : left) {
+            if (IsGoalConfig(*c)) {
+              CXLKV_RETURN_IF_ERROR(run(c->host ? *host_bed : *plain_bed, *c, twice, true));
+            }
           }
+          sweep.ladder.push_back(2 * d);
+          const double drift = GoalDrift(GoalRatios(sweep.results, wss, d, bound_d1),
+                                         GoalRatios(sweep.results, wss, 2 * d, bound_d1));
+          if (drift <= kConvergedDrift) {
+            sweep.converged_d = d;
+            break;
+          }
+          if (std::isnan(drift)) break;  // nothing to compare: no goal configurations
         }
       }
       verify(first, plain_bed.get());

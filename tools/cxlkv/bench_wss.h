@@ -9,9 +9,9 @@
 //   - Hit region (the set fits 90% of the device cache): whole passes at D = 1, one warm-up
 //     first. There is nothing to dilate where nothing misses.
 //   - Miss region: the set is scanned cyclically in segments, one batched get each, sized to
-//     last about `segment_seconds`, at time dilation D. Past the cache a cyclic scan misses on
-//     every page (FIFO, LRU), so a segment is a pass in miniature; whole passes at D would
-//     take D times as long. One warm-up segment first.
+//     last about `segment_seconds` and at least 150 dilated NAND reads, at time dilation D.
+//     Past the cache a cyclic scan misses on every page (FIFO, LRU), so a segment is a pass
+//     in miniature; whole passes at D would take D times as long. Warm-up segments first.
 // The figure reported is the median rate over the measured passes or segments. After its
 // configurations a bed reads every chunk back with timing off and compares it with what was
 // put. Ratios between configurations at the same D, and against the dilated NAND bound, are
@@ -52,9 +52,11 @@ struct WssOptions {
   unsigned readers = 2;            // copy threads of the store: readers of a batched get
   unsigned dilation = 1;           // D for the miss region
   bool convergence = true;         // rerun the goal configurations at 2D, largest set
+  unsigned max_doublings = 2;      // and, while the goal ratios still move, at 4D
   unsigned passes = 5;             // measured passes or segments at least
   double min_seconds = 0.5;        // hit region: and at least this long in all
-  double segment_seconds = 0.3;    // miss region: each segment about this long
+  double segment_seconds = 0.3;    // miss region: each segment about this long, and at least
+                                   // 150 (dilated) NAND reads
   unsigned max_passes = 60;
 };
 
@@ -67,7 +69,7 @@ struct WssResult {
   unsigned dilation = 1;           // D it ran at
   unsigned readers = 0;
   bool miss_region = false;        // segments at D; else whole passes at D = 1
-  bool convergence = false;        // the rerun at 2D
+  bool convergence = false;        // a rerun at 2D, 4D, ...: the convergence check
   double mb_per_s = 0;             // median over measured passes or segments, wall clock
   double device_mb_per_s() const { return mb_per_s * dilation; }  // in the device's time
   unsigned passes = 0;
@@ -92,8 +94,25 @@ struct WssDevices {
                               // region can interleave passes with and without it)
 };
 
+// The goal ratios of the miss region at one working set and one D (NaN where a
+// configuration is missing): host / NAND bound, host+next8 / bound, host+next8 / next8.
+struct WssGoalRatios {
+  double host_bound = 0, host_next8_bound = 0, host_next8_next8 = 0;
+};
+WssGoalRatios GoalRatios(const std::vector<WssResult>& results, std::uint64_t wss, unsigned d,
+                         double nand_bound_d1_mb_per_s);
+// The largest relative difference between two sets of goal ratios (NaN: none comparable).
+double GoalDrift(const WssGoalRatios& a, const WssGoalRatios& b);
+// Goal ratios within this of those at twice the D: converged.
+inline constexpr double kConvergedDrift = 0.10;
+
 struct WssSweep {
   std::vector<WssResult> results;
+  // The convergence check at the largest set: the D values the goal configurations ran at
+  // (D, 2D, ... doubling while the goal ratios moved more than kConvergedDrift), and the
+  // first D whose ratios agree with those at twice it (0: none did).
+  std::vector<unsigned> ladder;
+  unsigned converged_d = 0;
   // Hit region: per working set, host / none, the medians of their interleaved passes.
   std::map<std::uint64_t, double> hit_ratio;
   std::uint64_t chunks_verified = 0;  // every bed, once
