@@ -6,8 +6,11 @@
 //     serves the faults of threads pinned to that CPU: whichever handler reads a fault message
 //     hands it to the right one through a mailbox (shared memory, no wake-up while both poll).
 //   - MINOR faults over a memfd map a page that already exists: no allocation, no copy.
-//   - Timer wake-ups arrive ~26 us late, so a handler with completions due busy-polls its
-//     queue (yielding the CPU between looks), and sleeps in poll() only when it has none.
+//   - Timer wake-ups arrive ~26 us late, so a handler busy-polls its queue (yielding the CPU
+//     between looks) while faults keep coming; after 200 us without one it sleeps in ppoll():
+//     until a fault comes if nothing is queued, else until shortly before its next completion
+//     when that is over 300 us off (a dilated device). Polling through a long wait on a loaded
+//     host gave the CPU away at each yield: mappings came milliseconds late.
 //   - Unmapping one page at a time costs a third of a fault; the model evicts in batches and
 //     the handler unmaps them as ranges.
 #include "cxlkv/cxl_ssd.h"
@@ -45,6 +48,12 @@ std::uint64_t NowNs() { return MonotonicNs(); }
 
 // How long a handler keeps polling after its last piece of work before it sleeps.
 constexpr std::uint64_t kSpinAfterWorkNs = 200'000;
+// A handler that has had no fault for kSpinAfterWorkNs, and whose next completion is further
+// off than kSleepAheadNs, sleeps until kWakeEarlyNs before it (timer wake-ups arrive ~26 us
+// late here) rather than poll: polling, it yields the CPU to whatever else is runnable, and
+// on a loaded host each yield can cost a time slice, however far off the completion is.
+constexpr std::uint64_t kSleepAheadNs = 300'000;
+constexpr std::uint64_t kWakeEarlyNs = 60'000;
 // How long a thread's CPU, as learnt from its affinity, is trusted.
 constexpr std::uint64_t kRouteTtlNs = 50'000'000;
 
@@ -371,17 +380,23 @@ class CxlSsd::Impl {
         last_work = now;
         continue;
       }
+      if (!queue.empty() && queue.top().ready_ns > now + kSleepAheadNs &&
+          now - last_work >= kSpinAfterWorkNs) {
+        Sleep(self, queue.top().ready_ns - kWakeEarlyNs - now);
+        continue;
+      }
       if (!queue.empty() || now - last_work < kSpinAfterWorkNs) {
         sched_yield();  // completions are due soon: poll, but let runnable threads run
         continue;
       }
-      Sleep(self);
+      Sleep(self, 0);
       last_work = NowNs();
     }
   }
 
-  // Sleeps until a fault arrives, mail is handed over, or the device stops.
-  void Sleep(Handler& self) {
+  // Sleeps until a fault arrives, mail is handed over, the device stops, or (timeout_ns > 0)
+  // that long has passed.
+  void Sleep(Handler& self, std::uint64_t timeout_ns) {
     self.asleep.store(true);
     bool has_mail;
     {
@@ -390,7 +405,11 @@ class CxlSsd::Impl {
     }
     if (!has_mail && !stopping_.load()) {
       pollfd fds[2] = {{uffd_.fd(), POLLIN, 0}, {self.wake.get(), POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR) Record(Status::FromErrno("poll", errno));
+      timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
+                  static_cast<long>(timeout_ns % 1'000'000'000)};
+      if (ppoll(fds, 2, timeout_ns > 0 ? &ts : nullptr, nullptr) < 0 && errno != EINTR) {
+        Record(Status::FromErrno("ppoll", errno));
+      }
       if (fds[1].revents & POLLIN) {
         std::uint64_t v;
         if (read(self.wake.get(), &v, sizeof(v)) < 0 && errno != EAGAIN) {
