@@ -49,7 +49,10 @@ bool InflightLimit::OnMiss(std::uint64_t ns, std::uint64_t now_ns) {
   const bool known = w != 0;  // before any sample, throughput alone decides
   const unsigned before = limit_;
   int step = 0;
-  if (known && median_ns_ > 4 * w) {
+  if (known && median_ns_ > 4 * w && limit_ <= 4) {
+    // So few in flight cannot queue that deep: the device got slower than the samples say.
+    unloaded_.assign(1, median_ns_);
+  } else if (known && median_ns_ > 4 * w) {
     limit_ = std::max(1u, limit_ / 2);
     step = -1;
   } else if (known && 2 * median_ns_ > 5 * w) {

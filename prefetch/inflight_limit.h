@@ -5,7 +5,8 @@
 // the limit) it takes the median miss latency M, the misses completed per second T, and compares
 // M with the device's unloaded miss latency W (the median of the recent samples the caller
 // gives it: misses no other touch asked for; before any, only throughput decides):
-//   - M > 4W: halve (misses queue deep in the device);
+//   - M > 4W: halve (misses queue deep in the device); at a limit of 4 or less, where
+//     queueing cannot explain it, the device got slower: W becomes M;
 //   - M > 2.5W: down by a fifth;
 //   - the last step up bought under 2% more T: step back, and do not try that limit again
 //     for 16 epochs (the device, or the host serving it, is saturated: more misses only

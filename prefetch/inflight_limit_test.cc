@@ -23,8 +23,10 @@ struct Outcome {
 };
 
 // Runs `completions` misses through `units` units of service time `service_ns` each (misses
-// striped over them in order, as consecutive pages over dies).
-Outcome Simulate(InflightLimit& limit, unsigned units, std::uint64_t service_ns, int completions) {
+// striped over them in order, as consecutive pages over dies), with a probe's miss every
+// `probe_every` completions (0: none).
+Outcome Simulate(InflightLimit& limit, unsigned units, std::uint64_t service_ns, int completions,
+                 int probe_every = 200) {
   std::vector<std::uint64_t> free_at(units, 0);
   std::uint64_t next_unit = 0;
   // (completion time, issue time)
@@ -49,7 +51,7 @@ Outcome Simulate(InflightLimit& limit, unsigned units, std::uint64_t service_ns,
       half_at = now;
       half_done = done;
     }
-    if (done % 200 == 0) {  // a probe: one more miss through the same units
+    if (probe_every > 0 && done % probe_every == 0) {  // a probe: one more miss, same units
       const Miss probe = issue(now);
       limit.OnUnloadedSample(probe.first - probe.second);
     }
@@ -97,6 +99,18 @@ TEST(InflightLimitTest, BacksOffWhenMissesQueueFarPastTheUnloadedLatency) {
   for (int i = 0; i < 6 * 64; ++i) limit.OnMiss(320 * kUs, now += 5 * kUs);  // one epoch
   EXPECT_EQ(limit.limit(), 32u);
   const Outcome o = Simulate(limit, 32, 320 * kUs, 20000);
+  EXPECT_GE(o.final_limit, 26u);
+}
+
+// The samples of the unloaded latency come from a device 10x faster than the one now behind
+// the mapping (a dilation raised, an untimed pass): the limit falls, and at 4 or less it takes
+// the misses as the device's own latency and climbs back to the dies' number.
+TEST(InflightLimitTest, RecoversWhenTheUnloadedSamplesAreStale) {
+  InflightLimit limit(128, 32);
+  for (int i = 0; i < 5; ++i) limit.OnUnloadedSample(40 * kUs);
+  Simulate(limit, 32, 400 * kUs, 2000, 0);  // no probe samples: only the epochs tell
+  EXPECT_GE(limit.unloaded_ns(), 400 * kUs);
+  const Outcome o = Simulate(limit, 32, 400 * kUs, 20000);
   EXPECT_GE(o.final_limit, 26u);
 }
 

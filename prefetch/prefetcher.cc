@@ -45,7 +45,7 @@ constexpr unsigned kMaxRun = 32;
 constexpr int kProbeSlowTouches = 3;
 // Pages of a stream between probes, and how many probe results the median is taken over.
 constexpr std::size_t kProbeEveryPages = 8192;
-constexpr std::size_t kProbesKept = 5;
+constexpr std::size_t kProbesKept = 3;
 // A stream announced within this long of a miss starts out chasing misses.
 constexpr std::uint64_t kMissMemoryNs = 250'000'000;
 
