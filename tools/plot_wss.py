@@ -75,8 +75,8 @@ def main():
                 label="study, cache-hit region")
         if metric == "device_mb_per_s":
             ax.axhline(bound, color="grey", ls=":", label="NAND-parallelism bound")
-            for name, mbps in sorted(ceilings.items()):
-                ax.axhline(mbps * dilation, ls="-.", lw=0.8,
+            for (name, mbps), color in zip(sorted(ceilings.items()), ("b", "g", "c", "y")):
+                ax.axhline(mbps * dilation, ls="-.", lw=0.8, color=color,
                            label=name.replace("ceiling:", "emulator ceiling x D, "))
         ax.axvline(cache_mib, color="grey", ls="--", lw=0.8, label="device cache")
         ax.set_xscale("log", base=2)

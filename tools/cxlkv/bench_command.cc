@@ -517,9 +517,15 @@ int RunWss(const WssCommandOptions& o) {
     const WssResult* r = t.Get(c, miss);
     return r ? r->device_mb_per_s() : NAN;
   };
-  info("no prefetch, 1 reader, MB/s / 100", device_rate("none@1") / 100, "(the study: 86 MB/s)");
-  info("device next-8, 1 reader, MB/s / 100", device_rate("next8@1") / 100,
-       "(the study: 534 MB/s)");
+  auto rate_line = [](const std::string& what, double mbps, const char* study) {
+    if (std::isnan(mbps)) {
+      std::printf("  %-62s n/a\n", what.c_str());
+    } else {
+      std::printf("  %-62s %6.0f MB/s  (the study: %s)\n", what.c_str(), mbps, study);
+    }
+  };
+  rate_line("no prefetch, 1 reader", device_rate("none@1"), "86 MB/s");
+  rate_line("device next-8, 1 reader", device_rate("next8@1"), "534 MB/s");
   double worst_hit_dram = NAN, best_none_hit = NAN;
   for (std::uint64_t wss : w.wss) {
     if (WssMissRegion(wss, d.cache_bytes)) continue;
