@@ -166,7 +166,6 @@ class CxlSsdModel {
   std::vector<std::uint8_t> flags_;
   std::vector<std::uint32_t> prev_, next_;  // the policy's list of cache residents
   std::uint32_t head_ = kNil;  // oldest (FIFO/LRU victim end); CLOCK: where the hand starts
-  std::uint32_t hand_ = kNil;  // CLOCK only
   std::uint64_t cached_ = 0;   // pages in the list (cached and in flight)
   std::uint64_t inflight_ = 0;
   std::vector<std::uint64_t> die_free_;
