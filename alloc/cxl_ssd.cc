@@ -6,8 +6,11 @@
 //     serves the faults of threads pinned to that CPU: whichever handler reads a fault message
 //     hands it to the right one through a mailbox (shared memory, no wake-up while both poll).
 //   - MINOR faults over a memfd map a page that already exists: no allocation, no copy.
-//   - Timer wake-ups arrive ~26 us late, so a handler with completions due busy-polls its
-//     queue (yielding the CPU between looks), and sleeps in poll() only when it has none.
+//   - Timer wake-ups arrive ~26 us late, so a handler busy-polls its queue (yielding the CPU
+//     between looks) while faults keep coming; after 200 us without one it sleeps in ppoll():
+//     until a fault comes if nothing is queued, else until shortly before its next completion
+//     when that is over 300 us off (a dilated device). Polling through a long wait on a loaded
+//     host gave the CPU away at each yield: mappings came milliseconds late.
 //   - Unmapping one page at a time costs a third of a fault; the model evicts in batches and
 //     the handler unmaps them as ranges.
 #include "cxlkv/cxl_ssd.h"
@@ -45,6 +48,12 @@ std::uint64_t NowNs() { return MonotonicNs(); }
 
 // How long a handler keeps polling after its last piece of work before it sleeps.
 constexpr std::uint64_t kSpinAfterWorkNs = 200'000;
+// A handler that has had no fault for kSpinAfterWorkNs, and whose next completion is further
+// off than kSleepAheadNs, sleeps until kWakeEarlyNs before it (timer wake-ups arrive ~26 us
+// late here) rather than poll: polling, it yields the CPU to whatever else is runnable, and
+// on a loaded host each yield can cost a time slice, however far off the completion is.
+constexpr std::uint64_t kSleepAheadNs = 300'000;
+constexpr std::uint64_t kWakeEarlyNs = 60'000;
 // How long a thread's CPU, as learnt from its affinity, is trusted.
 constexpr std::uint64_t kRouteTtlNs = 50'000'000;
 
@@ -79,7 +88,8 @@ class CxlSsd::Impl {
         memfd_(std::move(memfd)),
         mapping_(std::move(mapping)),
         uffd_(std::move(uffd)),
-        base_(reinterpret_cast<std::uintptr_t>(mapping_.data())) {}
+        base_(reinterpret_cast<std::uintptr_t>(mapping_.data())),
+        dilation_(options_.dilation) {}
 
   Status Start(const std::vector<int>& cpus) {
     handlers_ = std::vector<Handler>(cpus.size());
@@ -121,6 +131,19 @@ class CxlSsd::Impl {
     model_.SetLatencies(static_cast<std::uint64_t>(std::max<std::int64_t>(0, read.count())),
                         static_cast<std::uint64_t>(std::max<std::int64_t>(0, program.count())));
   }
+
+  Status SetDilation(unsigned d) {
+    if (d == 0 || d > internal::kMaxDilation) {
+      return Status::InvalidArgument("time dilation must be 1 to " +
+                                     std::to_string(internal::kMaxDilation) + ", not " +
+                                     std::to_string(d));
+    }
+    std::lock_guard lock(model_mu_);
+    model_.SetDilation(d);
+    dilation_.store(d);
+    return Status::Ok();
+  }
+  unsigned dilation() const { return dilation_.load(); }
 
   Status DropCache() {
     std::vector<PageRun> unmap;
@@ -194,7 +217,7 @@ class CxlSsd::Impl {
   double NandReadBound() const {
     const double dies = static_cast<double>(options_.channels) * options_.dies_per_channel;
     return dies * static_cast<double>(options_.page_size) /
-           (static_cast<double>(options_.read_latency.count()) * 1e-9);
+           (static_cast<double>(options_.read_latency.count()) * dilation_.load() * 1e-9);
   }
 
   bool Claim() { return !claimed_.exchange(true); }
@@ -357,17 +380,23 @@ class CxlSsd::Impl {
         last_work = now;
         continue;
       }
+      if (!queue.empty() && queue.top().ready_ns > now + kSleepAheadNs &&
+          now - last_work >= kSpinAfterWorkNs) {
+        Sleep(self, queue.top().ready_ns - kWakeEarlyNs - now);
+        continue;
+      }
       if (!queue.empty() || now - last_work < kSpinAfterWorkNs) {
         sched_yield();  // completions are due soon: poll, but let runnable threads run
         continue;
       }
-      Sleep(self);
+      Sleep(self, 0);
       last_work = NowNs();
     }
   }
 
-  // Sleeps until a fault arrives, mail is handed over, or the device stops.
-  void Sleep(Handler& self) {
+  // Sleeps until a fault arrives, mail is handed over, the device stops, or (timeout_ns > 0)
+  // that long has passed.
+  void Sleep(Handler& self, std::uint64_t timeout_ns) {
     self.asleep.store(true);
     bool has_mail;
     {
@@ -376,7 +405,11 @@ class CxlSsd::Impl {
     }
     if (!has_mail && !stopping_.load()) {
       pollfd fds[2] = {{uffd_.fd(), POLLIN, 0}, {self.wake.get(), POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR) Record(Status::FromErrno("poll", errno));
+      timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
+                  static_cast<long>(timeout_ns % 1'000'000'000)};
+      if (ppoll(fds, 2, timeout_ns > 0 ? &ts : nullptr, nullptr) < 0 && errno != EINTR) {
+        Record(Status::FromErrno("ppoll", errno));
+      }
       if (fds[1].revents & POLLIN) {
         std::uint64_t v;
         if (read(self.wake.get(), &v, sizeof(v)) < 0 && errno != EAGAIN) {
@@ -398,6 +431,7 @@ class CxlSsd::Impl {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> timing_{true};
   std::atomic<bool> claimed_{false};
+  std::atomic<unsigned> dilation_{1};
   std::atomic<std::uint64_t> forwarded_{0}, unmap_calls_{0}, late_ns_{0}, mappings_{0},
       busy_ns_{0};
   std::uint64_t stats_start_ns_ = 0;  // under model_mu_
@@ -427,6 +461,11 @@ Status Validate(const CxlSsdOptions& o) {
   if (o.read_latency.count() < 0 || o.program_latency.count() < 0) {
     return Status::InvalidArgument("emulated CXL-SSD latencies cannot be negative");
   }
+  if (o.dilation == 0 || o.dilation > internal::kMaxDilation) {
+    return Status::InvalidArgument("emulated CXL-SSD time dilation must be 1 to " +
+                                   std::to_string(internal::kMaxDilation) + ", not " +
+                                   std::to_string(o.dilation));
+  }
   return Status::Ok();
 }
 
@@ -443,6 +482,7 @@ Result<std::shared_ptr<CxlSsd>> CxlSsd::Create(const CxlSsdOptions& options) {
   config.program_ns = static_cast<std::uint64_t>(options.program_latency.count());
   CXLKV_ASSIGN_OR_RETURN(config.policy, internal::ParseDeviceCachePolicy(options.cache_policy));
   config.next_n = options.next_n;
+  config.dilation = options.dilation;
   config.evict_batch = std::max(1u, options.evict_batch);
   config.observe_by_unmapping = true;
   CXLKV_ASSIGN_OR_RETURN(CxlSsdModel model, CxlSsdModel::Create(config));
@@ -483,6 +523,8 @@ void CxlSsd::ResetStats() { impl_->ResetStats(); }
 CxlSsdStats CxlSsd::Stats() const { return impl_->Stats(); }
 Status CxlSsd::health() const { return impl_->health(); }
 double CxlSsd::NandReadBound() const { return impl_->NandReadBound(); }
+Status CxlSsd::SetDilation(unsigned d) { return impl_->SetDilation(d); }
+unsigned CxlSsd::dilation() const { return impl_->dilation(); }
 
 // --- the device as a MemorySource ---
 

@@ -32,6 +32,10 @@ Result<CxlSsdModel> CxlSsdModel::Create(const CxlSsdModelConfig& c) {
   }
   if (c.dies == 0) return Status::InvalidArgument("an emulated CXL-SSD needs at least one die");
   if (c.evict_batch == 0) return Status::InvalidArgument("evict_batch must be at least 1");
+  if (c.dilation == 0 || c.dilation > kMaxDilation) {
+    return Status::InvalidArgument("time dilation must be 1 to " + std::to_string(kMaxDilation) +
+                                   ", not " + std::to_string(c.dilation));
+  }
   return CxlSsdModel(c);
 }
 
@@ -91,7 +95,7 @@ void CxlSsdModel::Evict(std::uint32_t page, std::uint64_t now_ns,
                         std::vector<std::uint32_t>* victims) {
   ListRemove(page);
   if (flags_[page] & kDirtyBit) {
-    Occupy(page, config_.program_ns, now_ns);
+    Occupy(page, program_cost_ns(), now_ns);
     ++stats_.nand_programs;
   }
   if (flags_[page] & kMappedBit) victims->push_back(page);
@@ -221,7 +225,7 @@ void CxlSsdModel::OnFault(std::uint64_t page, bool write, std::uint64_t now_ns,
       continue;
     }
     const auto qq = static_cast<std::uint32_t>(q);
-    const std::uint64_t done = Occupy(q, config_.read_ns, now_ns);
+    const std::uint64_t done = Occupy(q, read_cost_ns(), now_ns);
     ++stats_.nand_reads;
     if (q != page) {
       ++stats_.prefetch_reads;

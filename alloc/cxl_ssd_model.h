@@ -18,6 +18,10 @@
 //     reads queued behind it there.
 //   - The cache holds cache_pages pages (in flight ones included). When a fetch needs room, the
 //     policy picks victims, evict_batch at least, so the emulator unmaps whole ranges.
+//   - Time dilation: every modelled device time (read, program) is multiplied by `dilation`.
+//     The emulator's own cost per fault is fixed CPU time on the host, so a large enough D
+//     makes it small beside the modelled latencies; which dies overlap and which queue, the
+//     cache and next-N are the same at any D (docs/cxl_ssd.md, "Time dilation").
 //
 // Hits are plain loads that the emulator never sees. So that LRU and CLOCK still learn which
 // cached pages were used, `observe_by_unmapping` makes the model unmap a page where the policy
@@ -52,7 +56,11 @@ struct CxlSsdModelConfig {
   std::uint32_t next_n = 0;       // device-side prefetch of p+1..p+N on a read miss
   std::uint32_t evict_batch = 256;  // victims chosen at least this many at a time
   bool observe_by_unmapping = false;
+  std::uint32_t dilation = 1;     // every modelled device time x this; 1 to kMaxDilation
 };
+
+// Beyond this a 40 us read lasts over 0.4 s: no sweep would finish.
+inline constexpr std::uint32_t kMaxDilation = 10'000;
 
 struct PageRun {
   std::uint64_t first = 0;
@@ -125,6 +133,11 @@ class CxlSsdModel {
     config_.read_ns = read_ns;
     config_.program_ns = program_ns;
   }
+  // Callers pass 1..kMaxDilation (checked by Create and by the emulator).
+  void SetDilation(std::uint32_t d) { config_.dilation = d; }
+  // The modelled (dilated) time of one read and one program.
+  std::uint64_t read_cost_ns() const { return config_.read_ns * config_.dilation; }
+  std::uint64_t program_cost_ns() const { return config_.program_ns * config_.dilation; }
   // Makes the dies idle from now_ns (between benchmark phases); the cache keeps its pages.
   void ResetDies(std::uint64_t now_ns);
 
@@ -153,7 +166,6 @@ class CxlSsdModel {
   std::vector<std::uint8_t> flags_;
   std::vector<std::uint32_t> prev_, next_;  // the policy's list of cache residents
   std::uint32_t head_ = kNil;  // oldest (FIFO/LRU victim end); CLOCK: where the hand starts
-  std::uint32_t hand_ = kNil;  // CLOCK only
   std::uint64_t cached_ = 0;   // pages in the list (cached and in flight)
   std::uint64_t inflight_ = 0;
   std::vector<std::uint64_t> die_free_;

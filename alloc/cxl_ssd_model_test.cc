@@ -225,6 +225,65 @@ TEST(CxlSsdModelTest, DropAllEmptiesTheCache) {
   EXPECT_EQ(ReadMiss(m, 0, 1000 * kUs), 1040 * kUs);
 }
 
+// Time dilation: the same accesses, arriving D times later on a device D times slower, complete
+// exactly D times later, with the same dies overlapping and the same ones queueing (reads,
+// next-N runs, programs of dirty victims). The clock is the numbers passed in.
+TEST(CxlSsdModelTest, DilationMultipliesDeviceTimesAndKeepsDieOverlap) {
+  struct Access {
+    std::uint64_t page;
+    bool write;
+    std::uint64_t at_us;
+  };
+  // 4 dies, 8 cache pages, next-2 on the reads from the 5th access on.
+  const std::vector<Access> script = {
+      {0, false, 0},  {1, false, 0},  {4, false, 5},   {2, true, 10},  {3, true, 10},
+      {8, false, 20}, {12, false, 20}, {5, false, 300}, {20, false, 310}, {24, false, 310},
+      {0, false, 900}, {9, false, 905}, {30, false, 2000}};
+  auto run = [&](std::uint32_t d) {
+    CxlSsdModelConfig c = Config(4, 8);
+    c.dilation = d;
+    CxlSsdModel m = Make(c);
+    std::vector<std::uint64_t> ready;
+    FaultOutcome o;
+    for (std::size_t i = 0; i < script.size(); ++i) {
+      if (i == 4) m.SetNextN(2);
+      m.OnFault(script[i].page, script[i].write, script[i].at_us * kUs * d, &o);
+      EXPECT_EQ(o.kind, FaultOutcome::Kind::kMiss) << "access " << i << " at D " << d;
+      for (const Fetch& f : o.fetches) {
+        ready.push_back(f.ready_ns);
+        m.OnMapped(f.run);
+      }
+    }
+    std::vector<std::uint64_t> busy;
+    for (std::uint32_t die = 0; die < 4; ++die) busy.push_back(m.die_busy_ns(die));
+    EXPECT_GT(m.stats().nand_programs, 0u);  // dirty victims were programmed on their dies
+    EXPECT_GT(m.stats().prefetch_reads, 0u);
+    return std::pair{ready, busy};
+  };
+  const auto [ready1, busy1] = run(1);
+  // At D = 1: pages 0 and 1 on dies 0 and 1 overlap; 4 queues behind 0 on die 0.
+  EXPECT_EQ(ready1[0], 40 * kUs);
+  EXPECT_EQ(ready1[1], 40 * kUs);
+  EXPECT_EQ(ready1[2], 80 * kUs);
+  for (std::uint32_t d : {2u, 7u, 40u}) {
+    const auto [ready, busy] = run(d);
+    ASSERT_EQ(ready.size(), ready1.size()) << "D " << d;
+    for (std::size_t i = 0; i < ready.size(); ++i) {
+      EXPECT_EQ(ready[i], ready1[i] * d) << "fetch " << i << " at D " << d;
+    }
+    for (std::uint32_t die = 0; die < 4; ++die) {
+      EXPECT_EQ(busy[die], busy1[die] * d) << "die " << die << " at D " << d;
+    }
+  }
+  // Changing D on a live model changes the next fetch's time, not the ones already made.
+  CxlSsdModel m = Make(Config(4, 8));
+  EXPECT_EQ(ReadMiss(m, 0, 0), 40 * kUs);
+  m.SetDilation(10);
+  EXPECT_EQ(m.read_cost_ns(), 400 * kUs);
+  EXPECT_EQ(ReadMiss(m, 4, 0), 440 * kUs);  // queued behind the undilated read on die 0
+  EXPECT_EQ(ReadMiss(m, 1, 0), 400 * kUs);  // another die: no queue
+}
+
 TEST(CxlSsdModelTest, RejectsBadConfigurations) {
   CxlSsdModelConfig c = Config(8, 16);
   c.pages = 0;
@@ -232,6 +291,11 @@ TEST(CxlSsdModelTest, RejectsBadConfigurations) {
   c = Config(8, 0);
   EXPECT_TRUE(CxlSsdModel::Create(c).status().IsInvalidArgument());
   c = Config(0, 16);
+  EXPECT_TRUE(CxlSsdModel::Create(c).status().IsInvalidArgument());
+  c = Config(8, 16);
+  c.dilation = 0;
+  EXPECT_TRUE(CxlSsdModel::Create(c).status().IsInvalidArgument());
+  c.dilation = kMaxDilation + 1;
   EXPECT_TRUE(CxlSsdModel::Create(c).status().IsInvalidArgument());
   EXPECT_TRUE(ParseDeviceCachePolicy("mru").status().IsInvalidArgument());
   EXPECT_EQ(*ParseDeviceCachePolicy("clock"), DeviceCachePolicy::kClock);

@@ -1,9 +1,16 @@
 // Prefetch threads that touch the pages of announced streams ahead of their readers.
 //
 // A stream is a flat list of page addresses in read order (one per page of each range, the
-// first at the range's start). Threads claim addresses from a shared cursor with a CAS, never
-// past the reader's position + the stream's window, and skip what the reader has passed. The
-// window and the sampling stride follow the measured touch times (see prefetcher.h).
+// first at the range's start). Threads claim work from two cursors, never past the reader's
+// position + the stream's window, and skip what the reader has passed:
+//   - `lead`: the pages that should miss. While sampling, one page in fast_stride_pages; once
+//     misses are seen, the head of every run the device fetches (stride R, the learnt run
+//     length), with now and then a probe: a few consecutive pages touched by one thread to
+//     measure R again.
+//   - `trail`: when R > 1, every page, far enough behind `lead` that the runs there should
+//     have landed: mostly resident pages (a cheap touch), and a fetch wherever a run left a gap.
+// What the streams learn about the device (miss latency, reader rate, R, how many misses to
+// keep in flight) lives in DeviceEstimates, shared by every stream of the prefetcher (see prefetcher.h).
 #include "cxlkv/prefetcher.h"
 
 #include <sched.h>
@@ -12,8 +19,10 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "prefetch/inflight_limit.h"
 #include "util/cpu.h"
 
 namespace cxlkv {
@@ -27,10 +36,18 @@ std::uint64_t NowNs() { return MonotonicNs(); }
 constexpr std::uint64_t kSlowTouchNs = 2'000;
 // Back to sampling once the average touch is this fast again.
 constexpr std::uint64_t kFastAverageNs = 1'000;
-// How many blocks the trailing touches follow the leading ones.
-constexpr std::size_t kTrailBlocks = 2;
-// Slow-touch score (+4 a slow touch, -1 a fast one) at which every page is touched.
+// Slow-touch score (+4 a slow touch, -1 a fast one) at which misses are chased.
 constexpr int kSlowScore = 16;
+// A probe touches up to this many consecutive pages, and stops after three slow ones: runs up
+// to 20 pages show twice, longer ones (up to kMaxRun) once; one slow touch tells nothing.
+constexpr std::size_t kProbePages = 40;
+constexpr unsigned kMaxRun = 32;
+constexpr int kProbeSlowTouches = 3;
+// Pages of a stream between probes, and how many probe results the median is taken over.
+constexpr std::size_t kProbeEveryPages = 8192;
+constexpr std::size_t kProbesKept = 3;
+// A stream announced within this long of a miss starts out chasing misses.
+constexpr std::uint64_t kMissMemoryNs = 250'000'000;
 
 // Reads one byte of the page and drops it. The page belongs to a chunk the reader holds (it
 // cannot be freed or rewritten before the reader has started it, and the window never reaches
@@ -41,109 +58,225 @@ __attribute__((no_sanitize("thread"))) void TouchPage(std::uintptr_t addr) {
   (void)*reinterpret_cast<const volatile std::uint8_t*>(addr);
 }
 
+std::uint64_t TimedTouch(std::uintptr_t addr) {
+  const std::uint64_t t0 = NowNs();
+  TouchPage(addr);
+  return NowNs() - t0;
+}
+
 }  // namespace
 
-// The touch order. Pages are grouped in blocks of P pages; in each block one page in S leads
-// (L) and the rest trail (T). The order is L0 L1 L2 T0 L3 T1 ... : a block's leading pages are
-// touched kTrailBlocks blocks before its trailing ones. Where the device fetches a run of pages per miss
-// (device next-N), the leading misses bring most of a block and the trailing touches, a block
-// later, find their pages resident (no second fault on a page still on its way); where it does
-// not, the trailing touches take the remaining misses. While touches are fast, only leading
-// pages are touched: sampling.
+// What the prefetcher has learnt about the memory behind its streams. Shared by every stream:
+// they read the same devices, and a new stream should not start from scratch.
+namespace internal {
+
+class DeviceEstimates {
+ public:
+  // The limit starts at a quarter of the threads (4 at least) and moves from there.
+  explicit DeviceEstimates(unsigned max_limit)
+      : limit_model_(max_limit, std::max(4u, max_limit / 4)) {
+    limit_.store(limit_model_.limit());
+    max_seen_.store(limit_model_.limit());
+  }
+
+  unsigned limit() const { return limit_.load(std::memory_order_relaxed); }
+  unsigned max_limit_seen() const { return max_seen_.load(std::memory_order_relaxed); }
+  unsigned run() const { return run_.load(std::memory_order_relaxed); }
+  std::uint64_t miss_ns() const { return miss_ns_.load(std::memory_order_relaxed); }
+  std::uint64_t rate_x1024() const { return rate_x1024_.load(std::memory_order_relaxed); }
+  // True when a stream ended chasing misses a moment ago: a new one starts out doing so.
+  bool RecentlyMissed(std::uint64_t now) const {
+    const std::uint64_t last = last_slow_end_ns_.load(std::memory_order_relaxed);
+    return last != 0 && now - last < kMissMemoryNs;
+  }
+  void StreamEndedSlow(std::uint64_t now) {
+    last_slow_end_ns_.store(now, std::memory_order_relaxed);
+  }
+  // A touch at least this slow is a miss: well above a resident page, and (once probes have
+  // timed the device) above a quarter of its unloaded miss, so that a preempted touch of a
+  // resident page or a page-table fill in a VM is not taken for one. Not a quarter of the
+  // recent miss: under queueing that grows past what a fresh miss takes, and the misses that
+  // would bring it down again would no longer count.
+  std::uint64_t MissThresholdNs() const {
+    return std::max(kSlowTouchNs, unloaded_ns_.load(std::memory_order_relaxed) / 4);
+  }
+
+  // A miss that took `ns` (see inflight_limit.h). Returns true when the limit grew.
+  bool OnMiss(std::uint64_t ns) {
+    std::lock_guard lock(mu_);
+    const bool grew = limit_model_.OnMiss(ns, NowNs());
+    limit_.store(limit_model_.limit(), std::memory_order_relaxed);
+    max_seen_.store(limit_model_.max_seen(), std::memory_order_relaxed);
+    miss_ns_.store(limit_model_.median_ns(), std::memory_order_relaxed);
+    return grew;
+  }
+
+  // A probe's first touch: a miss no other touch asked for.
+  void OnProbeMiss(std::uint64_t ns) {
+    std::lock_guard lock(mu_);
+    limit_model_.OnUnloadedSample(ns);
+    unloaded_ns_.store(limit_model_.unloaded_ns(), std::memory_order_relaxed);
+  }
+
+  void OnRate(std::uint64_t rate_x1024) {
+    std::lock_guard lock(mu_);
+    const std::uint64_t r = rate_x1024_.load(std::memory_order_relaxed);
+    rate_x1024_.store(r == 0 ? rate_x1024 : (r * 7 + rate_x1024) / 8, std::memory_order_relaxed);
+  }
+
+  // A probe saw runs of `run` pages: R becomes the median of the last few probes.
+  void OnProbe(unsigned run) {
+    std::lock_guard lock(mu_);
+    probes_.push_back(std::clamp(run, 1u, kMaxRun));
+    if (probes_.size() > kProbesKept) probes_.pop_front();
+    std::vector<unsigned> sorted(probes_.begin(), probes_.end());
+    std::sort(sorted.begin(), sorted.end());
+    run_.store(sorted[sorted.size() / 2], std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<unsigned> limit_{1};     // limit_model_'s, read without the mutex
+  std::atomic<unsigned> max_seen_{0};
+  std::atomic<unsigned> run_{1};
+  std::atomic<std::uint64_t> miss_ns_{0};     // the last epoch's median miss
+  std::atomic<std::uint64_t> rate_x1024_{0};  // the readers' pages per microsecond x 1024
+  std::atomic<std::uint64_t> last_slow_end_ns_{0};
+  std::atomic<std::uint64_t> unloaded_ns_{0};  // from the probes; 0 before any
+  std::mutex mu_;  // the limit's model and the probes
+  InflightLimit limit_model_;
+  std::deque<unsigned> probes_;
+};
+
+}  // namespace internal
+
+using internal::DeviceEstimates;
+
 class Prefetcher::Stream::State {
  public:
-  State(Prefetcher::Impl* owner, const PrefetchOptions& o,
+  enum class Kind : std::uint8_t { kLead, kTrail, kProbe };
+  struct Task {
+    Kind kind = Kind::kLead;
+    std::size_t first = 0;  // page index in the stream
+    std::size_t count = 1;
+  };
+
+  State(Prefetcher::Impl* owner, DeviceEstimates* learnt, const PrefetchOptions& o,
         std::span<const std::span<const std::byte>> ranges)
-      : owner_(owner), options_(o) {
+      : owner_(owner), learnt_(learnt), options_(o) {
     const std::uintptr_t page = o.page_size;
-    std::vector<std::uintptr_t> flat;
     for (const auto& r : ranges) {
-      first_page_.push_back(flat.size());
+      first_page_.push_back(pages_.size());
       if (r.empty()) continue;
       const auto begin = reinterpret_cast<std::uintptr_t>(r.data());
       const std::uintptr_t end = begin + r.size();
-      flat.push_back(begin);
-      for (std::uintptr_t a = (begin / page + 1) * page; a < end; a += page) flat.push_back(a);
+      pages_.push_back(begin);
+      for (std::uintptr_t a = (begin / page + 1) * page; a < end; a += page) pages_.push_back(a);
     }
-    n_ = flat.size();
+    n_ = pages_.size();
     max_pages_ = std::max<std::size_t>(1, o.max_ahead_bytes / o.page_size);
-    block_ = std::clamp<std::size_t>(max_pages_ / (kTrailBlocks + 2), 1, 512);
-    stride_ = std::clamp<std::size_t>(o.fast_stride_pages, 1, block_);
-    min_pages_ = std::clamp<std::size_t>(o.min_ahead_bytes / o.page_size,
-                                         (kTrailBlocks + 1) * block_, max_pages_);
-    ahead_pages_.store(max_pages_);  // sampling starts over the whole budget
-    const std::size_t blocks = (n_ + block_ - 1) / block_;
-    order_.reserve(n_);
-    lead_seq_.assign(blocks + 2, 0);
-    auto add = [&](std::size_t b, bool lead) {
-      const std::size_t first = b * block_, last = std::min(n_, first + block_);
-      for (std::size_t i = first; i < last; ++i) {
-        if (((i - first) % stride_ == 0) == lead) {
-          order_.push_back({flat[i], static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(b), lead});
-        }
-      }
-    };
-    for (std::size_t b = 0; b < blocks + kTrailBlocks; ++b) {
-      if (b <= blocks) lead_seq_[b] = order_.size();
-      if (b < blocks) add(b, true);
-      if (b >= kTrailBlocks) add(b - kTrailBlocks, false);
+    min_pages_ = std::clamp<std::size_t>(o.min_ahead_bytes / o.page_size, 1, max_pages_);
+    stride_ = std::max(1u, o.fast_stride_pages);
+    ahead_pages_.store(max_pages_);  // sampling looks over the whole budget
+    if (learnt_->RecentlyMissed(NowNs())) {
+      slow_score_.store(kSlowScore);
+      std::lock_guard lock(mu_);
+      EnterSlowLocked();
     }
-    lead_seq_[blocks + 1] = order_.size();
   }
 
-  // Claims the next address to touch; false when none is due.
-  bool Claim(std::size_t* index) {
-    std::size_t q = cursor_.load();
-    for (;;) {
-      if (finished_.load(std::memory_order_relaxed) || q >= order_.size()) return false;
-      const Entry& e = order_[q];
-      const std::size_t start = started_page_.load();
-      if (e.pos < start || (!e.lead && !slow_.load())) {
-        // Passed by the reader, or a trailing page while sampling: skip (the trailing pages of
-        // block b sit just before the leading pages of block b + kTrailBlocks + 1).
-        const std::size_t next =
-            e.lead ? q + 1
-                   : std::max(q + 1, lead_seq_[std::min<std::size_t>(e.block + kTrailBlocks + 1,
-                                                                     lead_seq_.size() - 1)]);
-        const std::size_t to = e.pos < start ? q + 1 : next;
-        if (cursor_.compare_exchange_weak(q, to)) q = to;
+  // Claims the next task; false when none is due.
+  bool Claim(Task* task) {
+    if (finished_.load()) return false;
+    const std::size_t start = started_page_.load();
+    const std::size_t end = std::min(n_, start + ahead_pages_.load());
+    const bool slow = slow_.load();
+    const std::size_t stride = slow ? learnt_->run() : stride_;
+    // A probe is due: it takes a span at the far end of the window, which no touch has
+    // reached (its misses are the device's alone) and the reader will not reach before the
+    // probe's few serial misses are done. Leads skip the span; the probe covers it.
+    if (slow && probe_first_.load() == kNone && lead_.load() >= next_probe_.load() &&
+        end - start >= 2 * kProbePages) {
+      const std::size_t p0 = end - kProbePages;
+      const std::size_t lead = lead_.load();
+      std::size_t none = kNone;
+      if (p0 >= lead + std::size_t{learnt_->limit()} * stride &&
+          probe_first_.compare_exchange_strong(none, p0)) {
+        next_probe_.store(p0 + kProbeEveryPages);
+        NoteAhead(kProbePages + p0 - start);
+        *task = Task{Kind::kProbe, p0, kProbePages};
+        return true;
+      }
+    }
+    // What a probe left of its span, first: it is nearer the reader than the leads are.
+    for (std::size_t r = rest_next_.load(); r < rest_end_.load();) {
+      if (r < start) {
+        if (rest_next_.compare_exchange_weak(r, start)) r = start;
         continue;
       }
-      if (!InWindow(e, start)) return false;
-      if (!cursor_.compare_exchange_weak(q, q + 1)) continue;
-      const std::size_t ahead = e.pos + 1 - start;
-      std::size_t seen = max_ahead_seen_.load();
-      while (ahead > seen && !max_ahead_seen_.compare_exchange_weak(seen, ahead)) {
+      if (!rest_next_.compare_exchange_weak(r, r + stride)) continue;
+      *task = Task{Kind::kLead, r, 1};
+      return true;
+    }
+    std::size_t q = lead_.load();
+    for (;;) {
+      if (q < start) {  // the reader passed it: start again at the reader
+        if (lead_.compare_exchange_weak(q, start)) q = start;
+        continue;
       }
-      *index = q;
+      const std::size_t probe = probe_first_.load();
+      if (probe != kNone && q >= probe && q < probe + kProbePages) {  // the probe's span
+        if (lead_.compare_exchange_weak(q, probe + kProbePages)) q = probe + kProbePages;
+        continue;
+      }
+      if (q >= end) break;
+      if (!lead_.compare_exchange_weak(q, q + stride)) continue;
+      NoteAhead(q + 1 - start);
+      *task = Task{Kind::kLead, q, 1};
+      return true;
+    }
+    if (!slow || stride <= 1) return false;
+    const std::size_t gap = TrailGap(stride);
+    std::size_t r = trail_.load();
+    for (;;) {
+      if (r < start) {
+        if (trail_.compare_exchange_weak(r, start)) r = start;
+        continue;
+      }
+      const std::size_t lead = lead_.load();
+      if (r >= end || (lead < n_ && r + gap > lead)) return false;
+      if (!trail_.compare_exchange_weak(r, r + 1)) continue;
+      *task = Task{Kind::kTrail, r, 1};
       return true;
     }
   }
 
   bool HasWork() const {
     if (finished_.load()) return false;
-    const std::size_t q = cursor_.load();
-    if (q >= order_.size()) return false;
-    const Entry& e = order_[q];
     const std::size_t start = started_page_.load();
-    if (e.pos < start || (!e.lead && !slow_.load())) return true;  // skipping is work
-    return InWindow(e, start);
+    const std::size_t end = std::min(n_, start + ahead_pages_.load());
+    if (rest_next_.load() < rest_end_.load()) return true;
+    const std::size_t q = lead_.load();
+    if (q < end) return true;  // skipping what the reader passed counts as work
+    if (!slow_.load() || learnt_->run() <= 1) return false;
+    const std::size_t r = trail_.load();
+    const std::size_t lead = lead_.load();
+    return r < end && (lead >= n_ || r + TrailGap(learnt_->run()) <= lead);
   }
 
-  // Touches entry q unless the stream finished; returns the nanoseconds it took, or -1. Sets
-  // *widened when this touch switched the stream from sampling to touching every page.
-  std::int64_t Touch(std::size_t q, bool* widened) {
+  // Runs a claimed task unless the stream finished. Returns true when more threads are due:
+  // the stream started chasing misses, or the in-flight limit grew.
+  bool Run(const Task& task) {
     touching_.fetch_add(1);
-    if (finished_.load()) {
-      touching_.fetch_sub(1);
-      return -1;
+    bool wake = false;
+    if (!finished_.load()) {
+      if (task.kind == Kind::kProbe) {
+        wake = Probe(task.first, task.count);
+      } else {
+        wake = Learn(TimedTouch(pages_[task.first]));
+      }
     }
-    const std::uint64_t t0 = NowNs();
-    TouchPage(order_[q].addr);
-    const std::uint64_t ns = NowNs() - t0;
     touching_.fetch_sub(1);
-    *widened = Learn(ns);
-    return static_cast<std::int64_t>(ns);
+    return wake;
   }
 
   // The reader started range k. Returns how many threads to wake.
@@ -158,99 +291,89 @@ class Prefetcher::Stream::State {
       std::lock_guard lock(mu_);
       const std::uint64_t now = NowNs();
       if (last_started_ns_ != 0 && now > last_started_ns_ && page > last_started_page_) {
-        // The reader's rate in pages per microsecond, times 1024 (fixed point).
-        const std::uint64_t rate =
-            (page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_);
-        rate_x1024_ = rate_x1024_ == 0 ? rate : (rate_x1024_ * 7 + rate) / 8;
+        learnt_->OnRate((page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_));
       }
       last_started_ns_ = now;
       last_started_page_ = page;
       ResizeWindowLocked();
     }
     // Wake threads once the window moved far enough to be worth it: by an eighth of it when
-    // touching every page (a thread per page that came in), by half of it when sampling (one).
+    // chasing misses (a thread per run head that came in), by half of it when sampling (one).
     std::size_t woke = last_wake_page_.load();
     const std::size_t ahead = ahead_pages_.load();
     const bool slow = slow_.load();
     const std::size_t moved = page > woke ? page - woke : 0;
     if (moved < (slow ? std::max<std::size_t>(16, ahead / 8) : ahead / 2)) return 0;
     if (!last_wake_page_.compare_exchange_strong(woke, page)) return 0;
-    return slow ? std::min<std::size_t>(moved, options_.threads) : 1;
+    return slow ? std::min<std::size_t>(moved / learnt_->run() + 1, learnt_->limit()) : 1;
   }
 
   void Finish() {
-    finished_.store(true);
+    if (!finished_.exchange(true) && slow_.load()) learnt_->StreamEndedSlow(NowNs());
     while (touching_.load() != 0) sched_yield();
   }
 
   std::size_t max_ahead_seen_bytes() const { return max_ahead_seen_.load() * options_.page_size; }
   Prefetcher::Impl* owner() const { return owner_; }
+  bool slow() const { return slow_.load(); }
 
  private:
-  struct Entry {
-    std::uintptr_t addr;
-    std::uint32_t pos;    // the page's place in the stream
-    std::uint32_t block;  // pos / block_
-    bool lead;
-  };
-
-  // A page may be touched once its whole block lies within the window (or the stream's end
-  // does): no touch ever lands further than the window ahead of the reader.
-  bool InWindow(const Entry& e, std::size_t start) const {
-    const std::size_t limit = start + ahead_pages_.load();
-    return limit >= n_ || (std::size_t{e.block} + 1) * block_ <= limit;
+  // How far the trailing touches stay behind the run heads: about two miss latencies' worth
+  // of heads in flight, so that the runs there have landed.
+  std::size_t TrailGap(std::size_t run) const {
+    return std::max<std::size_t>(64, 2 * std::size_t{learnt_->limit()} * run);
   }
 
-  // Returns true when the stream switched from sampling to touching every page.
-  bool Learn(std::uint64_t ns) {
-    const std::uint64_t avg = avg_touch_ns_.load(std::memory_order_relaxed);
-    const std::uint64_t next_avg = avg == 0 ? ns : (avg * 15 + ns) / 16;
-    avg_touch_ns_.store(next_avg, std::memory_order_relaxed);
-    // One slow touch may be a preemption or an interrupt, not a miss: it takes a run of them
-    // (each adds 4, each fast one takes 1 off) to start touching every page.
-    const int score = slow_score_.load(std::memory_order_relaxed);
-    const int next_score = ns >= kSlowTouchNs ? std::min(score + 4, 64) : std::max(score - 1, 0);
-    slow_score_.store(next_score, std::memory_order_relaxed);
-    const bool switch_to_slow = !slow_.load() && next_score >= kSlowScore;
-    if (ns < kSlowTouchNs && !switch_to_slow && (!slow_.load() || next_avg >= kFastAverageNs)) {
-      return false;
+  void NoteAhead(std::size_t pages) {
+    std::size_t seen = max_ahead_seen_.load();
+    while (pages > seen && !max_ahead_seen_.compare_exchange_weak(seen, pages)) {
     }
-    std::lock_guard lock(mu_);
-    if (ns >= kSlowTouchNs) slow_miss_ns_ = slow_miss_ns_ == 0 ? ns : (slow_miss_ns_ * 7 + ns) / 8;
-    if (!slow_.load() && switch_to_slow) {
-      slow_.store(true);
-      // Trailing pages skipped while sampling are due now: go back to the reader's block.
-      const std::size_t b = std::min(started_page_.load() / block_, lead_seq_.size() - 1);
-      cursor_.store(lead_seq_[b]);
-      ResizeWindowLocked();
-      return true;
-    }
-    if (slow_.load() && next_avg < kFastAverageNs) {
-      slow_.store(false);
-      ahead_pages_.store(max_pages_);
-    }
-    return false;
   }
 
-  // ahead = 4 x rate x miss latency + one page per thread, within [min, max].
+  // Touches pages first.. one by one until three of them are slow, and takes the largest
+  // distance between slow ones as the run length (a run cut short by one already on its way
+  // shows a shorter distance, never a longer one). The rest of the span is handed to every
+  // thread (rest_next_), to be touched at the run heads.
+  bool Probe(std::size_t first, std::size_t count);
+
+  // Accounts a touch of `ns`; returns true when more threads are due.
+  bool Learn(std::uint64_t ns);
+
+  // Starts chasing misses from the reader's position, with a probe first.
+  void EnterSlowLocked() {
+    slow_.store(true);
+    const std::size_t start = started_page_.load();
+    lead_.store(start);
+    trail_.store(start);
+    next_probe_.store(start);
+    ResizeWindowLocked();
+  }
+
+  // ahead = 4 x rate x miss latency + 2 x (misses in flight x R) + a probe, within [min, max].
   void ResizeWindowLocked() {
-    const std::uint64_t miss_us_x1024 =
-        rate_x1024_ * std::max<std::uint64_t>(slow_miss_ns_, 1) / 1000;
-    std::size_t want = static_cast<std::size_t>(4 * miss_us_x1024 / 1024) + options_.threads;
+    const std::uint64_t rate_x1024 = learnt_->rate_x1024();
+    const std::uint64_t miss_ns = std::max<std::uint64_t>(learnt_->miss_ns(), 1);
+    std::size_t want = static_cast<std::size_t>(4 * rate_x1024 * miss_ns / 1000 / 1024) +
+                       2 * std::size_t{learnt_->limit()} * learnt_->run() + kProbePages;
     want = std::clamp(want, min_pages_, max_pages_);
     ahead_pages_.store(want);
   }
 
   Prefetcher::Impl* const owner_;
+  DeviceEstimates* const learnt_;
   const PrefetchOptions options_;
-  std::vector<Entry> order_;            // touch order
-  std::vector<std::size_t> lead_seq_;   // block b's leading pages start at order_[lead_seq_[b]]
+  std::vector<std::uintptr_t> pages_;    // page addresses in read order
   std::vector<std::size_t> first_page_;  // range k's first page
   std::size_t n_ = 0;
-  std::size_t block_ = 1, stride_ = 1;
+  std::size_t stride_ = 1;
   std::size_t max_pages_ = 1, min_pages_ = 1;
   std::atomic<std::size_t> started_page_{0};
-  std::atomic<std::size_t> cursor_{0};
+  std::atomic<std::size_t> lead_{0};
+  std::atomic<std::size_t> trail_{0};
+  std::atomic<std::size_t> next_probe_{0};  // lead position from which a probe is due
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  std::atomic<std::size_t> probe_first_{kNone};  // the span of the probe in progress
+  std::atomic<std::size_t> rest_next_{0}, rest_end_{0};  // what the last probe left of it
   std::atomic<std::size_t> ahead_pages_{1};
   std::atomic<std::size_t> max_ahead_seen_{0};
   std::atomic<std::size_t> last_wake_page_{0};
@@ -259,22 +382,20 @@ class Prefetcher::Stream::State {
   std::atomic<bool> slow_{false};
   std::atomic<bool> finished_{false};
   std::atomic<int> touching_{0};
-  std::mutex mu_;  // the estimates below, and mode switches
-  std::uint64_t slow_miss_ns_ = 0;
-  std::uint64_t rate_x1024_ = 0;
+  std::mutex mu_;  // mode switches and the reader's rate
   std::uint64_t last_started_ns_ = 0;
   std::size_t last_started_page_ = 0;
 };
 
 class Prefetcher::Impl {
  public:
-  explicit Impl(PrefetchOptions options) : options_(std::move(options)) {}
+  Impl(PrefetchOptions options, unsigned max_limit)
+      : options_(std::move(options)), learnt_(max_limit) {}
 
-  void Start() {
-    const std::vector<int> cpus = options_.cpus.empty() ? AllowedCpus() : options_.cpus;
+  void Start(const std::vector<int>& cpus) {
     for (unsigned i = 0; i < options_.threads; ++i) {
       const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
-      threads_.emplace_back([this, cpu] { Loop(cpu); });
+      threads_.emplace_back([this, i, cpu] { Loop(i, cpu); });
     }
   }
 
@@ -283,32 +404,42 @@ class Prefetcher::Impl {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
-    cv_.notify_all();
+    work_cv_.notify_all();
+    gate_cv_.notify_all();
     for (std::thread& t : threads_) t.join();
   }
 
   std::shared_ptr<Stream> Announce(std::span<const std::span<const std::byte>> ranges) {
-    auto state = std::make_shared<Stream::State>(this, options_, ranges);
+    auto state = std::make_shared<Stream::State>(this, &learnt_, options_, ranges);
     {
       std::lock_guard lock(mu_);
       active_.push_back(state);
     }
     streams_.fetch_add(1);
-    wakeups_.fetch_add(1);
-    cv_.notify_one();
+    Wake(state->slow() ? learnt_.limit() : 1);
     return std::make_shared<Stream>(std::move(state));
   }
 
-  // Wakes up to how_many parked threads.
+  // Wakes up to how_many threads waiting for work.
   void Wake(std::size_t how_many) {
     if (how_many == 0) return;
     std::size_t n;
     {
       std::lock_guard lock(mu_);  // pairs with the predicate check of a thread going to sleep
-      n = std::min(how_many, parked_);
+      n = std::min(how_many, waiting_);
     }
     wakeups_.fetch_add(n);
-    for (std::size_t i = 0; i < n; ++i) cv_.notify_one();
+    for (std::size_t i = 0; i < n; ++i) work_cv_.notify_one();
+  }
+
+  // More threads are due (more work, or a higher limit): wake them all.
+  void WakeAll() {
+    {
+      std::lock_guard lock(mu_);
+      wakeups_.fetch_add(waiting_ + gated_);
+    }
+    work_cv_.notify_all();
+    gate_cv_.notify_all();
   }
 
   void Remove(const Stream::State* state) {
@@ -318,6 +449,13 @@ class Prefetcher::Impl {
                   active_.end());
   }
 
+  void Count(std::uint64_t ns) {
+    touched_.fetch_add(1, std::memory_order_relaxed);
+    touch_ns_.fetch_add(ns, std::memory_order_relaxed);
+    if (ns >= kSlowTouchNs) slow_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void CountProbe() { probes_.fetch_add(1, std::memory_order_relaxed); }
+
   PrefetchStats Stats() const {
     PrefetchStats s;
     s.streams = streams_.load();
@@ -326,6 +464,11 @@ class Prefetcher::Impl {
     s.touch_ns = touch_ns_.load();
     s.max_ahead_seen = max_ahead_.load();
     s.wakeups = wakeups_.load();
+    s.probes = probes_.load();
+    s.inflight_limit = learnt_.limit();
+    s.inflight_limit_max = learnt_.max_limit_seen();
+    s.run_pages = learnt_.run();
+    s.miss_ns = learnt_.miss_ns();
     return s;
   }
 
@@ -337,51 +480,123 @@ class Prefetcher::Impl {
   }
 
  private:
-  // The next stream with work, taken round-robin; null when stopping.
-  std::shared_ptr<Stream::State> NextStream() {
+  // The next stream with work, taken round-robin, for thread `index`; null when stopping.
+  // Threads at or above the in-flight limit wait apart until it grows.
+  std::shared_ptr<Stream::State> NextStream(unsigned index) {
     std::unique_lock lock(mu_);
     for (;;) {
       if (stopping_) return nullptr;
+      if (index >= learnt_.limit()) {
+        ++gated_;
+        gate_cv_.wait(lock);
+        --gated_;
+        continue;
+      }
       for (std::size_t n = 0; n < active_.size(); ++n) {
         rr_ = (rr_ + 1) % active_.size();
         if (active_[rr_]->HasWork()) return active_[rr_];
       }
-      ++parked_;
-      cv_.wait(lock);
-      --parked_;
+      ++waiting_;
+      work_cv_.wait(lock);
+      --waiting_;
     }
   }
 
-  void Loop(int cpu) {
+  void Loop(unsigned index, int cpu) {
     if (cpu >= 0) (void)PinThisThread(cpu);  // a hint: fine if refused
-    while (std::shared_ptr<Stream::State> s = NextStream()) {
-      std::size_t i = 0;
-      while (s->Claim(&i)) {
-        bool widened = false;
-        const std::int64_t ns = s->Touch(i, &widened);
-        if (ns < 0) break;
-        touched_.fetch_add(1, std::memory_order_relaxed);
-        touch_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
-        if (static_cast<std::uint64_t>(ns) >= kSlowTouchNs) {
-          slow_.fetch_add(1, std::memory_order_relaxed);
-        }
-        if (widened) Wake(options_.threads);  // every page is due now: bring the others in
+    while (std::shared_ptr<Stream::State> s = NextStream(index)) {
+      Stream::State::Task task;
+      while (index < learnt_.limit() && s->Claim(&task)) {
+        if (s->Run(task)) WakeAll();
       }
       NoteAhead(s->max_ahead_seen_bytes());
     }
   }
 
   const PrefetchOptions options_;
+  DeviceEstimates learnt_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_cv_;  // threads under the limit, waiting for work
+  std::condition_variable gate_cv_;  // threads at or above the limit
   std::vector<std::shared_ptr<Stream::State>> active_;
   std::size_t rr_ = 0;
-  std::size_t parked_ = 0;
+  std::size_t waiting_ = 0;
+  std::size_t gated_ = 0;
   bool stopping_ = false;
   std::atomic<std::uint64_t> streams_{0}, touched_{0}, slow_{0}, touch_ns_{0}, max_ahead_{0},
-      wakeups_{0};
+      wakeups_{0}, probes_{0};
 };
+
+// --- Stream::State, the parts that report to the prefetcher ---
+
+bool Prefetcher::Stream::State::Learn(std::uint64_t ns) {
+  owner_->Count(ns);
+  bool wake = false;
+  if (ns >= learnt_->MissThresholdNs()) wake = learnt_->OnMiss(ns);
+  const std::uint64_t avg = avg_touch_ns_.load(std::memory_order_relaxed);
+  const std::uint64_t next_avg = avg == 0 ? ns : (avg * 15 + ns) / 16;
+  avg_touch_ns_.store(next_avg, std::memory_order_relaxed);
+  // One slow touch may be a preemption or an interrupt, not a miss: it takes a run of them
+  // (each adds 4, each fast one takes 1 off) to start chasing misses.
+  const int score = slow_score_.load(std::memory_order_relaxed);
+  const int next_score = ns >= kSlowTouchNs ? std::min(score + 4, 64) : std::max(score - 1, 0);
+  slow_score_.store(next_score, std::memory_order_relaxed);
+  const bool slow = slow_.load();
+  if (!slow && next_score >= kSlowScore) {
+    std::lock_guard lock(mu_);
+    if (!slow_.load()) {
+      EnterSlowLocked();
+      return true;
+    }
+  } else if (slow && next_avg < kFastAverageNs) {
+    std::lock_guard lock(mu_);
+    slow_.store(false);
+    ahead_pages_.store(max_pages_);
+  }
+  return wake;
+}
+
+bool Prefetcher::Stream::State::Probe(std::size_t first, std::size_t count) {
+  owner_->CountProbe();
+  const std::size_t end = first + count;
+  // The first touch is a miss no one else has asked for (the span is ahead of every other
+  // touch). A page this miss brought costs microseconds, a page of another run a miss again,
+  // give or take the queueing in the device (misses vary 1-4x under load): a sixteenth of the
+  // first tells them apart.
+  std::uint64_t threshold = 0;
+  std::size_t slow_at[kProbeSlowTouches];
+  int slow = 0;
+  bool wake = false;
+  std::size_t i = first;
+  for (; i < end && slow < kProbeSlowTouches; ++i) {
+    if (finished_.load()) break;
+    // The reader got there first: what is left would time its misses, not the device's runs.
+    if (i < started_page_.load()) break;
+    const std::uint64_t ns = TimedTouch(pages_[i]);
+    wake |= Learn(ns);
+    if (threshold == 0) {
+      if (ns < kSlowTouchNs) break;  // resident: nothing to learn or chase here
+      threshold = std::max(kSlowTouchNs, ns / 16);
+      learnt_->OnProbeMiss(ns);
+    }
+    if (ns >= threshold) slow_at[slow++] = i;
+  }
+  if (slow >= 2) {
+    std::size_t run = 1;
+    for (int k = 1; k < slow; ++k) run = std::max(run, slow_at[k] - slow_at[k - 1]);
+    learnt_->OnProbe(static_cast<unsigned>(run));
+  }
+  // The rest of the span goes to every thread, at the run heads (the leads skipped it).
+  const std::size_t rest = slow > 0 ? slow_at[slow - 1] + learnt_->run() : i;
+  if (rest < end) {
+    rest_end_.store(end);
+    rest_next_.store(rest);
+    wake = true;
+  }
+  probe_first_.store(kNone);
+  return wake;
+}
 
 // --- Stream ---
 
@@ -415,8 +630,21 @@ Result<std::unique_ptr<Prefetcher>> Prefetcher::Create(const PrefetchOptions& op
   if (options.fast_stride_pages == 0) {
     return Status::InvalidArgument("prefetch fast_stride_pages must be at least 1");
   }
-  auto impl = std::make_unique<Impl>(options);
-  impl->Start();
+  if (options.max_misses_per_cpu > 1024) {
+    return Status::InvalidArgument("prefetch max_misses_per_cpu must be 0 (no cap) to 1024, not " +
+                                   std::to_string(options.max_misses_per_cpu));
+  }
+  const std::vector<int> cpus = options.cpus.empty() ? AllowedCpus() : options.cpus;
+  unsigned max_limit = options.threads;
+  if (options.max_misses_per_cpu > 0) {
+    // Threads are spread round-robin over these CPUs: each can have its cap in flight.
+    const std::size_t used = std::min<std::size_t>(
+        options.threads, std::max<std::size_t>(1, std::set<int>(cpus.begin(), cpus.end()).size()));
+    max_limit = std::min<unsigned>(max_limit,
+                                   options.max_misses_per_cpu * static_cast<unsigned>(used));
+  }
+  auto impl = std::make_unique<Impl>(options, max_limit);
+  impl->Start(cpus);
   return std::unique_ptr<Prefetcher>(new Prefetcher(std::move(impl)));
 }
 

@@ -12,6 +12,7 @@
 
 #include "cxlkv/cxl_ssd.h"
 #include "cxlkv/store.h"
+#include "util/cpu.h"
 
 namespace cxlkv {
 namespace {
@@ -124,6 +125,96 @@ TEST(PrefetcherTest, BringsMissingPagesForwardWithinTheBudget) {
   EXPECT_EQ(d.nand_reads, dev->size() / 4096);
   EXPECT_GT(s.slow_touches, d.read_misses / 2);
   EXPECT_TRUE(dev->health().ok());
+}
+
+// Reads `chunks` chunks of the device in order through a stream, checking every byte.
+std::size_t ReadThrough(Prefetcher& p, CxlSsd& dev, std::size_t first, std::size_t chunks) {
+  auto stream = p.Announce(Chunks(dev.data() + first * kChunk, chunks));
+  std::vector<std::byte> out(kChunk);
+  std::size_t bad = 0;
+  for (std::size_t k = 0; k < chunks; ++k) {
+    stream->Started(k);
+    const std::size_t base = (first + k) * kChunk;
+    std::memcpy(out.data(), dev.data() + base, kChunk);
+    for (std::size_t i = 0; i < kChunk; i += 8) {
+      std::uint64_t v;
+      std::memcpy(&v, out.data() + i, 8);
+      bad += v != (base + i) * 2654435761u;
+    }
+  }
+  stream->Finish();
+  return bad;
+}
+
+void FillDevice(CxlSsd& dev) {
+  dev.SetTiming(false);
+  for (std::size_t i = 0; i < dev.size(); i += 8) {
+    const std::uint64_t v = i * 2654435761u;
+    std::memcpy(dev.data() + i, &v, 8);
+  }
+  dev.SetTiming(true);
+}
+
+// A device whose misses are slow enough (a 25 us read dilated 20x: 500 us) that a resident
+// page and a miss cannot be mistaken for each other, whatever the load on the host.
+CxlSsdOptions DilatedDevice(unsigned channels, unsigned dies, unsigned next_n) {
+  CxlSsdOptions o;
+  o.capacity = 24 << 20;
+  o.cache_bytes = 16 << 20;
+  o.channels = channels;
+  o.dies_per_channel = dies;
+  o.read_latency = 25us;
+  o.program_latency = 50us;
+  o.dilation = 20;
+  o.next_n = next_n;
+  return o;
+}
+
+// Device next-4 brings 5 pages a miss: the prefetcher measures that (its probes time touches
+// of consecutive pages) and sends its misses to one page in 5; without device read-ahead it
+// learns 1. What it does to the reader is the same: every byte, fewer misses of its own.
+TEST(PrefetcherTest, LearnsTheDevicesRunLength) {
+  for (unsigned next_n : {4u, 0u}) {
+    CREATE_OR_SKIP(dev, DilatedDevice(8, 4, next_n));
+    FillDevice(*dev);
+    ASSERT_TRUE(dev->DropCache().ok());
+    dev->ResetStats();
+    PrefetchOptions o;
+    o.threads = 32;
+    o.max_ahead_bytes = 2 << 20;
+    auto p = Prefetcher::Create(o);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    const std::size_t chunks = dev->size() / kChunk;
+    EXPECT_EQ(ReadThrough(**p, *dev, 0, chunks / 2), 0u);
+    EXPECT_EQ(ReadThrough(**p, *dev, chunks / 2, chunks / 2), 0u);
+    const PrefetchStats s = (*p)->Stats();
+    EXPECT_GT(s.probes, 0u) << "next-" << next_n;
+    EXPECT_EQ(s.run_pages, next_n + 1) << "next-" << next_n;
+    const CxlSsdStats d = dev->Stats();
+    EXPECT_EQ(d.nand_reads, dev->size() / 4096) << "next-" << next_n;
+    EXPECT_TRUE(dev->health().ok());
+  }
+}
+
+// max_misses_per_cpu models the loads one core can have outstanding: on one CPU with a cap of
+// 3, no more than 3 threads ever touch at once, however many there are.
+TEST(PrefetcherTest, CapsMissesInFlightPerCpu) {
+  CREATE_OR_SKIP(dev, DilatedDevice(8, 4, 0));
+  FillDevice(*dev);
+  ASSERT_TRUE(dev->DropCache().ok());
+  PrefetchOptions o;
+  o.threads = 32;
+  o.max_misses_per_cpu = 3;
+  o.cpus = {AllowedCpus().front()};
+  o.max_ahead_bytes = 2 << 20;
+  auto p = Prefetcher::Create(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(ReadThrough(**p, *dev, 0, 16), 0u);
+  const PrefetchStats s = (*p)->Stats();
+  EXPECT_GT(s.slow_touches, 0u);
+  EXPECT_LE(s.inflight_limit_max, 3u);
+  o.max_misses_per_cpu = 2000;
+  EXPECT_TRUE(Prefetcher::Create(o).status().IsInvalidArgument());
 }
 
 // Through the store: a batched get of every chunk on the device with prefetch on returns every

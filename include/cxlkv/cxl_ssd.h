@@ -11,6 +11,11 @@
 // pending (timer wake-ups are ~26 us late on this VM) and sleep when there are none. Evicted
 // pages are unmapped in ranges. See docs/cxl_ssd.md for the model and its measured ceiling.
 //
+// Time dilation (`dilation` D): every modelled device time is multiplied by D, so the
+// emulator's fixed CPU cost per fault, which a real device does not charge, shrinks beside
+// the modelled latencies. Die parallelism, the cache policy and next-N are the same at any D;
+// bandwidths measured at D are D times lower than the device's (docs/cxl_ssd.md).
+//
 // Hits are invisible to the emulator (they are plain loads), so FIFO is exact while LRU and
 // CLOCK learn about hits by unmapping a page where they would clear its reference bit: the next
 // access to it faults once more without NAND time.
@@ -42,6 +47,7 @@ struct CxlSsdOptions {
   std::chrono::nanoseconds program_latency = std::chrono::microseconds(200);
   std::string cache_policy = "fifo";  // "fifo", "lru" or "clock"
   unsigned next_n = 0;           // device-side prefetch: a read miss on p also reads p+1..p+N
+  unsigned dilation = 1;         // time dilation D: read and program last D times longer; 1-10000
   // Pages evicted (and unmapped) at least at a time: unmapping costs far less per page in
   // ranges (a 4 KiB unmap costs a third of a fault here, 2 MiB 0.13 us a page).
   unsigned evict_batch = 256;
@@ -92,6 +98,9 @@ class CxlSsd {
   // ceiling is measured with latencies 0 on the same device).
   void SetNextN(unsigned n);
   void SetLatencies(std::chrono::nanoseconds read, std::chrono::nanoseconds program);
+  // Changes the time dilation D (between runs); InvalidArgument outside 1-10000.
+  Status SetDilation(unsigned d);
+  unsigned dilation() const;
   // Evicts every cached page (programming the dirty ones): the cache starts cold.
   Status DropCache();
   // Zeroes the statistics and makes every die idle from now.
@@ -101,7 +110,8 @@ class CxlSsd {
   // wakes the faulting thread anyway: the bytes are intact, only the timing is lost.
   Status health() const;
 
-  // NAND-parallelism bound: dies x page / read latency, in bytes per second.
+  // NAND-parallelism bound: dies x page / (read latency x D), in bytes per second: the bound
+  // in the dilated time the device runs at now (options' read latency, current D).
   double NandReadBound() const;
 
   // A MemorySource whose Map hands out this device's mapping (size <= capacity, once at a
