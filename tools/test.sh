@@ -3,8 +3,8 @@
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
-#   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ for
-#      $CXLKV_FUZZ_SECONDS (default 30) on a copy of its corpus, the targets side by side;
+#   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ and server/fuzz/
+#      for $CXLKV_FUZZ_SECONDS (default 30) on a copy of its corpus, the targets side by side;
 #   5. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
@@ -52,16 +52,17 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 # leak, timeout or out-of-memory stops libFuzzer with a non-zero status and its input saved.
 fuzz_seconds=${CXLKV_FUZZ_SECONDS:-30}
 fuzz_run() {  # TARGET MAX_LEN [LIBFUZZER FLAGS...]
-  local t=$1 max_len=$2 work="build/fuzz/run/$1"
+  local t=$1 max_len=$2 work="build/fuzz/run/$1" dir=backends/pool/fuzz
   shift 2
+  case $t in lm_frame_fuzz|connection_fuzz) dir=server/fuzz ;; esac
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
-  cp backends/pool/fuzz/corpus/"$t"/* "$work/corpus/"
+  cp "$dir/corpus/$t"/* "$work/corpus/"
   if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      "build/fuzz/backends/pool/fuzz/$t" -max_total_time="$fuzz_seconds" -timeout=10 \
+      "build/fuzz/$dir/$t" -max_total_time="$fuzz_seconds" -timeout=10 \
       -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 "$@" \
       -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1; then
     tail -n 60 "$work/log"
-    echo "fuzz: $t failed; reproduce with build/fuzz/backends/pool/fuzz/$t $work/artifacts/*" >&2
+    echo "fuzz: $t failed; reproduce with build/fuzz/$dir/$t $work/artifacts/*" >&2
     return 1
   fi
   printf '%s: %s; %s\n' "$t" "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" | tail -n 1)" \
@@ -71,13 +72,16 @@ step "fuzz build (clang, libFuzzer + ASan + UBSan)"
 mkdir -p build/fuzz
 CC=clang CXX=clang++ configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCXLKV_FUZZ=ON
-step "fuzz: format_fuzz and scan_fuzz, ${fuzz_seconds}s each"
+step "fuzz: format_fuzz, scan_fuzz, lm_frame_fuzz and connection_fuzz, ${fuzz_seconds}s each"
 fuzz_run format_fuzz 16384 & format_pid=$!
 # scan_fuzz inputs are commands: longer ones build fuller images, so no slow growth of the length.
 fuzz_run scan_fuzz 65536 -len_control=0 & scan_pid=$!
+fuzz_run lm_frame_fuzz 192 & frame_pid=$!
+fuzz_run connection_fuzz 4096 & connection_pid=$!
 fuzz_ok=1
-wait "$format_pid" || fuzz_ok=0
-wait "$scan_pid" || fuzz_ok=0
+for pid in "$format_pid" "$scan_pid" "$frame_pid" "$connection_pid"; do
+  wait "$pid" || fuzz_ok=0
+done
 [ "$fuzz_ok" = 1 ]
 
 if [ "${CXLKV_SKIP_QEMU:-0}" = 1 ]; then
