@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies, then builds and runs every test three ways:
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
+#      then the hostile-client soak of `cxlkv serve` ($CXLKV_SOAK_SECONDS, default 30);
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
 #   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ and server/fuzz/
@@ -33,6 +34,11 @@ step "plain build (RelWithDebInfo, -Werror)"
 configure_and_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "tests: plain build"
 ctest --test-dir build/ci --output-on-failure --no-tests=error -j "$jobs" -LE '^qemu'
+step "soak: hostile clients against cxlkv serve (plain build, ${CXLKV_SOAK_SECONDS:-30}s)"
+# Every kind of bad client at once beside verifying good ones (tests/serve/soak.py); bounded
+# by the run plus at most 15 s to stop, and by the timeout.
+timeout 120 /usr/bin/python3 tests/serve/soak.py --cxlkv build/ci/cxlkv \
+  --seconds "${CXLKV_SOAK_SECONDS:-30}"
 
 step "ASan+UBSan build"
 configure_and_build build/asan -DCMAKE_BUILD_TYPE=Debug -DCXLKV_SANITIZE=address \
