@@ -5,6 +5,11 @@
 // pinning it. A BudgetHold gives its bytes back when it is destroyed, on every path (commit,
 // abort, a timed-out or closed connection).
 //
+// Half of a budget is open to any request; the other half only to a request no larger than
+// twice the bytes its connection has already moved in whole transfers (its credit: payloads
+// received, chunks sent). Connections that stall from their first request, however many,
+// hold at most half, and a client that has been reading and sending keeps the rest.
+//
 // Thread-safety: ByteBudget's members are thread-safe; a BudgetHold belongs to one thread at a
 // time and must not outlive its budget.
 #pragma once
@@ -49,12 +54,13 @@ class ByteBudget {
  public:
   explicit ByteBudget(std::size_t cap) : cap_(cap) {}
 
-  // A hold on n bytes when they fit under the cap with what is held already; an empty hold
-  // (held() false) when they do not.
-  BudgetHold TryAcquire(std::size_t n) {
+  // A hold on n bytes when they fit (see above) with what is held already; an empty hold
+  // (held() false) when they do not. `credit`: the asking connection's bytes moved so far.
+  BudgetHold TryAcquire(std::size_t n, std::size_t credit) {
     std::size_t used = used_.load(std::memory_order_relaxed);
     do {
       if (n > cap_ || used > cap_ - n) return {};
+      if (used + n > cap_ / 2 && n / 2 > credit) return {};
     } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_relaxed));
     return BudgetHold(this, n);
   }

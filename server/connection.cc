@@ -189,7 +189,7 @@ Connection::Step Connection::HandleHeader() {
       }
       std::unique_ptr<ChunkStore::Lease> lease = std::move(pin).value();
       const std::span<const std::byte> bytes = lease->bytes();
-      reply_hold_ = ctx_.replies->TryAcquire(bytes.size());
+      reply_hold_ = ctx_.replies->TryAcquire(bytes.size(), credit_);
       if (!reply_hold_.held()) {
         // Answered as a miss (LMCache recomputes) rather than pin more of the cache for
         // replies that clients are not reading.
@@ -221,7 +221,7 @@ Connection::Step Connection::HandleHeader() {
       bool truncated = false;
       list_ = ctx_.keys->Snapshot(store, ctx_.max_list_bytes, &truncated);
       if (truncated) m.lists_truncated.fetch_add(1, std::memory_order_relaxed);
-      reply_hold_ = ctx_.replies->TryAcquire(list_.size());
+      reply_hold_ = ctx_.replies->TryAcquire(list_.size(), credit_);
       if (!reply_hold_.held()) {
         list_ = std::string();  // frees it
         m.lists_over_budget.fetch_add(1, std::memory_order_relaxed);
@@ -245,14 +245,15 @@ Connection::Step Connection::StartPut(const Request& r) {
   payload_got_ = 0;
   payload_dst_ = {};
   ServerMetrics& m = *ctx_.metrics;
-  reserved_hold_ = ctx_.reserved->TryAcquire(payload_total_);
+  reserved_hold_ = ctx_.reserved->TryAcquire(payload_total_, credit_);
   if (!reserved_hold_.held()) {
     // Read and dropped: stalled or slow PUTs of other clients hold the budget; none of them
     // may evict the cache to hold more.
     m.puts_over_budget.fetch_add(1, std::memory_order_relaxed);
     Log("PUT " + key_ + " of " + std::to_string(payload_total_) + " bytes not stored: " +
         std::to_string(ctx_.reserved->used()) + " of " + std::to_string(ctx_.reserved->cap()) +
-        " bytes are reserved by PUTs in flight (max_reserved_bytes)");
+        " bytes are reserved by PUTs in flight (max_reserved_bytes; past half of it, only for "
+        "connections that have moved half as much)");
     return Step::kKeep;
   }
   Result<std::unique_ptr<ChunkStore::Reservation>> reserved =
@@ -277,6 +278,7 @@ Connection::Step Connection::StartPut(const Request& r) {
 
 Connection::Step Connection::FinishPut() {
   ServerMetrics& m = *ctx_.metrics;
+  credit_ += payload_total_;
   payload_total_ = 0;
   payload_got_ = 0;
   payload_dst_ = {};
@@ -342,6 +344,7 @@ Connection::Step Connection::OnWritable(Clock::time_point now) {
     sent_ += static_cast<std::size_t>(n);
   }
   ctx_.metrics->bytes_sent.fetch_add(body_size_, std::memory_order_relaxed);
+  if (lease_ != nullptr) credit_ += body_size_;  // chunks, not LIST copies
   lease_.reset();
   list_ = std::string();  // frees the copy, not just its contents
   reply_hold_.Release();

@@ -12,7 +12,8 @@
 //
 // What a client can make the server hold is bounded (docs/security.md, "Clients"): a PUT
 // reserves its slot only within the server's budget for PUTs in flight, a GET pins its chunk
-// (and a LIST holds its copy) only within the budget for unsent replies, and a PUT over
+// (and a LIST holds its copy) only within the budget for unsent replies (past half of either,
+// only as much as twice what the connection has moved: ByteBudget), and a PUT over
 // budget, for a key already stored or refused by the store is read into the event loop's
 // scratch buffer and dropped. CheckTimers ends a connection whose request (header and
 // payload) or reply outlives its deadline or moves slower than the minimum rate, and one
@@ -128,6 +129,10 @@ class Connection {
   const std::byte* body_ = nullptr;
   std::size_t body_size_ = 0;
   std::size_t sent_ = 0;
+
+  // Bytes moved in whole transfers (PUT payloads received, GET chunks sent): what this
+  // connection may ask of the budgets beyond their first half (ByteBudget).
+  std::size_t credit_ = 0;
 };
 
 }  // namespace cxlkv::serve

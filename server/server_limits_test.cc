@@ -100,9 +100,10 @@ std::uint64_t Requests(const Server& s, Command c) {
   return s.metrics().requests[ServerMetrics::Index(c)].load();
 }
 
-// Item 5: three connections each send a PUT header and one byte. Only what fits
-// max_reserved_bytes is reserved (the rest is dropped), nothing cached is evicted for them,
-// the deadline aborts them all and frees their slots, and new PUTs are stored.
+// Item 5: three connections each send a PUT header and one byte. Only what fits the half of
+// max_reserved_bytes open to new connections is reserved (the rest is dropped), the good
+// client's PUTs are stored meanwhile, nothing cached is evicted for the stalled ones, and
+// the deadline aborts them all and frees their slots.
 TEST(ServerLimitsTest, StalledPutsHoldAtMostTheirBudgetUntilTheDeadline) {
   auto store = OpenStore(64 * kMiB, 4 * kMiB);
   ASSERT_NE(store, nullptr);
@@ -127,8 +128,13 @@ TEST(ServerLimitsTest, StalledPutsHoldAtMostTheirBudgetUntilTheDeadline) {
     ASSERT_TRUE(testing::SendAll(stalled.back().get(), &one, 1));
   }
   ASSERT_TRUE(WaitFor([&] { return Requests(s, Command::kPut) == 11; }));
-  EXPECT_EQ(s.gauges().reserved_bytes, 8 * kMiB);  // two reserved, the third dropped
-  EXPECT_EQ(s.metrics().puts_over_budget.load(), 1u);
+  // New connections share half the budget: one reserved, two dropped.
+  EXPECT_EQ(s.gauges().reserved_bytes, 4 * kMiB);
+  EXPECT_EQ(s.metrics().puts_over_budget.load(), 2u);
+  // The good client, which has sent 32 MiB, keeps the other half: its PUT is stored now.
+  ASSERT_TRUE(testing::Put(good.get(), "during", Chunk(4 * kMiB, 50)));
+  EXPECT_EQ(Exist(good.get(), "during"), kReplySuccess);
+  EXPECT_TRUE(ReadsBack(good.get(), "during", 4 * kMiB, 50));
   for (UniqueFd& fd : stalled) {
     testing::SetReceiveTimeout(fd.get(), 5s);
     EXPECT_TRUE(ClosedByServer(fd.get()));
@@ -169,9 +175,10 @@ TEST(ServerLimitsTest, ATrickledPutIsCutAtTheMinimumRate) {
   EXPECT_FALSE(store->Contains("trickled"));
 }
 
-// Item 6: connections that never read their GET replies pin at most max_reply_bytes (a GET
-// over it is answered as a miss), and each pin is released at the reply deadline, with its
-// connection closed.
+// Item 6: connections that never read their GET replies pin at most the half of
+// max_reply_bytes open to new connections (a GET over it is answered as a miss), the good
+// client's GETs are served meanwhile, and each pin is released at the reply deadline, with
+// its connection closed.
 TEST(ServerLimitsTest, UnreadGetsPinAtMostTheirBudgetUntilTheDeadline) {
   auto store = OpenStore(48 * kMiB, 4 * kMiB);
   ASSERT_NE(store, nullptr);
@@ -194,12 +201,12 @@ TEST(ServerLimitsTest, UnreadGetsPinAtMostTheirBudgetUntilTheDeadline) {
     ASSERT_TRUE(SendHeader(unread.back().get(), Command::kGet, 0, "c" + std::to_string(i)));
   }
   ASSERT_TRUE(WaitFor([&] { return Requests(s, Command::kGet) == 3; }));
-  EXPECT_EQ(s.gauges().reply_bytes, 8 * kMiB);
-  EXPECT_EQ(s.metrics().gets_over_budget.load(), 1u);
-  // Meanwhile the good client is served: a GET that fits the budget is not possible now,
-  // but EXIST and PUT are, and its GETs succeed once the pins are gone.
-  EXPECT_EQ(Exist(good.get(), "c3"), kReplySuccess);
-  EXPECT_TRUE(WaitFor([&] { return s.metrics().connections_closed_timeout.load() == 2; }));
+  // New connections share half the budget: one pinned, two answered as misses.
+  EXPECT_EQ(s.gauges().reply_bytes, 4 * kMiB);
+  EXPECT_EQ(s.metrics().gets_over_budget.load(), 2u);
+  // The good client, which has sent 16 MiB, keeps the other half: its GET is served now.
+  EXPECT_TRUE(ReadsBack(good.get(), "c3", 4 * kMiB, 3));
+  EXPECT_TRUE(WaitFor([&] { return s.metrics().connections_closed_timeout.load() == 1; }));
   EXPECT_EQ(s.gauges().reply_bytes, 0u);
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(ReadsBack(good.get(), "c" + std::to_string(i), 4 * kMiB, i));
 }
