@@ -6,7 +6,7 @@
 # target's executions, executions/s, time and corpus size; exits non-zero on a finding, with
 # the input under build/fuzz/long/<target>/artifacts/.
 #   tools/fuzz_serve_long.sh            (builds build/fuzz if needed; needs clang)
-#   RUNS=1000000 SECONDS_MAX=60 tools/fuzz_serve_long.sh
+#   RUNS=1000000 SECONDS_MAX=60 TARGETS=connection_fuzz tools/fuzz_serve_long.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-10000000}
@@ -17,8 +17,10 @@ if [ ! -x build/fuzz/server/fuzz/connection_fuzz ]; then
 fi
 cmake --build build/fuzz --target lm_frame_fuzz connection_fuzz >/dev/null
 status=0
+targets=${TARGETS:-lm_frame_fuzz connection_fuzz}
 for spec in "lm_frame_fuzz 192" "connection_fuzz 4096"; do
   set -- $spec
+  case " $targets " in *" $1 "*) ;; *) continue ;; esac
   t=$1 max_len=$2 work="build/fuzz/long/$1"
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
   cp "server/fuzz/corpus/$t"/* "$work/corpus/"
