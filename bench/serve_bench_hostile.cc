@@ -36,17 +36,11 @@ constexpr std::size_t kGoodChunk = 2 * kMiB;
 constexpr std::size_t kBigChunk = 32 * kMiB;
 constexpr int kBigChunks = 6;
 
+// Headers as LMCache describes a byte buffer: BINARY_BUFFER, dtype None, [length, 0, 0, 0].
 std::array<std::byte, serve::kRequestHeaderSize> Header(serve::Command c, std::size_t length,
                                                         const std::string& key) {
-  serve::Request r;
-  r.command = c;
-  r.length = static_cast<std::int32_t>(length);
-  r.layout = {serve::kFormatBinaryBuffer, serve::kDtypeNone,
-              {static_cast<std::int32_t>(length), 0, 0, 0}};
-  r.key = key;
-  auto h = serve::EncodeRequest(r);
-  if (!h.ok()) Die(h.status().ToString());
-  return *h;
+  const auto n = static_cast<std::int32_t>(length);
+  return serve::wire::Header(c, n, key, {serve::kFormatBinaryBuffer, serve::kDtypeNone, {n, 0, 0, 0}});
 }
 
 void SendHeader(int fd, serve::Command c, std::size_t length, const std::string& key) {
@@ -54,18 +48,8 @@ void SendHeader(int fd, serve::Command c, std::size_t length, const std::string&
   SendAll(fd, h.data(), h.size());
 }
 
-// An attacker's send: the server may well have closed the connection (that is the point).
-bool TrySend(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::send(fd, c, n, MSG_NOSIGNAL);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
+// An attacker's sends: the server may well have closed the connection (that is the point).
+bool TrySend(int fd, const void* p, std::size_t n) { return serve::wire::SendAll(fd, p, n); }
 
 bool TrySendHeader(int fd, serve::Command c, std::size_t length, const std::string& key) {
   const auto h = Header(c, length, key);

@@ -77,14 +77,8 @@ bool ReadsBack(int fd, const std::string& key, std::size_t size, std::uint64_t s
 // A socket whose receive buffer is as small as the kernel allows (set before connecting, so
 // the window stays small): a reply to it stalls in the server instead of in the kernel.
 UniqueFd ConnectSmallWindow(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int small = 4096;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  UniqueFd fd = wire::ConnectLoopback(port, 4096);
+  EXPECT_GE(fd.get(), 0);
   return fd;
 }
 

@@ -45,12 +45,16 @@ void SendHeader(int fd, Command c, std::int32_t length, const std::string& key) 
 
 void SendAll(int fd, const void* p, std::size_t n) { ASSERT_TRUE(testing::SendAll(fd, p, n)); }
 
+Result<std::unique_ptr<Server>> StartQuiet(Store& store) {
+  ServerOptions o;
+  o.quiet = true;
+  return Server::Start(store, o);
+}
+
 TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   auto store = SmallStore();
   ASSERT_NE(store, nullptr);
-  ServerOptions o;
-  o.quiet = true;
-  auto server = Server::Start(*store, o);
+  auto server = StartQuiet(*store);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const int port = (*server)->port();
   UniqueFd good = Connect(port);
@@ -135,9 +139,7 @@ TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
 TEST(ServerTest, TwoRacingPutsOfOneKeyCountOneStored) {
   auto store = SmallStore();
   ASSERT_NE(store, nullptr);
-  ServerOptions o;
-  o.quiet = true;
-  auto server = Server::Start(*store, o);
+  auto server = StartQuiet(*store);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const ServerMetrics& m = (*server)->metrics();
   std::vector<std::byte> first(1 << 20), second(1 << 20);

@@ -2,10 +2,7 @@
 // every call checked, replies read exactly. Header-only, tests only.
 #pragma once
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,21 +13,15 @@
 #include <vector>
 
 #include "server/protocol.h"
+#include "server/wire_client.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv::serve::testing {
 
-// A TCP connection to 127.0.0.1:port; -1 inside when it failed (the test then fails).
+// A TCP connection to 127.0.0.1:port (the test fails when it cannot connect).
 inline UniqueFd Connect(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0)
-      << std::strerror(errno);
-  const int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  UniqueFd fd = wire::ConnectLoopback(port);
+  EXPECT_GE(fd.get(), 0) << std::strerror(errno);
   return fd;
 }
 
@@ -51,44 +42,15 @@ inline void SetReceiveTimeout(int fd, std::chrono::milliseconds t) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-// False when the peer closed the connection or the send failed.
-inline bool SendAll(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::send(fd, c, n, MSG_NOSIGNAL);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
-// Reads exactly n bytes; false on EOF, error or the receive timeout.
-inline bool RecvAll(int fd, void* p, std::size_t n) {
-  char* c = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::recv(fd, c, n, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
+using wire::RecvAll;
+using wire::SendAll;
 
 // A request header; PUTs describe `length` bytes as KV_2LTD bf16 [2, 4, 8, length / 128]
 // (a tensor of exactly `length` bytes when length is a multiple of 128).
 inline std::array<std::byte, kRequestHeaderSize> Header(Command c, std::int32_t length,
                                                         const std::string& key) {
-  Request r;
-  r.command = c;
-  r.length = length;
-  r.layout = {1, 3, {2, 4, 8, length / 128}};
-  r.key = key;
-  auto h = EncodeRequest(r);
-  EXPECT_TRUE(h.ok()) << h.status().ToString();
-  return h.ok() ? *h : std::array<std::byte, kRequestHeaderSize>{};
+  EXPECT_LE(key.size(), kMaxKeySize);
+  return wire::Header(c, length, key, {1, 3, {2, 4, 8, length / 128}});
 }
 
 inline bool SendHeader(int fd, Command c, std::int32_t length, const std::string& key) {

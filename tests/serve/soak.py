@@ -28,6 +28,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lm_client import GET, LIST, PUT, SUCCESS, Client, request  # noqa: E402
+import serve_process  # noqa: E402
 
 MIB = 1 << 20
 
@@ -47,26 +48,17 @@ class Soak:
         self.counts = {}
         self.lock = threading.Lock()
         self.latencies = []
-        args = [binary, "serve", "--port", "0", "--metrics-port", "0", "--tier", "dram,256M",
+        args = ["--port", "0", "--metrics-port", "0", "--tier", "dram,256M",
                 "--max-payload", "64M", "--request-timeout-ms", "1500",
                 "--reply-timeout-ms", "1500", "--min-transfer-rate", "1M",
                 "--max-connections", "96", "--idle-timeout-ms", "4000",
                 "--max-reserved", "64M", "--max-reply-bytes", "64M",
                 "--max-list-bytes", "16K", "--threads", "2"]
         # stderr goes to a pipe nothing reads: logging must never block serving.
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.port = self.metrics_port = None
-        for line in self.proc.stdout:
-            m = re.search(r"lm://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-            m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
-            if m:
-                self.metrics_port = int(m.group(1))
-                break
-        if self.port is None or self.metrics_port is None:
-            self.proc.kill()
+        try:
+            self.proc, self.port, self.metrics_port = serve_process.start(
+                binary, args, subprocess.PIPE)
+        except RuntimeError:
             raise SystemExit("soak: cxlkv serve did not start")
         self.addr = ("127.0.0.1", self.port)
 
