@@ -103,7 +103,7 @@ TEST(ServerLimitsTest, StalledPutsHoldAtMostTheirBudgetUntilTheDeadline) {
   ASSERT_NE(store, nullptr);
   ServerOptions o = Quiet();
   o.max_reserved_bytes = 8 * kMiB;
-  o.request_timeout = 400ms;
+  o.request_timeout = 2s;  // the checks below run while the attack holds (a loaded CI too)
   auto server = Server::Start(*store, o);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   Server& s = **server;
@@ -178,7 +178,7 @@ TEST(ServerLimitsTest, UnreadGetsPinAtMostTheirBudgetUntilTheDeadline) {
   ASSERT_NE(store, nullptr);
   ServerOptions o = Quiet();
   o.max_reply_bytes = 8 * kMiB;
-  o.reply_timeout = 400ms;
+  o.reply_timeout = 2s;  // the checks below run while the attack holds (a loaded CI too)
   o.send_buffer = 64 << 10;  // a 4 MiB reply cannot sit in the kernel's buffers
   auto server = Server::Start(*store, o);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -330,14 +330,14 @@ TEST(ServerLimitsTest, TheIdleTimeoutClosesOnlyIdleConnections) {
   auto store = OpenStore(16 * kMiB, kMiB);
   ASSERT_NE(store, nullptr);
   ServerOptions o = Quiet();
-  o.idle_timeout = 300ms;
+  o.idle_timeout = 1s;
   auto server = Server::Start(*store, o);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   Server& s = **server;
   UniqueFd idle = Connect(s.port());
   UniqueFd busy = Connect(s.port());
   testing::SetReceiveTimeout(busy.get(), 5s);
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < 25; ++i) {  // 2.5 s, asking every 100 ms
     ASSERT_EQ(Health(busy.get()), kReplySuccess);
     ::usleep(100000);
   }
@@ -459,7 +459,7 @@ TEST(ServerLimitsTest, TheMetricsEndpointServesOthersWhileOneTrickles) {
   ::usleep(200000);  // the slow client is connected and has sent its first byte
   for (int i = 0; i < 3; ++i) {
     UniqueFd fd = Connect(s.metrics_port());
-    testing::SetReceiveTimeout(fd.get(), 1s);
+    testing::SetReceiveTimeout(fd.get(), 3s);  // the slow client would hold it for 18 s
     const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
     ASSERT_TRUE(testing::SendAll(fd.get(), request.data(), request.size()));
     std::string reply;
