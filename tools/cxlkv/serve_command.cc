@@ -238,10 +238,12 @@ Command AddServeCommand(CLI::App& root) {
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
   app->add_option("--max-reserved", flags->max_reserved,
                   "Slot bytes that PUTs being received may reserve at once; a PUT over it is "
-                  "dropped (default: a quarter of the first tier)");
+                  "dropped (default: a quarter of the first tier; past half of it, only for "
+                  "connections that have already moved half as many bytes)");
   app->add_option("--max-reply-bytes", flags->max_reply_bytes,
                   "Bytes that unread replies (pinned chunks, LIST copies) may hold at once; a "
-                  "GET over it is answered as a miss (default: a quarter of the first tier)");
+                  "GET over it is answered as a miss (default: a quarter of the first tier; "
+                  "past half of it, as for --max-reserved)");
   app->add_option("--max-connections", flags->max_connections,
                   "lm:// connections at once (default 1024, lowered to fit ulimit -n); at the "
                   "limit a new one replaces one idle for over 1 s, else is closed")
