@@ -86,8 +86,16 @@ void MetricsEndpoint::Main() {
     age_of.erase(fd);
     clients.erase(fd);  // closes it
   };
+  bool accept_paused = false;
+  Clock::time_point accept_resume;
   epoll_event events[64];
   for (;;) {
+    if (accept_paused && Clock::now() >= accept_resume) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = listener_.get();
+      accept_paused = ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0;
+    }
     const int n = ::epoll_wait(epoll_.get(), events, 64, kTickMs);
     if (n < 0 && errno != EINTR) {
       if (log_ != nullptr) log_->Line("metrics epoll_wait failed: " + std::string(std::strerror(errno)));
@@ -100,7 +108,18 @@ void MetricsEndpoint::Main() {
       if (fd == listener_.get()) {
         for (;;) {
           UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-          if (c.get() < 0) break;  // EAGAIN, or out of descriptors: tried again next tick
+          if (c.get() < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+              // Out of descriptors, say: the listener stays readable, so it leaves the epoll
+              // set for a tick instead of spinning.
+              if (log_ != nullptr) log_->Line("metrics accept failed: " + std::string(std::strerror(errno)));
+              ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
+              accept_paused = true;
+              accept_resume = now + std::chrono::milliseconds(kTickMs);
+            }
+            break;
+          }
           if (clients.size() >= kMaxClients) drop(by_age.begin()->second, true);
           epoll_event ev{};
           ev.events = EPOLLIN;
