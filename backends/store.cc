@@ -283,7 +283,8 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
   return slot;
 }
 
-Status Store::Impl::PublishSlot(const Slot& slot) {
+Status Store::Impl::PublishSlot(const Slot& slot, bool* published) {
+  if (published != nullptr) *published = false;
   const std::string_view key = slot.header.key_view();
   const KeyHash& h = slot.hash;
   const std::size_t size = slot.header.size;
@@ -321,6 +322,7 @@ Status Store::Impl::PublishSlot(const Slot& slot) {
     std::lock_guard tier_lock(tier.mu);
     tier.PolicyInsert(id, e);
   }
+  if (published != nullptr) *published = true;
   if (over_high) Kick();
   return Status::Ok();
 }

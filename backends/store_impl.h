@@ -145,7 +145,8 @@ struct Store::Impl {
   Result<Slot> ReserveSlot(std::string_view key, std::size_t size, const ChunkMeta& meta);
   // Publishes a slot whose bytes and header are written: the chunk becomes visible. When a
   // racing Put stored the key first, frees the slot and returns that Put's outcome.
-  Status PublishSlot(const Slot& slot);
+  // *published (when given) is true only when slot's bytes became the stored chunk.
+  Status PublishSlot(const Slot& slot, bool* published = nullptr);
 
   // --- moving chunks (store_move.cc) ---
   // Index of the first tier in [from, to_end) whose slots can hold size; tiers.size() if none.

@@ -52,7 +52,8 @@ bool ReservedChunk::already_stored() const {
   return state_ != nullptr && state_->slot.already_stored;
 }
 
-Status ReservedChunk::Commit() {
+Status ReservedChunk::Commit(bool* published) {
+  if (published != nullptr) *published = false;
   if (state_ == nullptr) return Status::InvalidArgument("commit of an empty reservation");
   std::unique_ptr<State> state = std::move(state_);
   if (state->slot.already_stored) return Status::Ok();
@@ -61,9 +62,9 @@ Status ReservedChunk::Commit() {
   // No parts: the bytes are in the slot already; this writes the header (and persists both
   // when the tier persists).
   im.tiers[state->slot.tier]->Write(state->slot.slots, {}, state->slot.header);
-  Status published = im.PublishSlot(state->slot);
-  if (published.ok()) im.put_latency.Record(state->reserve_ns + NsSince(start));
-  return published;
+  Status status = im.PublishSlot(state->slot, published);
+  if (status.ok()) im.put_latency.Record(state->reserve_ns + NsSince(start));
+  return status;
 }
 
 void ReservedChunk::Abort() {

@@ -88,7 +88,9 @@ TEST(StoreReserveTest, StoredKeyIsWriteOnce) {
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->already_stored());
   EXPECT_EQ(r->data(), nullptr);
-  EXPECT_TRUE(r->Commit().ok());
+  bool published = true;
+  EXPECT_TRUE(r->Commit(&published).ok());
+  EXPECT_FALSE(published);  // nothing of this reservation was stored
   ExpectChunk(*s, 1);
 }
 
@@ -100,8 +102,13 @@ TEST(StoreReserveTest, RacingReservationsOfOneKeyKeepTheFirstCommitted) {
   ASSERT_TRUE(a.ok() && b.ok());
   testing::FillPattern(a->data(), kChunk, Seed(1));
   testing::FillPattern(b->data(), kChunk, 4242);
-  ASSERT_TRUE(a->Commit().ok());
-  ASSERT_TRUE(b->Commit().ok());  // as Put: the key is stored, the second bytes dropped
+  bool a_published = false, b_published = true;
+  ASSERT_TRUE(a->Commit(&a_published).ok());
+  // As Put: the key is stored, the second bytes dropped, and the second commit says so (a
+  // server counts one PUT as stored, not two).
+  ASSERT_TRUE(b->Commit(&b_published).ok());
+  EXPECT_TRUE(a_published);
+  EXPECT_FALSE(b_published);
   ExpectChunk(*s, 1);
   EXPECT_EQ(s->Stats().tiers[0].chunks, 1u);
 }

@@ -15,6 +15,9 @@
 // Ratios lm:// / stream: the median of the runs' ratios (7 runs, after a warm-up that faults
 // the tier in); throughputs are medians too.
 // Goal: >= 0.8x.
+//
+// --hostile measures something else: a well-behaved client's latency while each of the
+// attacks of issue 18 runs (serve_bench_hostile.cc).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,50 +40,18 @@
 #include "cxlkv/store.h"
 #include "server/protocol.h"
 #include "server/server.h"
+#include "bench/serve_bench_util.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv {
 namespace {
 
+using bench_serve::Connect;
+using bench_serve::Die;
+using bench_serve::Median;
+using bench_serve::RecvAll;
+using bench_serve::SendAll;
 using Clock = std::chrono::steady_clock;
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "bench_serve: %s\n", what.c_str());
-  std::exit(1);
-}
-
-UniqueFd Connect(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("connect");
-  return fd;
-}
-
-void SendAll(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) Die("send: " + std::string(std::strerror(errno)));
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
-
-bool RecvAll(int fd, void* p, std::size_t n) {
-  char* c = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::recv(fd, c, n, 0);
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
 
 std::vector<std::byte> Buffer(std::size_t size) {
   std::vector<std::byte> b(size);
@@ -266,11 +237,6 @@ double Timed(int conns, Fn fn) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct Case {
   std::size_t chunk;
   int conns;
@@ -376,16 +342,19 @@ std::pair<double, double> MeasureStream(int port, const Case& k, const char* get
 
 int main(int argc, char** argv) {
   using namespace cxlkv;  // NOLINT(google-build-using-namespace)
-  bool quick = false, zerocopy = false;
+  bool quick = false, zerocopy = false, hostile = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--zerocopy") == 0) {
       zerocopy = true;
+    } else if (std::strcmp(argv[i], "--hostile") == 0) {
+      hostile = true;
     } else {
-      Die(std::string("unknown option ") + argv[i] + " (--quick, --zerocopy)");
+      Die(std::string("unknown option ") + argv[i] + " (--quick, --zerocopy, --hostile)");
     }
   }
+  if (hostile) return bench_serve::RunHostile(quick);
   // --quick (the ctest smoke run) moves 2 MiB chunks only, 16 MiB per run: it must stay
   // light on a loaded 2-core machine.
   const std::size_t run_bytes = quick ? (std::size_t{16} << 20) : (std::size_t{256} << 20);

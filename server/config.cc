@@ -92,7 +92,11 @@ class Table {
 
 Status ParseServer(const Table& t, ServerOptions& s) {
   CXLKV_RETURN_IF_ERROR(t.Unknown({"host", "port", "unix_socket", "threads", "max_payload",
-                                   "metrics_port", "metrics_host"}));
+                                   "metrics_port", "metrics_host", "request_timeout_ms",
+                                   "reply_timeout_ms", "idle_timeout_ms", "min_transfer_rate",
+                                   "max_reserved_bytes", "max_reply_bytes", "max_connections",
+                                   "max_connections_per_peer", "max_list_bytes",
+                                   "log_lines_per_second"}));
   CXLKV_RETURN_IF_ERROR(t.String("host", s.host));
   CXLKV_RETURN_IF_ERROR(t.Integer("port", s.port, 0, 65535));
   CXLKV_RETURN_IF_ERROR(t.String("unix_socket", s.unix_path));
@@ -100,6 +104,22 @@ Status ParseServer(const Table& t, ServerOptions& s) {
   CXLKV_RETURN_IF_ERROR(t.Bytes("max_payload", s.max_payload));
   CXLKV_RETURN_IF_ERROR(t.Integer("metrics_port", s.metrics_port, -1, 65535));
   CXLKV_RETURN_IF_ERROR(t.String("metrics_host", s.metrics_host));
+  for (auto [key, out] : {std::pair{"request_timeout_ms", &s.request_timeout},
+                          std::pair{"reply_timeout_ms", &s.reply_timeout},
+                          std::pair{"idle_timeout_ms", &s.idle_timeout}}) {
+    std::int64_t ms = out->count();
+    CXLKV_RETURN_IF_ERROR(t.Integer(key, ms, 0, std::int64_t{24} * 3600 * 1000));
+    *out = std::chrono::milliseconds(ms);
+  }
+  CXLKV_RETURN_IF_ERROR(t.Bytes("min_transfer_rate", s.min_transfer_rate));
+  CXLKV_RETURN_IF_ERROR(t.Bytes("max_reserved_bytes", s.max_reserved_bytes));
+  CXLKV_RETURN_IF_ERROR(t.Bytes("max_reply_bytes", s.max_reply_bytes));
+  CXLKV_RETURN_IF_ERROR(t.Integer("max_connections", s.max_connections, 1, 1 << 20));
+  CXLKV_RETURN_IF_ERROR(t.Integer("max_connections_per_peer", s.max_connections_per_peer, 0, 1 << 20));
+  CXLKV_RETURN_IF_ERROR(t.Bytes("max_list_bytes", s.max_list_bytes));
+  std::int64_t rate = static_cast<std::int64_t>(s.log_lines_per_second);
+  CXLKV_RETURN_IF_ERROR(t.Integer("log_lines_per_second", rate, 0, 1000000));
+  s.log_lines_per_second = static_cast<double>(rate);
   return Status::Ok();
 }
 

@@ -1,7 +1,11 @@
 // ServeConfig: what `cxlkv serve --config FILE` reads: the store's tiers, capacities and
 // policies, the spill tier, and the server's addresses and limits, from a TOML file.
 //
-//   [server]        host, port, unix_socket, threads, max_payload, metrics_port, metrics_host
+//   [server]        host, port, unix_socket, threads, max_payload, metrics_port, metrics_host,
+//                   request_timeout_ms, reply_timeout_ms, idle_timeout_ms, min_transfer_rate,
+//                   max_reserved_bytes, max_reply_bytes, max_connections,
+//                   max_connections_per_peer, max_list_bytes, log_lines_per_second
+//                   (the budgets: ServerOptions, docs/security.md)
 //   [store]         slab_size, chunk_sizes, ttl_seconds, copy_threads
 //   [[tier]]        name, source ("dram", "numa:1", "file:/path", "devdax:/dev/dax0.0"),
 //                   capacity, eviction, high_watermark, low_watermark, promote_after_hits,

@@ -93,5 +93,41 @@ TEST(ServeConfigTest, ClearErrors) {
   ExpectError("[spill]\ncapacity = \"1G\"\n", "spill.path is required");
 }
 
+TEST(ServeConfigTest, Budgets) {
+  auto c = Parse(R"(
+[server]
+request_timeout_ms = 5000
+reply_timeout_ms = 0
+idle_timeout_ms = 600000
+min_transfer_rate = "1M"
+max_reserved_bytes = "2G"
+max_reply_bytes = 1048576
+max_connections = 64
+max_connections_per_peer = 8
+max_list_bytes = "64K"
+log_lines_per_second = 10
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const ServerOptions& s = c->server;
+  EXPECT_EQ(s.request_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(s.reply_timeout, std::chrono::milliseconds(0));
+  EXPECT_EQ(s.idle_timeout, std::chrono::milliseconds(600000));
+  EXPECT_EQ(s.min_transfer_rate, std::size_t{1} << 20);
+  EXPECT_EQ(s.max_reserved_bytes, std::size_t{2} << 30);
+  EXPECT_EQ(s.max_reply_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(s.max_connections, 64u);
+  EXPECT_EQ(s.max_connections_per_peer, 8u);
+  EXPECT_EQ(s.max_list_bytes, std::size_t{64} << 10);
+  EXPECT_EQ(s.log_lines_per_second, 10.0);
+  // Defaults stay when the file says nothing.
+  auto d = Parse("[server]\nport = 1\n");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->server.request_timeout, std::chrono::milliseconds(30000));
+  EXPECT_EQ(d->server.max_connections, 1024u);
+  ExpectError("[server]\nmax_connections = 0\n", "server.max_connections");
+  ExpectError("[server]\nrequest_timeout_ms = -1\n", "server.request_timeout_ms");
+  ExpectError("[server]\nmax_reserved_bytes = \"lots\"\n", "server.max_reserved_bytes");
+}
+
 }  // namespace
 }  // namespace cxlkv::serve

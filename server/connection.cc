@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -14,20 +13,24 @@ namespace {
 
 // Bytes one OnReadable call takes before yielding to the loop's other connections.
 constexpr std::size_t kReadBudget = std::size_t{8} << 20;
-constexpr std::size_t kDrainBuffer = std::size_t{256} << 10;
+// A transfer's first second is not held to the minimum rate (a client may start a little late).
+constexpr auto kRateGrace = std::chrono::seconds(1);
 
-std::uint64_t NsSince(std::chrono::steady_clock::time_point start) {
+std::uint64_t NsSince(Connection::Clock::time_point start) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - start)
+                                        Connection::Clock::now() - start)
                                         .count());
 }
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+std::string Ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
 }  // namespace
 
-Connection::Connection(UniqueFd fd, std::string peer, const ServeContext& ctx)
-    : fd_(std::move(fd)), peer_(std::move(peer)), ctx_(ctx) {
+Connection::Connection(UniqueFd fd, std::string peer, const ServeContext& ctx,
+                       Clock::time_point now)
+    : fd_(std::move(fd)), peer_(std::move(peer)), ctx_(ctx), last_active_(now) {
   ctx_.metrics->connections_accepted.fetch_add(1, std::memory_order_relaxed);
   ctx_.metrics->connections_open.fetch_add(1, std::memory_order_relaxed);
 }
@@ -35,30 +38,81 @@ Connection::Connection(UniqueFd fd, std::string peer, const ServeContext& ctx)
 Connection::~Connection() { ctx_.metrics->connections_open.fetch_sub(1, std::memory_order_relaxed); }
 
 void Connection::Log(const std::string& line) const {
-  if (!ctx_.quiet) std::fprintf(stderr, "cxlkv serve: %s: %s\n", peer_.c_str(), line.c_str());
+  if (ctx_.log != nullptr) ctx_.log->Line(peer_ + ": " + line);
 }
 
 Connection::Step Connection::BadInput(const std::string& why) {
   ctx_.metrics->connections_closed_bad_input.fetch_add(1, std::memory_order_relaxed);
-  // Always logged, even when quiet: bad input is what an operator must see.
-  std::fprintf(stderr, "cxlkv serve: %s: closing the connection: %s\n", peer_.c_str(),
-               why.c_str());
-  reserved_.Abort();  // a half-received PUT is never visible
+  // Logged even when quiet: bad input is what an operator must see (within the log rate).
+  Log("closing the connection: " + why);
+  reservation_.reset();  // a half-received PUT is never visible
   return Step::kClose;
 }
 
-Connection::Step Connection::OnReadable() {
+Connection::Step Connection::TimedOut(const std::string& why) {
+  ctx_.metrics->connections_closed_timeout.fetch_add(1, std::memory_order_relaxed);
+  Log("closing the connection: " + why);
+  reservation_.reset();
+  lease_.reset();
+  return Step::kClose;
+}
+
+bool Connection::TooSlow(std::size_t bytes, Clock::time_point since, Clock::time_point now) const {
+  if (ctx_.min_transfer_rate == 0 || now - since <= kRateGrace) return false;
+  const double seconds = std::chrono::duration<double>(now - since - kRateGrace).count();
+  return static_cast<double>(bytes) < seconds * static_cast<double>(ctx_.min_transfer_rate);
+}
+
+Connection::Step Connection::CheckTimers(Clock::time_point now) {
+  if (sending_) {
+    const std::string what = std::string(CommandName(command_)) + " reply of " +
+                             std::to_string(reply_.size() + body_size_) + " bytes";
+    if (ctx_.reply_timeout.count() > 0 && now - reply_started_ > ctx_.reply_timeout) {
+      return TimedOut(what + " not read within the reply timeout (" + Ms(ctx_.reply_timeout) +
+                      "; " + std::to_string(sent_) + " bytes sent)");
+    }
+    if (TooSlow(sent_, reply_started_, now)) {
+      return TimedOut(what + " read slower than the minimum rate (" +
+                      std::to_string(ctx_.min_transfer_rate) + " bytes/s; " +
+                      std::to_string(sent_) + " bytes sent)");
+    }
+    return Step::kKeep;
+  }
+  if (!idle()) {
+    const std::string what = payload_total_ != 0
+                                 ? "PUT " + key_ + " (" + std::to_string(payload_got_) + " of " +
+                                       std::to_string(payload_total_) + " bytes received)"
+                                 : "a request header (" + std::to_string(header_got_) + " of " +
+                                       std::to_string(kRequestHeaderSize) + " bytes received)";
+    if (ctx_.request_timeout.count() > 0 && now - request_started_ > ctx_.request_timeout) {
+      return TimedOut(what + " not complete within the request timeout (" +
+                      Ms(ctx_.request_timeout) + "); nothing stored");
+    }
+    if (payload_total_ != 0 && TooSlow(payload_got_, request_started_, now)) {
+      return TimedOut(what + " arriving slower than the minimum rate (" +
+                      std::to_string(ctx_.min_transfer_rate) + " bytes/s); nothing stored");
+    }
+    return Step::kKeep;
+  }
+  if (ctx_.idle_timeout.count() > 0 && now - last_active_ > ctx_.idle_timeout) {
+    ctx_.metrics->connections_closed_idle.fetch_add(1, std::memory_order_relaxed);
+    if (!ctx_.quiet) Log("closing the connection: idle for " + Ms(ctx_.idle_timeout));
+    return Step::kClose;
+  }
+  return Step::kKeep;
+}
+
+Connection::Step Connection::OnReadable(Clock::time_point now) {
   std::size_t budget = kReadBudget;
   while (!sending_ && budget > 0) {
     if (payload_total_ != 0) {
       std::byte* dst;
       std::size_t want = payload_total_ - payload_got_;
-      if (reserved_.data() != nullptr) {
-        dst = reserved_.data() + payload_got_;
-      } else {
-        if (drain_.empty()) drain_.resize(kDrainBuffer);
-        dst = drain_.data();
-        want = std::min(want, drain_.size());
+      if (!payload_dst_.empty()) {
+        dst = payload_dst_.data() + payload_got_;
+      } else {  // dropped: through the loop's scratch buffer, no memory of its own
+        dst = ctx_.scratch.data();
+        want = std::min(want, ctx_.scratch.size());
       }
       want = std::min(want, budget);
       const ssize_t n = ::recv(fd_.get(), dst, want, 0);
@@ -78,6 +132,7 @@ Connection::Step Connection::OnReadable() {
         }
         return BadInput("recv failed during a PUT: " + std::string(std::strerror(errno)));
       }
+      last_active_ = now;
       payload_got_ += static_cast<std::size_t>(n);
       budget -= static_cast<std::size_t>(n);
       ctx_.metrics->bytes_received.fetch_add(static_cast<std::uint64_t>(n),
@@ -98,11 +153,15 @@ Connection::Step Connection::OnReadable() {
       if (errno == ECONNRESET && header_got_ == 0) return Step::kClose;
       return BadInput("recv failed: " + std::string(std::strerror(errno)));
     }
+    if (header_got_ == 0) request_started_ = now;
+    last_active_ = now;
     header_got_ += static_cast<std::size_t>(n);
     budget -= std::min(budget, static_cast<std::size_t>(n));
     if (header_got_ == header_.size()) {
       header_got_ = 0;
       if (HandleHeader() == Step::kClose) return Step::kClose;
+      if (sending_) reply_started_ = now;
+      if (sending_ && OnWritable(now) == Step::kClose) return Step::kClose;
     }
   }
   return Step::kKeep;
@@ -114,31 +173,43 @@ Connection::Step Connection::HandleHeader() {
   Request& r = *parsed;
   command_ = r.command;
   key_ = std::move(r.key);
-  started_ = std::chrono::steady_clock::now();
+  started_ = Clock::now();
   ServerMetrics& m = *ctx_.metrics;
   m.requests[ServerMetrics::Index(command_)].fetch_add(1, std::memory_order_relaxed);
-  Store& store = *ctx_.store;
+  ChunkStore& store = *ctx_.store;
   switch (command_) {
     case Command::kPut:
       return StartPut(r);
     case Command::kGet: {
-      Result<PinnedChunk> pin = store.Pin(key_);
+      Result<std::unique_ptr<ChunkStore::Lease>> pin = store.Pin(key_);
       if (!pin.ok()) {
         if (!pin.status().IsNotFound()) Log("GET " + key_ + ": " + pin.status().ToString());
         m.get_misses.fetch_add(1, std::memory_order_relaxed);
         return StartReply(kReplyFail, 0, kNoChunkLayout);
       }
+      std::unique_ptr<ChunkStore::Lease> lease = std::move(pin).value();
+      const std::span<const std::byte> bytes = lease->bytes();
+      reply_hold_ = ctx_.replies->TryAcquire(bytes.size(), credit_);
+      if (!reply_hold_.held()) {
+        // Answered as a miss (LMCache recomputes) rather than pin more of the cache for
+        // replies that clients are not reading.
+        m.gets_over_budget.fetch_add(1, std::memory_order_relaxed);
+        Log("GET " + key_ + " answered as a miss: " + std::to_string(ctx_.replies->used()) +
+            " of " + std::to_string(ctx_.replies->cap()) +
+            " bytes are held by unsent replies (max_reply_bytes)");
+        return StartReply(kReplyFail, 0, kNoChunkLayout);
+      }
       m.get_hits.fetch_add(1, std::memory_order_relaxed);
-      pinned_ = std::move(pin).value();
-      Result<ChunkLayout> layout = LayoutFromMeta(pinned_.meta());
+      Result<ChunkLayout> layout = LayoutFromMeta(lease->meta());
       // A chunk stored without a layout (through the library) goes out as bytes, the way
       // LMCache describes a byte buffer: BINARY_BUFFER, dtype None, shape [size, 0, 0, 0].
       const ChunkLayout l =
           layout.ok() ? *layout
                       : ChunkLayout{kFormatBinaryBuffer, kDtypeNone,
-                                    {static_cast<std::int32_t>(pinned_.size()), 0, 0, 0}};
-      body_ = pinned_.data();
-      body_size_ = pinned_.size();
+                                    {static_cast<std::int32_t>(bytes.size()), 0, 0, 0}};
+      lease_ = std::move(lease);
+      body_ = bytes.data();
+      body_size_ = bytes.size();
       return StartReply(kReplySuccess, static_cast<std::int32_t>(body_size_), l);
     }
     case Command::kExist: {
@@ -147,10 +218,16 @@ Connection::Step Connection::HandleHeader() {
       return StartReply(found ? kReplySuccess : kReplyFail, 0, kNoChunkLayout);
     }
     case Command::kList: {
-      list_ = ctx_.keys->Snapshot(store);
-      if (list_.size() > static_cast<std::size_t>(INT32_MAX)) {
-        list_.clear();
-        Log("LIST: the key list is over 2 GiB; replying FAIL");
+      bool truncated = false;
+      list_ = ctx_.keys->Snapshot(store, ctx_.max_list_bytes, &truncated);
+      if (truncated) m.lists_truncated.fetch_add(1, std::memory_order_relaxed);
+      reply_hold_ = ctx_.replies->TryAcquire(list_.size(), credit_);
+      if (!reply_hold_.held()) {
+        list_ = std::string();  // frees it
+        m.lists_over_budget.fetch_add(1, std::memory_order_relaxed);
+        Log("LIST answered FAIL: the replies not yet read hold " +
+            std::to_string(ctx_.replies->used()) + " of " + std::to_string(ctx_.replies->cap()) +
+            " bytes (max_reply_bytes)");
         return StartReply(kReplyFail, 0, kNoChunkLayout);
       }
       body_ = reinterpret_cast<const std::byte*>(list_.data());
@@ -166,38 +243,60 @@ Connection::Step Connection::HandleHeader() {
 Connection::Step Connection::StartPut(const Request& r) {
   payload_total_ = static_cast<std::size_t>(r.length);
   payload_got_ = 0;
-  Result<ReservedChunk> reserved = ctx_.store->Reserve(key_, payload_total_, LayoutToMeta(r.layout));
-  if (reserved.ok()) {
-    reserved_ = std::move(reserved).value();
-  } else {
+  payload_dst_ = {};
+  ServerMetrics& m = *ctx_.metrics;
+  reserved_hold_ = ctx_.reserved->TryAcquire(payload_total_, credit_);
+  if (!reserved_hold_.held()) {
+    // Read and dropped: stalled or slow PUTs of other clients hold the budget; none of them
+    // may evict the cache to hold more.
+    m.puts_over_budget.fetch_add(1, std::memory_order_relaxed);
+    Log("PUT " + key_ + " of " + std::to_string(payload_total_) + " bytes not stored: " +
+        std::to_string(ctx_.reserved->used()) + " of " + std::to_string(ctx_.reserved->cap()) +
+        " bytes are reserved by PUTs in flight (max_reserved_bytes; past half of it, only for "
+        "connections that have moved half as much)");
+    return Step::kKeep;
+  }
+  Result<std::unique_ptr<ChunkStore::Reservation>> reserved =
+      ctx_.store->Reserve(key_, payload_total_, LayoutToMeta(r.layout));
+  if (!reserved.ok()) {
+    reserved_hold_.Release();
     // Not the client's fault (the store is full of pinned chunks, the chunk is bigger than
     // any slot): the payload is read and dropped, the connection goes on. LMCache expects no
     // reply to a PUT; a later GET misses.
-    ctx_.metrics->puts_refused.fetch_add(1, std::memory_order_relaxed);
-    Log("PUT " + key_ + " of " + std::to_string(payload_total_) +
-        " bytes not stored: " + reserved.status().ToString());
+    m.puts_refused.fetch_add(1, std::memory_order_relaxed);
+    if (!ctx_.quiet) {
+      Log("PUT " + key_ + " of " + std::to_string(payload_total_) +
+          " bytes not stored: " + reserved.status().ToString());
+    }
+    return Step::kKeep;
   }
+  reservation_ = std::move(reserved).value();
+  payload_dst_ = reservation_->bytes();
+  if (payload_dst_.empty()) reserved_hold_.Release();  // already stored: nothing is held
   return Step::kKeep;
 }
 
 Connection::Step Connection::FinishPut() {
   ServerMetrics& m = *ctx_.metrics;
+  credit_ += payload_total_;
   payload_total_ = 0;
   payload_got_ = 0;
+  payload_dst_ = {};
   SetLowWater(1);  // headers: wake on any byte
-  if (reserved_.already_stored()) {
-    m.puts_already_stored.fetch_add(1, std::memory_order_relaxed);
-    reserved_.Abort();
-  } else if (reserved_.data() != nullptr) {
-    Status committed = reserved_.Commit();
-    if (committed.ok()) {
+  if (reservation_ != nullptr) {
+    Result<bool> committed = reservation_->Commit();
+    reservation_.reset();
+    if (!committed.ok()) {
+      m.puts_refused.fetch_add(1, std::memory_order_relaxed);
+      if (!ctx_.quiet) Log("PUT " + key_ + " not stored: " + committed.status().ToString());
+    } else if (*committed) {
       m.puts_stored.fetch_add(1, std::memory_order_relaxed);
       ctx_.keys->Add(key_, *ctx_.store);
-    } else {
-      m.puts_refused.fetch_add(1, std::memory_order_relaxed);
-      Log("PUT " + key_ + " not stored: " + committed.ToString());
+    } else {  // the key was stored already, or a racing PUT of it committed first
+      m.puts_already_stored.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  reserved_hold_.Release();
   FinishRequest();
   return Step::kKeep;
 }
@@ -206,15 +305,17 @@ Connection::Step Connection::StartReply(std::int32_t code, std::int32_t length,
                                         const ChunkLayout& layout) {
   reply_ = EncodeReply(code, length, layout);
   if (code != kReplySuccess) {
+    lease_.reset();
+    reply_hold_.Release();
     body_ = nullptr;
     body_size_ = 0;
   }
   sent_ = 0;
   sending_ = true;
-  return OnWritable();  // most replies fit in the socket buffer at once
+  return Step::kKeep;  // the caller sends: most replies fit in the socket buffer at once
 }
 
-Connection::Step Connection::OnWritable() {
+Connection::Step Connection::OnWritable(Clock::time_point now) {
   const std::size_t total = reply_.size() + body_size_;
   while (sent_ < total) {
     iovec iov[2];
@@ -234,14 +335,19 @@ Connection::Step Connection::OnWritable() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (WouldBlock(errno)) return Step::kKeep;
-      Log(std::string(CommandName(command_)) + " reply failed: " + std::strerror(errno));
+      if (!ctx_.quiet) {
+        Log(std::string(CommandName(command_)) + " reply failed: " + std::strerror(errno));
+      }
       return Step::kClose;  // the client went away; not bad input
     }
+    last_active_ = now;
     sent_ += static_cast<std::size_t>(n);
   }
   ctx_.metrics->bytes_sent.fetch_add(body_size_, std::memory_order_relaxed);
-  pinned_.Release();
-  list_.clear();
+  if (lease_ != nullptr) credit_ += body_size_;  // chunks, not LIST copies
+  lease_.reset();
+  list_ = std::string();  // frees the copy, not just its contents
+  reply_hold_.Release();
   body_ = nullptr;
   body_size_ = 0;
   sending_ = false;

@@ -5,6 +5,9 @@
 // Add also forgets evicted keys whenever the list has doubled since it last did: the list
 // stays within twice the keys the store holds (plus 1024), at O(1) amortized per Add.
 //
+// A LIST reply is capped (ServerOptions::max_list_bytes): Snapshot stops at that many bytes,
+// so no client makes the server copy and hold the whole key list.
+//
 // Thread-safety: every member function is thread-safe.
 #pragma once
 
@@ -13,13 +16,13 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "cxlkv/store.h"
+#include "server/chunk_store.h"
 
 namespace cxlkv::serve {
 
 class KeyList {
  public:
-  void Add(std::string_view key, const Store& store) {
+  void Add(std::string_view key, const ChunkStore& store) {
     std::lock_guard lock(mu_);
     keys_.emplace(key);
     if (keys_.size() >= 2 * kept_ + 1024) {
@@ -31,28 +34,35 @@ class KeyList {
     std::lock_guard lock(mu_);
     return keys_.size();
   }
-  // Newline-separated keys the store still holds (any order); forgets the others.
-  std::string Snapshot(const Store& store) {
+  // Newline-separated keys the store still holds (any order), at most max_bytes of them;
+  // *truncated (when given) says whether keys were left out. Forgets the keys it finds the
+  // store no longer holds.
+  std::string Snapshot(const ChunkStore& store, std::size_t max_bytes, bool* truncated = nullptr) {
     std::lock_guard lock(mu_);
-    kept_ = 0;  // recounted below
     std::string out;
+    bool cut = false;
     for (auto it = keys_.begin(); it != keys_.end();) {
       if (!store.Contains(*it)) {
         it = keys_.erase(it);
         continue;
       }
+      if (out.size() + (out.empty() ? 0 : 1) + it->size() > max_bytes) {
+        cut = true;
+        break;
+      }
       if (!out.empty()) out += '\n';
       out += *it;
       ++it;
     }
-    kept_ = keys_.size();
+    if (!cut) kept_ = keys_.size();  // every key was checked
+    if (truncated != nullptr) *truncated = cut;
     return out;
   }
 
  private:
   std::mutex mu_;
   std::unordered_set<std::string> keys_;  // guarded by mu_
-  std::size_t kept_ = 0;                   // keys_.size() after the last pruning; mu_
+  std::size_t kept_ = 0;                   // keys_.size() after the last full pruning; mu_
 };
 
 }  // namespace cxlkv::serve

@@ -86,7 +86,7 @@ void Histogram(Writer& w, std::string_view name, const std::string& labels,
 
 }  // namespace
 
-std::string ServerMetrics::RenderPrometheus(const Store& store) const {
+std::string ServerMetrics::RenderPrometheus(const Store& store, const ServerGauges& g) const {
   Writer w;
   w.Help("cxlkv_requests_total", "counter", "lm:// requests by command");
   for (Command c : {Command::kPut, Command::kGet, Command::kExist, Command::kList,
@@ -103,6 +103,7 @@ std::string ServerMetrics::RenderPrometheus(const Store& store) const {
   w.Help("cxlkv_get_total", "counter", "lm:// GETs by result");
   w.Sample("cxlkv_get_total", "result=\"hit\"", get_hits.load());
   w.Sample("cxlkv_get_total", "result=\"miss\"", get_misses.load());
+  w.Sample("cxlkv_get_total", "result=\"over_budget\"", gets_over_budget.load());
   w.Help("cxlkv_exist_total", "counter", "lm:// EXISTs by result");
   w.Sample("cxlkv_exist_total", "result=\"hit\"", exist_hits.load());
   w.Sample("cxlkv_exist_total", "result=\"miss\"", exist_misses.load());
@@ -110,6 +111,7 @@ std::string ServerMetrics::RenderPrometheus(const Store& store) const {
   w.Sample("cxlkv_put_total", "result=\"stored\"", puts_stored.load());
   w.Sample("cxlkv_put_total", "result=\"already_stored\"", puts_already_stored.load());
   w.Sample("cxlkv_put_total", "result=\"refused\"", puts_refused.load());
+  w.Sample("cxlkv_put_total", "result=\"over_budget\"", puts_over_budget.load());
   w.Help("cxlkv_network_bytes_total", "counter", "payload bytes over lm:// connections");
   w.Sample("cxlkv_network_bytes_total", "direction=\"in\"", bytes_received.load());
   w.Sample("cxlkv_network_bytes_total", "direction=\"out\"", bytes_sent.load());
@@ -120,6 +122,41 @@ std::string ServerMetrics::RenderPrometheus(const Store& store) const {
   w.Help("cxlkv_connections_closed_bad_input_total", "counter",
          "connections closed for a malformed request or a payload cut short");
   w.Sample("cxlkv_connections_closed_bad_input_total", "", connections_closed_bad_input.load());
+  w.Help("cxlkv_connections_closed_total", "counter",
+         "lm:// connections the server closed, by reason (bad input is counted above too)");
+  w.Sample("cxlkv_connections_closed_total", "reason=\"bad_input\"",
+           connections_closed_bad_input.load());
+  w.Sample("cxlkv_connections_closed_total", "reason=\"timeout\"",
+           connections_closed_timeout.load());
+  w.Sample("cxlkv_connections_closed_total", "reason=\"idle\"", connections_closed_idle.load());
+  w.Sample("cxlkv_connections_closed_total", "reason=\"replaced\"",
+           connections_replaced.load());
+  w.Help("cxlkv_connections_refused_total", "counter",
+         "lm:// connections closed at once: max_connections or max_connections_per_peer");
+  w.Sample("cxlkv_connections_refused_total", "", connections_refused.load());
+  w.Help("cxlkv_connections_max", "gauge", "the connection limit in force");
+  w.Sample("cxlkv_connections_max", "", static_cast<std::uint64_t>(g.max_connections));
+  w.Help("cxlkv_accept_failures_total", "counter",
+         "accept() failures (out of descriptors: accepting pauses, backing off)");
+  w.Sample("cxlkv_accept_failures_total", "", accept_failures.load());
+  w.Help("cxlkv_put_reserved_bytes", "gauge", "slot bytes reserved by PUTs being received");
+  w.Sample("cxlkv_put_reserved_bytes", "", static_cast<std::uint64_t>(g.reserved_bytes));
+  w.Help("cxlkv_put_reserved_bytes_max", "gauge", "max_reserved_bytes");
+  w.Sample("cxlkv_put_reserved_bytes_max", "", static_cast<std::uint64_t>(g.max_reserved_bytes));
+  w.Help("cxlkv_reply_held_bytes", "gauge",
+         "bytes held by replies not yet sent: pinned chunks and LIST copies");
+  w.Sample("cxlkv_reply_held_bytes", "", static_cast<std::uint64_t>(g.reply_bytes));
+  w.Help("cxlkv_reply_held_bytes_max", "gauge", "max_reply_bytes");
+  w.Sample("cxlkv_reply_held_bytes_max", "", static_cast<std::uint64_t>(g.max_reply_bytes));
+  w.Help("cxlkv_list_total", "counter", "LIST replies cut at max_list_bytes or refused");
+  w.Sample("cxlkv_list_total", "result=\"truncated\"", lists_truncated.load());
+  w.Sample("cxlkv_list_total", "result=\"over_budget\"", lists_over_budget.load());
+  w.Help("cxlkv_log_lines_dropped_total", "counter",
+         "log lines dropped: over the log rate, or stderr not keeping up");
+  w.Sample("cxlkv_log_lines_dropped_total", "", g.log_lines_dropped);
+  w.Help("cxlkv_metrics_clients_dropped_total", "counter",
+         "metrics requests closed unanswered: too slow, or too many at once");
+  w.Sample("cxlkv_metrics_clients_dropped_total", "", metrics_clients_dropped.load());
 
   const StoreStats st = store.Stats();
   struct TierCounter {

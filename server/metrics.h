@@ -15,6 +15,16 @@
 
 namespace cxlkv::serve {
 
+// What the server holds now, read when metrics are rendered.
+struct ServerGauges {
+  std::size_t reserved_bytes = 0;      // slots reserved by PUTs being received
+  std::size_t max_reserved_bytes = 0;
+  std::size_t reply_bytes = 0;         // chunks pinned and LIST copies held by unsent replies
+  std::size_t max_reply_bytes = 0;
+  std::size_t max_connections = 0;
+  std::uint64_t log_lines_dropped = 0;
+};
+
 struct ServerMetrics {
   static constexpr std::size_t kCommands = 6;  // indexed by Command value; 0 unused
   static std::size_t Index(Command c) { return static_cast<std::size_t>(c); }
@@ -33,9 +43,21 @@ struct ServerMetrics {
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> connections_open{0};
   std::atomic<std::uint64_t> connections_closed_bad_input{0};
+  // Budgets and limits (docs/security.md): what was refused or cut, and why.
+  std::atomic<std::uint64_t> puts_over_budget{0};   // dropped: max_reserved_bytes was reached
+  std::atomic<std::uint64_t> gets_over_budget{0};   // answered as a miss: max_reply_bytes reached
+  std::atomic<std::uint64_t> lists_over_budget{0};  // answered FAIL: max_reply_bytes reached
+  std::atomic<std::uint64_t> lists_truncated{0};    // cut at max_list_bytes
+  std::atomic<std::uint64_t> connections_closed_timeout{0};  // a deadline or the minimum rate
+  std::atomic<std::uint64_t> connections_closed_idle{0};
+  std::atomic<std::uint64_t> connections_refused{0};   // over max_connections(_per_peer)
+  std::atomic<std::uint64_t> connections_replaced{0};  // idle ones closed for a new one
+  std::atomic<std::uint64_t> accept_failures{0};       // accept() errors (out of descriptors)
+  std::atomic<std::uint64_t> metrics_clients_dropped{0};  // scrapes cut: slow, or too many
 
-  // The Prometheus text exposition (version 0.0.4) of these counters and of store.Stats().
-  std::string RenderPrometheus(const Store& store) const;
+  // The Prometheus text exposition (version 0.0.4) of these counters, the gauges and
+  // store.Stats().
+  std::string RenderPrometheus(const Store& store, const ServerGauges& gauges) const;
 };
 
 }  // namespace cxlkv::serve

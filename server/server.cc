@@ -2,25 +2,35 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
 
 #include "server/connection.h"
-#include "server/listener.h"
 
 namespace cxlkv::serve {
 namespace {
 
+using Clock = std::chrono::steady_clock;
 constexpr int kMaxEvents = 64;
+// How often each loop checks its connections' deadlines: timeouts are exact to about this.
+constexpr auto kTick = std::chrono::milliseconds(100);
+// Descriptors kept for everything but lm:// connections: tiers, the spill file, listeners,
+// epoll and event fds, the metrics endpoint's clients (at most 64).
+constexpr rlim_t kReservedDescriptors = 128;
+// accept() out of descriptors: paused this long, doubling up to the maximum while it lasts.
+constexpr auto kAcceptBackoffMin = std::chrono::milliseconds(10);
+constexpr auto kAcceptBackoffMax = std::chrono::milliseconds(1000);
+// Each loop drops unwanted payloads through one buffer of this size.
+constexpr std::size_t kScratchBytes = std::size_t{256} << 10;
 
 Status AddToEpoll(int epoll_fd, int fd, std::uint32_t events) {
   epoll_event ev{};
@@ -32,15 +42,28 @@ Status AddToEpoll(int epoll_fd, int fd, std::uint32_t events) {
   return Status::Ok();
 }
 
-// Sends all of data on a blocking socket; false when the peer went away.
-bool SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
+// The connection limit that the descriptor limit allows: raises the soft RLIMIT_NOFILE toward
+// the hard one when `wanted` needs it; when that is not enough, the most that fits.
+unsigned FitConnectionLimit(unsigned wanted, std::string* note) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+  const rlim_t needed = static_cast<rlim_t>(wanted) + kReservedDescriptors;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? needed : std::min(needed, rl.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
-  return true;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= needed) return wanted;
+  const rlim_t fit = rl.rlim_cur > 2 * kReservedDescriptors ? rl.rlim_cur - kReservedDescriptors
+                                                            : std::max<rlim_t>(1, rl.rlim_cur / 2);
+  *note = "max_connections lowered from " + std::to_string(wanted) + " to " +
+          std::to_string(fit) + ": the descriptor limit (ulimit -n) is " +
+          std::to_string(rl.rlim_cur);
+  return static_cast<unsigned>(fit);
+}
+
+bool OutOfResources(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
 }  // namespace
@@ -54,11 +77,35 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
     return Status::InvalidArgument("max payload must be 1 byte to 2 GiB - 1 (the protocol's "
                                    "int32 length)");
   }
+  if (options.max_list_bytes > static_cast<std::size_t>(INT32_MAX)) {
+    return Status::InvalidArgument("max list bytes must be at most 2 GiB - 1 (the protocol's "
+                                   "int32 length)");
+  }
+  if (options.max_connections == 0) {
+    return Status::InvalidArgument("max connections must be at least 1");
+  }
+  if (options.request_timeout.count() < 0 || options.reply_timeout.count() < 0 ||
+      options.idle_timeout.count() < 0) {
+    return Status::InvalidArgument("server timeouts must not be negative");
+  }
   if (options.host.empty() && options.unix_path.empty()) {
     return Status::InvalidArgument("the server needs a TCP host or a unix socket path");
   }
   std::unique_ptr<Server> s(new Server(store));
+  s->log_ = std::make_unique<ServerLog>(options.log_lines_per_second);
+  const StoreStats stats = store.Stats();
+  const std::size_t quarter = stats.tiers.empty() ? 0 : stats.tiers.front().capacity / 4;
+  if (options.max_reserved_bytes == 0) options.max_reserved_bytes = quarter;
+  if (options.max_reply_bytes == 0) options.max_reply_bytes = quarter;
+  std::string note;
+  options.max_connections = FitConnectionLimit(options.max_connections, &note);
+  if (!note.empty()) s->log_->Line(note);
   s->options_ = options;
+  s->chunks_ = StoreChunks(store);
+  s->reserved_ = std::make_unique<ByteBudget>(options.max_reserved_bytes);
+  s->replies_ = std::make_unique<ByteBudget>(options.max_reply_bytes);
+  s->limits_ = std::make_unique<ConnectionLimits>(options.max_connections,
+                                                  options.max_connections_per_peer);
   if (!options.host.empty()) {
     CXLKV_ASSIGN_OR_RETURN(s->tcp_, ListenTcp(options.host, options.port));
     CXLKV_ASSIGN_OR_RETURN(s->port_, BoundPort(s->tcp_.get()));
@@ -66,19 +113,25 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
   if (!options.unix_path.empty()) {
     CXLKV_ASSIGN_OR_RETURN(s->unix_, ListenUnix(options.unix_path));
   }
-  if (options.metrics_port >= 0) {
-    CXLKV_ASSIGN_OR_RETURN(s->metrics_listener_,
-                           ListenTcp(options.metrics_host, options.metrics_port));
-    CXLKV_ASSIGN_OR_RETURN(s->metrics_port_, BoundPort(s->metrics_listener_.get()));
-  }
   s->stop_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (s->stop_event_.get() < 0) return Status::FromErrno("eventfd", errno);
+  if (options.metrics_port >= 0) {
+    CXLKV_ASSIGN_OR_RETURN(UniqueFd listener, ListenTcp(options.metrics_host, options.metrics_port));
+    CXLKV_ASSIGN_OR_RETURN(s->metrics_port_, BoundPort(listener.get()));
+    Server* srv = s.get();
+    CXLKV_ASSIGN_OR_RETURN(
+        s->metrics_endpoint_,
+        MetricsEndpoint::Start(
+            std::move(listener),
+            [srv] { return srv->metrics_.RenderPrometheus(srv->store_, srv->gauges()); },
+            &s->metrics_.metrics_clients_dropped, s->log_.get()));
+  }
   for (unsigned i = 0; i < options.threads; ++i) {
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (ep.get() < 0) return Status::FromErrno("epoll_create1", errno);
     // Every loop waits on the listeners; EPOLLEXCLUSIVE wakes one of them per connection.
-    for (const UniqueFd* l : {&s->tcp_, &s->unix_}) {
-      if (l->get() >= 0) CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), l->get(), EPOLLIN | EPOLLEXCLUSIVE));
+    for (int l : {s->tcp_.get(), s->unix_.socket.get()}) {
+      if (l >= 0) CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), l, EPOLLIN | EPOLLEXCLUSIVE));
     }
     CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), s->stop_event_.get(), EPOLLIN));
     s->epolls_.push_back(std::move(ep));
@@ -86,94 +139,171 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
   for (const UniqueFd& ep : s->epolls_) {
     s->threads_.emplace_back([srv = s.get(), fd = ep.get()] { srv->LoopMain(fd); });
   }
-  if (s->metrics_listener_.get() >= 0) {
-    s->threads_.emplace_back([srv = s.get()] { srv->MetricsMain(); });
-  }
   return s;
 }
 
 Server::~Server() { Stop(); }
 
+ServerGauges Server::gauges() const {
+  ServerGauges g;
+  g.reserved_bytes = reserved_->used();
+  g.max_reserved_bytes = reserved_->cap();
+  g.reply_bytes = replies_->used();
+  g.max_reply_bytes = replies_->cap();
+  g.max_connections = options_.max_connections;
+  g.log_lines_dropped = log_->dropped();
+  return g;
+}
+
 void Server::Stop() {
   if (stopped_.exchange(true)) return;
   const std::uint64_t one = 1;
-  if (::write(stop_event_.get(), &one, sizeof(one)) != sizeof(one)) {
-    std::fprintf(stderr, "cxlkv serve: cannot signal the event loops to stop: %s\n",
-                 std::strerror(errno));
+  if (stop_event_.get() >= 0 && ::write(stop_event_.get(), &one, sizeof(one)) != sizeof(one)) {
+    log_->Line("cannot signal the event loops to stop: " + std::string(std::strerror(errno)));
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
-  if (!options_.unix_path.empty() && unix_.get() >= 0) ::unlink(options_.unix_path.c_str());
+  metrics_endpoint_.reset();
+  if (!options_.unix_path.empty()) RemoveUnixSocket(unix_, options_.unix_path);
 }
 
 void Server::LoopMain(int epoll_fd) {
+  std::vector<std::byte> scratch(kScratchBytes);
   ServeContext ctx;
-  ctx.store = &store_;
+  ctx.store = chunks_.get();
   ctx.keys = &keys_;
   ctx.metrics = &metrics_;
+  ctx.log = log_.get();
+  ctx.reserved = reserved_.get();
+  ctx.replies = replies_.get();
+  ctx.scratch = scratch;
   ctx.max_payload = options_.max_payload;
+  ctx.max_list_bytes = options_.max_list_bytes;
   ctx.receive_low_water = options_.receive_low_water;
+  ctx.request_timeout = options_.request_timeout;
+  ctx.reply_timeout = options_.reply_timeout;
+  ctx.idle_timeout = options_.idle_timeout;
+  ctx.min_transfer_rate = options_.min_transfer_rate;
   ctx.quiet = options_.quiet;
   struct Entry {
+    ConnectionTicket ticket;  // declared first, destroyed last: the place is freed once closed
     std::unique_ptr<Connection> conn;
     bool watching_out = false;  // registered for EPOLLOUT (a reply in flight) or EPOLLIN
   };
   std::unordered_map<int, Entry> conns;
+  const int listeners[2] = {tcp_.get(), unix_.socket.get()};
+  // Accepting pauses (the listeners leave this loop's epoll set) while out of descriptors.
+  bool accept_paused = false;
+  Clock::time_point accept_resume;
+  Clock::duration accept_backoff = kAcceptBackoffMin;
+  Clock::time_point next_check = Clock::now() + kTick;
+
+  auto close_conn = [&](std::unordered_map<int, Entry>::iterator it) {
+    ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, it->first, nullptr);
+    conns.erase(it);  // closes the socket, aborts a partial PUT, ends a lease, frees its place
+  };
+  // At max_connections: this loop's longest-idle connection, if idle for long enough.
+  auto longest_idle = [&](Clock::time_point now) {
+    auto best = conns.end();
+    for (auto it = conns.begin(); it != conns.end(); ++it) {
+      const Connection& c = *it->second.conn;
+      if (!c.idle() || now - c.last_active() < ServerOptions::kReplaceIdleAfter) continue;
+      if (best == conns.end() || c.last_active() < best->second.conn->last_active()) best = it;
+    }
+    return best;
+  };
+  auto accept_from = [&](int listener, Clock::time_point now) {
+    for (;;) {
+      UniqueFd c(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (c.get() < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        const int err = errno;
+        metrics_.accept_failures.fetch_add(1, std::memory_order_relaxed);
+        if (OutOfResources(err)) {
+          // The listener stays readable: pause this loop's accepts instead of spinning.
+          for (int l : listeners) {
+            if (l >= 0) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, l, nullptr);
+          }
+          accept_paused = true;
+          accept_resume = now + accept_backoff;
+          log_->Line("accept failed: " + std::string(std::strerror(err)) + "; accepting paused for " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        accept_backoff).count()) + " ms");
+          accept_backoff = std::min<Clock::duration>(2 * accept_backoff, kAcceptBackoffMax);
+        } else {
+          log_->Line("accept failed: " + std::string(std::strerror(err)));
+        }
+        return;
+      }
+      accept_backoff = kAcceptBackoffMin;
+      ConnectionLimits::Verdict verdict;
+      ConnectionTicket ticket = limits_->Admit(PeerIdentity(c.get()), &verdict);
+      if (verdict == ConnectionLimits::Verdict::kServerFull) {
+        auto idle = longest_idle(now);
+        if (idle != conns.end()) {
+          metrics_.connections_replaced.fetch_add(1, std::memory_order_relaxed);
+          close_conn(idle);
+          ticket = limits_->Admit(PeerIdentity(c.get()), &verdict);
+        }
+      }
+      if (!ticket.admitted()) {
+        metrics_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+        log_->Line(PeerName(c.get()) + ": connection refused: " +
+                   (verdict == ConnectionLimits::Verdict::kPeerFull
+                        ? "max_connections_per_peer (" +
+                              std::to_string(options_.max_connections_per_peer) + ") reached"
+                        : "max_connections (" + std::to_string(options_.max_connections) +
+                              ") reached, none idle to replace"));
+        continue;  // c closes it
+      }
+      if (listener == tcp_.get()) {
+        const int one = 1;  // small replies must not wait for Nagle
+        if (::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+          log_->Line("TCP_NODELAY: " + std::string(std::strerror(errno)));
+        }
+      }
+      if (options_.send_buffer > 0) {
+        // A send buffer that holds a whole chunk lets one sendmsg queue a GET's reply,
+        // instead of a wake-up per partial send (the kernel caps it at wmem_max).
+        const int bytes = options_.send_buffer;
+        ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+      }
+      const int cfd = c.get();
+      if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
+        log_->Line("cannot watch a new connection: " + std::string(std::strerror(errno)));
+        continue;  // c closes it
+      }
+      std::string peer = PeerName(cfd);
+      conns[cfd] = Entry{std::move(ticket),
+                         std::make_unique<Connection>(std::move(c), std::move(peer), ctx, now),
+                         false};
+    }
+  };
+
   epoll_event events[kMaxEvents];
   for (;;) {
-    const int n = ::epoll_wait(epoll_fd, events, kMaxEvents, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::fprintf(stderr, "cxlkv serve: epoll_wait failed: %s\n", std::strerror(errno));
+    const int n = ::epoll_wait(epoll_fd, events, kMaxEvents,
+                               static_cast<int>(std::chrono::milliseconds(kTick).count()));
+    if (n < 0 && errno != EINTR) {
+      log_->Line("epoll_wait failed: " + std::string(std::strerror(errno)));
       return;
     }
+    const Clock::time_point now = Clock::now();
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == stop_event_.get()) return;  // connections close with the map
-      if (fd == tcp_.get() || fd == unix_.get()) {
-        for (;;) {
-          UniqueFd c(::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-          if (c.get() < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-              std::fprintf(stderr, "cxlkv serve: accept failed: %s\n", std::strerror(errno));
-              // Out of descriptors: the listener stays readable, so back off rather than spin.
-              if (errno == EMFILE || errno == ENFILE) ::usleep(10000);
-            }
-            break;
-          }
-          if (fd == tcp_.get()) {
-            const int one = 1;  // small replies must not wait for Nagle
-            if (::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-              std::fprintf(stderr, "cxlkv serve: TCP_NODELAY: %s\n", std::strerror(errno));
-            }
-          }
-          if (options_.send_buffer > 0) {
-            // A send buffer that holds a whole chunk lets one sendmsg queue a GET's reply,
-            // instead of a wake-up per partial send (the kernel caps it at wmem_max).
-            const int bytes = options_.send_buffer;
-            ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-          }
-          const int cfd = c.get();
-          if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
-            std::fprintf(stderr, "cxlkv serve: cannot watch a new connection: %s\n",
-                         std::strerror(errno));
-            continue;  // c closes it
-          }
-          std::string peer = PeerName(cfd);
-          conns[cfd] = Entry{std::make_unique<Connection>(std::move(c), std::move(peer), ctx),
-                             false};
-        }
+      if (fd == listeners[0] || fd == listeners[1]) {
+        accept_from(fd, now);
         continue;
       }
       auto it = conns.find(fd);
       if (it == conns.end()) continue;
       Entry& e = it->second;
       const Connection::Step step =
-          e.conn->sending() ? e.conn->OnWritable() : e.conn->OnReadable();
+          e.conn->sending() ? e.conn->OnWritable(now) : e.conn->OnReadable(now);
       if (step == Connection::Step::kClose) {
-        ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-        conns.erase(it);  // closes the socket, aborts a partial PUT, ends a lease
+        close_conn(it);
         continue;
       }
       if (e.conn->sending() != e.watching_out) {
@@ -182,48 +312,27 @@ void Server::LoopMain(int epoll_fd) {
         ev.events = e.watching_out ? EPOLLOUT : EPOLLIN;
         ev.data.fd = fd;
         if (::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-          std::fprintf(stderr, "cxlkv serve: epoll_ctl: %s; closing a connection\n",
-                       std::strerror(errno));
-          ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-          conns.erase(it);
+          log_->Line("epoll_ctl: " + std::string(std::strerror(errno)) + "; closing a connection");
+          close_conn(it);
         }
       }
     }
-  }
-}
-
-// A minimal HTTP/1.0 responder: one request per connection, GET /metrics (or /) only.
-void Server::MetricsMain() {
-  pollfd fds[2] = {{metrics_listener_.get(), POLLIN, 0}, {stop_event_.get(), POLLIN, 0}};
-  for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      std::fprintf(stderr, "cxlkv serve: metrics poll failed: %s\n", std::strerror(errno));
-      return;
+    if (accept_paused && now >= accept_resume) {
+      accept_paused = false;
+      for (int l : listeners) {
+        if (l >= 0 && !AddToEpoll(epoll_fd, l, EPOLLIN | EPOLLEXCLUSIVE).ok()) {
+          log_->Line("cannot watch a listener again: " + std::string(std::strerror(errno)));
+        }
+      }
     }
-    if (fds[1].revents != 0) return;
-    UniqueFd c(::accept4(metrics_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (c.get() < 0) continue;
-    // A slow or silent client must not stall the endpoint for long.
-    const timeval timeout{2, 0};
-    ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    ::setsockopt(c.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    std::string request;
-    char buf[1024];
-    while (request.find("\r\n\r\n") == std::string::npos &&
-           request.find("\n\n") == std::string::npos && request.size() < 8192) {
-      const ssize_t n = ::recv(c.get(), buf, sizeof(buf), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      request.append(buf, static_cast<std::size_t>(n));
+    if (now >= next_check) {
+      next_check = now + kTick;
+      for (auto it = conns.begin(); it != conns.end();) {
+        auto next = std::next(it);
+        if (it->second.conn->CheckTimers(now) == Connection::Step::kClose) close_conn(it);
+        it = next;
+      }
     }
-    const bool metrics = request.rfind("GET /metrics ", 0) == 0 || request.rfind("GET / ", 0) == 0;
-    std::string body = metrics ? metrics_.RenderPrometheus(store_) : "not found: try /metrics\n";
-    std::string head = std::string(metrics ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.0 404 Not Found\r\n") +
-                       "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                       "Content-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n";
-    if (SendAll(c.get(), head)) SendAll(c.get(), body);
   }
 }
 

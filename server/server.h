@@ -3,11 +3,15 @@
 // threads (epoll, level-triggered; each loop accepts its own connections from the shared
 // listening sockets), all on one Store. Optionally serves Prometheus metrics over HTTP.
 //
+// What one client can make the server hold or wait for is bounded by the budgets below
+// (docs/security.md, "Clients"); log lines never block a loop (ServerLog).
+//
 // Thread-safety: Start, Stop and the accessors may be called from any one thread; Stop (or
 // the destructor) joins every thread. The Store must outlive the Server.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,8 +19,14 @@
 
 #include "cxlkv/status.h"
 #include "cxlkv/store.h"
+#include "server/budget.h"
+#include "server/chunk_store.h"
+#include "server/connection_limits.h"
 #include "server/key_list.h"
+#include "server/listener.h"
+#include "server/log.h"
 #include "server/metrics.h"
+#include "server/metrics_endpoint.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv::serve {
@@ -31,12 +41,42 @@ struct ServerOptions {
   unsigned threads = 2;            // event loops
   int send_buffer = 0;             // SO_SNDBUF of connections; 0 leaves the kernel's autotuning
   std::size_t receive_low_water = 0;  // SO_RCVLOWAT during PUT payloads; 0 leaves it at 1
-  bool quiet = false;              // log only bad input, not refused PUTs and failed sends
+  bool quiet = false;              // log only bad input and cut connections
+
+  // --- budgets: what clients can make the server hold or wait for (0: see each) ---
+  // A request's header and PUT payload must arrive within this of its first byte; a reply
+  // must be read within reply_timeout of its first byte. 0: no deadline.
+  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds reply_timeout{30000};
+  // After its first second, a PUT payload or a reply must average at least this many bytes/s
+  // (a client that trickles cannot hold a slot or a pin for the whole deadline). 0: none.
+  std::size_t min_transfer_rate = std::size_t{4} << 20;
+  // A connection idle between requests this long is closed. 0 (the default): never, since
+  // LMCache keeps one connection for its lifetime and its older connectors do not reconnect;
+  // at max_connections idle connections are replaced instead (see below).
+  std::chrono::milliseconds idle_timeout{0};
+  // Slot bytes reserved at once by PUTs being received; a PUT over it is read and dropped.
+  // 0: a quarter of the first tier's capacity.
+  std::size_t max_reserved_bytes = 0;
+  // Bytes held at once by replies not yet read (pinned chunks, LIST copies); a GET over it is
+  // answered as a miss. 0: a quarter of the first tier's capacity.
+  std::size_t max_reply_bytes = 0;
+  // lm:// connections open at once. At the limit a new connection takes the place of its
+  // event loop's longest-idle connection if that has been idle for kReplaceIdleAfter, else it
+  // is closed at once. Start raises the soft RLIMIT_NOFILE toward the hard limit when this
+  // needs it, and lowers the limit (with a log line) when it cannot.
+  unsigned max_connections = 1024;
+  unsigned max_connections_per_peer = 0;  // per client address or Unix uid; 0: no limit
+  std::size_t max_list_bytes = std::size_t{1} << 20;  // LIST replies are cut at this size
+  double log_lines_per_second = 100;  // log rate; lines over it are dropped and counted
+
+  static constexpr auto kReplaceIdleAfter = std::chrono::seconds(1);
 };
 
 class Server {
  public:
-  // Binds every listener and starts the threads. Errors name the address that failed.
+  // Binds every listener and starts the threads. Errors name the address that failed; a Unix
+  // socket path that a running server holds is Busy.
   static Result<std::unique_ptr<Server>> Start(Store& store, ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -45,25 +85,32 @@ class Server {
   int port() const { return port_; }                  // the TCP port bound; -1 without TCP
   int metrics_port() const { return metrics_port_; }  // -1 without metrics
   const ServerMetrics& metrics() const { return metrics_; }
+  ServerGauges gauges() const;
+  // The options in force: budgets of 0 resolved, max_connections as lowered to fit.
+  const ServerOptions& options() const { return options_; }
   void Stop();
 
  private:
   explicit Server(Store& store) : store_(store) {}
   void LoopMain(int epoll_fd);
-  void MetricsMain();
 
   Store& store_;
   ServerOptions options_;
+  std::unique_ptr<ServerLog> log_;  // first in, last out: every thread logs through it
+  std::unique_ptr<ChunkStore> chunks_;
+  std::unique_ptr<ByteBudget> reserved_;
+  std::unique_ptr<ByteBudget> replies_;
+  std::unique_ptr<ConnectionLimits> limits_;
   KeyList keys_;
   ServerMetrics metrics_;
   UniqueFd tcp_;
-  UniqueFd unix_;
-  UniqueFd metrics_listener_;
+  UnixListener unix_;
   UniqueFd stop_event_;  // an eventfd every thread polls; written once by Stop
   int port_ = -1;
   int metrics_port_ = -1;
   std::vector<UniqueFd> epolls_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::atomic<bool> stopped_{false};
 };
 

@@ -14,10 +14,16 @@
 #include <vector>
 
 #include "server/protocol.h"
+#include "server/test_client.h"
 #include "tests/test_util.h"
 
 namespace cxlkv::serve {
 namespace {
+
+using testing::Connect;
+using testing::ConnectUnix;
+using testing::Exist;
+using testing::RecvAll;
 
 std::unique_ptr<Store> SmallStore() {
   StoreOptions o;
@@ -33,68 +39,27 @@ std::unique_ptr<Store> SmallStore() {
   return s.ok() ? std::move(s).value() : nullptr;
 }
 
-UniqueFd Connect(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  return fd;
-}
-
-void SendAll(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::send(fd, c, n, MSG_NOSIGNAL);
-    ASSERT_GT(k, 0);
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-}
-
-// Reads exactly n bytes; false on EOF.
-bool RecvAll(int fd, void* p, std::size_t n) {
-  char* c = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::recv(fd, c, n, 0);
-    if (k <= 0) return false;
-    c += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
 void SendHeader(int fd, Command c, std::int32_t length, const std::string& key) {
-  Request r;
-  r.command = c;
-  r.length = length;
-  // KV_2LTD bf16 [2, 4, 8, N]: the tensor is `length` bytes when length is a multiple of 128.
-  r.layout = {1, 3, {2, 4, 8, length / 128}};
-  r.key = key;
-  auto h = EncodeRequest(r);
-  ASSERT_TRUE(h.ok());
-  SendAll(fd, h->data(), h->size());
+  ASSERT_TRUE(testing::SendHeader(fd, c, length, key));
 }
 
-std::int32_t Exist(int fd, const std::string& key) {
-  SendHeader(fd, Command::kExist, 0, key);
-  std::int32_t reply[9];
-  if (!RecvAll(fd, reply, sizeof(reply))) return -1;
-  return reply[0];
+void SendAll(int fd, const void* p, std::size_t n) { ASSERT_TRUE(testing::SendAll(fd, p, n)); }
+
+Result<std::unique_ptr<Server>> StartQuiet(Store& store) {
+  ServerOptions o;
+  o.quiet = true;
+  return Server::Start(store, o);
 }
 
 TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   auto store = SmallStore();
   ASSERT_NE(store, nullptr);
-  ServerOptions o;
-  o.quiet = true;
-  auto server = Server::Start(*store, o);
+  auto server = StartQuiet(*store);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const int port = (*server)->port();
   UniqueFd good = Connect(port);
   std::vector<std::byte> chunk(1 << 20);
-  testing::FillPattern(chunk.data(), chunk.size(), 7);
+  cxlkv::testing::FillPattern(chunk.data(), chunk.size(), 7);
   SendHeader(good.get(), Command::kPut, static_cast<std::int32_t>(chunk.size()), "whole");
   SendAll(good.get(), chunk.data(), chunk.size());
   ASSERT_EQ(Exist(good.get(), "whole"), 200);  // replies follow requests in order
@@ -134,9 +99,9 @@ TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   EXPECT_EQ(reply[8], 0);
   std::vector<std::byte> got(chunk.size());
   ASSERT_TRUE(RecvAll(good.get(), got.data(), got.size()));
-  EXPECT_EQ(testing::FirstPatternMismatch(got.data(), got.size(), 7), -1);
+  EXPECT_EQ(cxlkv::testing::FirstPatternMismatch(got.data(), got.size(), 7), -1);
   EXPECT_EQ((*server)->metrics().connections_closed_bad_input.load(), 2u);
-  const std::string text = (*server)->metrics().RenderPrometheus(*store);
+  const std::string text = (*server)->metrics().RenderPrometheus(*store, (*server)->gauges());
   EXPECT_NE(text.find("cxlkv_put_total{result=\"stored\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("cxlkv_tier_chunks{tier=\"dram\"} 1\n"), std::string::npos) << text;
 }
@@ -145,21 +110,17 @@ TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
   auto store = SmallStore();
   ASSERT_NE(store, nullptr);
   std::vector<std::byte> chunk(5000);
-  testing::FillPattern(chunk.data(), chunk.size(), 3);
+  cxlkv::testing::FillPattern(chunk.data(), chunk.size(), 3);
   ASSERT_TRUE(store->Put("from-the-library", chunk).ok());
   ServerOptions o;
   o.quiet = true;
   o.host = "";
-  testing::TempDir dir;
+  cxlkv::testing::TempDir dir;
   o.unix_path = dir.File("lm.sock");
   auto server = Server::Start(*store, o);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   EXPECT_EQ((*server)->port(), -1);  // no TCP listener when the host is empty
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, o.unix_path.c_str(), sizeof(a.sun_path) - 1);
-  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  UniqueFd fd = ConnectUnix(o.unix_path);
   SendHeader(fd.get(), Command::kGet, 0, "from-the-library");
   std::int32_t reply[9];
   ASSERT_TRUE(RecvAll(fd.get(), reply, sizeof(reply)));
@@ -168,9 +129,86 @@ TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
   for (int i = 0; i < 9; ++i) EXPECT_EQ(reply[i], want[i]) << i;
   std::vector<std::byte> got(chunk.size());
   ASSERT_TRUE(RecvAll(fd.get(), got.data(), got.size()));
-  EXPECT_EQ(testing::FirstPatternMismatch(got.data(), got.size(), 3), -1);
+  EXPECT_EQ(cxlkv::testing::FirstPatternMismatch(got.data(), got.size(), 3), -1);
   (*server)->Stop();
   EXPECT_NE(::access(o.unix_path.c_str(), F_OK), 0);  // the socket file is removed
+}
+
+// Issue 18, "Smaller": two connections PUT one key at once; the store keeps one, and the
+// metrics count one stored and one already stored (before, both counted as stored).
+TEST(ServerTest, TwoRacingPutsOfOneKeyCountOneStored) {
+  auto store = SmallStore();
+  ASSERT_NE(store, nullptr);
+  auto server = StartQuiet(*store);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const ServerMetrics& m = (*server)->metrics();
+  std::vector<std::byte> first(1 << 20), second(1 << 20);
+  cxlkv::testing::FillPattern(first.data(), first.size(), 1);
+  cxlkv::testing::FillPattern(second.data(), second.size(), 2);
+  UniqueFd a = Connect((*server)->port());
+  UniqueFd b = Connect((*server)->port());
+  // a's PUT is reserved and half received when b's whole PUT of the same key arrives.
+  SendHeader(a.get(), Command::kPut, static_cast<std::int32_t>(first.size()), "racing");
+  SendAll(a.get(), first.data(), first.size() / 2);
+  ASSERT_TRUE(testing::WaitFor([&] { return m.requests[ServerMetrics::Index(Command::kPut)] == 1; }));
+  SendHeader(b.get(), Command::kPut, static_cast<std::int32_t>(second.size()), "racing");
+  SendAll(b.get(), second.data(), second.size());
+  ASSERT_EQ(Exist(b.get(), "racing"), 200);
+  SendAll(a.get(), first.data() + first.size() / 2, first.size() - first.size() / 2);
+  ASSERT_EQ(Exist(a.get(), "racing"), 200);
+  EXPECT_EQ(m.puts_stored.load(), 1u);
+  EXPECT_EQ(m.puts_already_stored.load(), 1u);
+  std::vector<std::byte> got;
+  ASSERT_EQ(testing::Get(a.get(), "racing", &got), 200);
+  ASSERT_EQ(got.size(), second.size());
+  EXPECT_EQ(cxlkv::testing::FirstPatternMismatch(got.data(), got.size(), 2), -1);  // b's bytes
+  EXPECT_EQ(store->Stats().tiers[0].chunks, 1u);
+}
+
+// Issue 18, item 4: a second server given the Unix socket path of a running one is refused
+// (before, it unlinked the path and bound its own socket: new clients reached the second
+// server). A socket file left by a server that is gone is still replaced.
+TEST(ServerTest, AUnixSocketThatALiveServerHoldsIsNotTakenOver) {
+  auto store = SmallStore();
+  ASSERT_NE(store, nullptr);
+  cxlkv::testing::TempDir dir;
+  ServerOptions o;
+  o.quiet = true;
+  o.host = "";
+  o.unix_path = dir.File("lm.sock");
+  auto first = Server::Start(*store, o);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = Server::Start(*store, o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().code() == StatusCode::kBusy) << second.status().ToString();
+  EXPECT_NE(second.status().message().find(o.unix_path), std::string::npos);
+  EXPECT_NE(second.status().message().find(std::to_string(::getpid())), std::string::npos)
+      << second.status().ToString();  // the holder, from the lock file
+  // The first server still owns the path: a new client reaches it.
+  UniqueFd c = ConnectUnix(o.unix_path);
+  EXPECT_EQ(testing::Health(c.get()), 200);
+  EXPECT_EQ((*first)->metrics().connections_accepted.load(), 1u);
+  c = UniqueFd();
+  (*first)->Stop();
+
+  // A listener nobody holds a lock for (another program, or a cxlkv without the lock file)
+  // is refused too, because it answers.
+  const std::string foreign = dir.File("foreign.sock");
+  UniqueFd listening(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, foreign.c_str(), sizeof(a.sun_path) - 1);
+  ASSERT_EQ(::bind(listening.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(listening.get(), 4), 0);
+  o.unix_path = foreign;
+  auto third = Server::Start(*store, o);
+  EXPECT_TRUE(third.status().code() == StatusCode::kBusy) << third.status().ToString();
+  // Once that listener is gone its socket file is stale, and is replaced.
+  listening = UniqueFd();
+  auto fourth = Server::Start(*store, o);
+  ASSERT_TRUE(fourth.ok()) << fourth.status().ToString();
+  UniqueFd d = ConnectUnix(foreign);
+  EXPECT_EQ(testing::Health(d.get()), 200);
 }
 
 }  // namespace

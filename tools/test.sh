@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the dependencies, then builds and runs every test three ways:
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
+#      then the hostile-client soak of `cxlkv serve` ($CXLKV_SOAK_SECONDS, default 30);
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
 #   3. ThreadSanitizer: the suites labelled "concurrent";
 #   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ (the pool format
-#      and recovery scan, the spill log's record and summary decoders) for $CXLKV_FUZZ_SECONDS
-#      (default 30) on a copy of its corpus, the targets side by side (the long runs:
-#      tools/fuzz_long.sh);
+#      and recovery scan, the spill log's record and summary decoders) and server/fuzz/ (the
+#      lm:// frame parser and the connection state machine) for $CXLKV_FUZZ_SECONDS (default
+#      30) on a copy of its corpus, the targets side by side (the long runs: tools/fuzz_long.sh,
+#      tools/fuzz_serve_long.sh);
 #   5. LMCache's own code against the plain build: ../shared/lmcache-kit/run.sh (LMCache's lm://
 #      client, plugin loaders and MP-mode L2 adapter, unmodified); any failed check fails CI;
 #   6. the QEMU guest suite (tools/qemu/suite.sh) on the plain build: every mode (CPU-less NUMA
@@ -37,6 +39,11 @@ step "plain build (RelWithDebInfo, -Werror)"
 configure_and_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 step "tests: plain build"
 ctest --test-dir build/ci --output-on-failure --no-tests=error -j "$jobs" -LE '^qemu'
+step "soak: hostile clients against cxlkv serve (plain build, ${CXLKV_SOAK_SECONDS:-30}s)"
+# Every kind of bad client at once beside verifying good ones (tests/serve/soak.py); bounded
+# by the run plus at most 15 s to stop, and by the timeout.
+timeout 120 /usr/bin/python3 tests/serve/soak.py --cxlkv build/ci/cxlkv \
+  --seconds "${CXLKV_SOAK_SECONDS:-30}"
 
 # LMCache's own client, loaders and MP adapter against this build (the kit beside the project).
 kit="$root/../shared/lmcache-kit/run.sh"
@@ -65,16 +72,17 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 # leak, timeout or out-of-memory stops libFuzzer with a non-zero status and its input saved.
 fuzz_seconds=${CXLKV_FUZZ_SECONDS:-30}
 fuzz_run() {  # TARGET MAX_LEN [LIBFUZZER FLAGS...]
-  local t=$1 max_len=$2 work="build/fuzz/run/$1"
+  local t=$1 max_len=$2 work="build/fuzz/run/$1" dir=backends/pool/fuzz
   shift 2
+  case $t in lm_frame_fuzz|connection_fuzz) dir=server/fuzz ;; esac
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
-  cp backends/pool/fuzz/corpus/"$t"/* "$work/corpus/"
+  cp "$dir/corpus/$t"/* "$work/corpus/"
   if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      "build/fuzz/backends/pool/fuzz/$t" -max_total_time="$fuzz_seconds" -timeout=10 \
+      "build/fuzz/$dir/$t" -max_total_time="$fuzz_seconds" -timeout=10 \
       -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 "$@" \
       -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1; then
     tail -n 60 "$work/log"
-    echo "fuzz: $t failed; reproduce with build/fuzz/backends/pool/fuzz/$t $work/artifacts/*" >&2
+    echo "fuzz: $t failed; reproduce with build/fuzz/$dir/$t $work/artifacts/*" >&2
     return 1
   fi
   printf '%s: %s; %s\n' "$t" "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" | tail -n 1)" \
@@ -84,7 +92,7 @@ step "fuzz build (clang, libFuzzer + ASan + UBSan)"
 mkdir -p build/fuzz
 CC=clang CXX=clang++ configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCXLKV_FUZZ=ON
-step "fuzz: format_fuzz, scan_fuzz, spill_record_fuzz, spill_summary_fuzz, ${fuzz_seconds}s each"
+step "fuzz: format_fuzz, scan_fuzz, spill_record_fuzz, spill_summary_fuzz, lm_frame_fuzz, connection_fuzz, ${fuzz_seconds}s each"
 fuzz_pids=()
 fuzz_run format_fuzz 16384 & fuzz_pids+=($!)
 # scan_fuzz inputs are commands: longer ones build fuller images, so no slow growth of the length.
@@ -93,6 +101,8 @@ fuzz_run scan_fuzz 65536 -len_control=0 & fuzz_pids+=($!)
 # of a summary input grows with its entries (2 KiB ones run 10x slower), the checks do not.
 fuzz_run spill_record_fuzz 4200 & fuzz_pids+=($!)
 fuzz_run spill_summary_fuzz 512 & fuzz_pids+=($!)
+fuzz_run lm_frame_fuzz 192 & fuzz_pids+=($!)
+fuzz_run connection_fuzz 4096 & fuzz_pids+=($!)
 fuzz_ok=1
 for p in "${fuzz_pids[@]}"; do wait "$p" || fuzz_ok=0; done
 [ "$fuzz_ok" = 1 ]

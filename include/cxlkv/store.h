@@ -286,8 +286,10 @@ class ReservedChunk {
   bool already_stored() const;
   // Publishes the chunk, with the outcome Put would have had: Ok (also when a racing Put
   // stored the key first; its bytes are kept), NoSpace when the index cannot grow. The
-  // reservation is empty afterwards.
-  Status Commit();
+  // reservation is empty afterwards. *published, when given, says whether these bytes became
+  // the stored chunk: false when the key was already stored at Reserve or a racing Put or
+  // Commit stored it first (a server counts only the PUT that won as stored).
+  Status Commit(bool* published = nullptr);
   void Abort();  // frees the slot; the chunk was never visible
 
  private:

@@ -1,11 +1,11 @@
 """Fixtures for the lm:// server tests: a `cxlkv serve` process per test module."""
 import os
-import re
 import signal
-import subprocess
 import tempfile
 
 import pytest
+
+import serve_process
 
 
 class Server:
@@ -17,21 +17,11 @@ class Server:
         self.unix_path = os.path.join(self.dir.name, "lm.sock")
         self.stderr_path = os.path.join(self.dir.name, "stderr.txt")
         self.stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--port", "0", "--unix", self.unix_path, "--metrics-port", "0",
-             *extra],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.port = self.metrics_port = None
-        for line in self.proc.stdout:
-            m = re.search(r"lm://127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-            m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
-            if m:
-                self.metrics_port = int(m.group(1))
-                break
-        if self.port is None or self.metrics_port is None:
-            self.proc.kill()
+        try:
+            self.proc, self.port, self.metrics_port = serve_process.start(
+                binary, ["--port", "0", "--unix", self.unix_path, "--metrics-port", "0", *extra],
+                self.stderr)
+        except RuntimeError:
             pytest.fail("cxlkv serve did not start: " + open(self.stderr_path).read())
 
     @property

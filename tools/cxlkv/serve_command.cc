@@ -4,7 +4,9 @@
 // the file. Runs until SIGINT or SIGTERM.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -30,7 +32,26 @@ struct ServeFlags {
   std::string max_payload;
   int metrics_port = -1;
   bool quiet = false;
+  std::vector<std::string> chunk_sizes;
+  // Budgets (ServerOptions; docs/security.md). Empty or -1: not given.
+  std::int64_t request_timeout_ms = -1, reply_timeout_ms = -1, idle_timeout_ms = -1;
+  std::string min_transfer_rate, max_reserved, max_reply_bytes, max_list_bytes;
+  std::int64_t max_connections = -1, max_connections_per_peer = -1;
+  double log_rate = -1;
 };
+
+// Without chunk sizes from the command line or the file: an exact slab class for every power
+// of two from 256 KiB to 64 MiB. LMCache's chunk (256 tokens of K and V) is a power of two for
+// most models (Llama 3 8B: 32 MiB); one that is not gets a geometric class (up to 25% waste)
+// unless --chunk-size names it. Without exact classes a 2 MiB chunk took a 2.1 MiB slot, one
+// per 4 MiB slab: a 1 GiB tier held 0.5 GiB.
+std::vector<std::size_t> DefaultChunkSizes() {
+  std::vector<std::size_t> sizes;
+  for (std::size_t s = std::size_t{256} << 10; s <= (std::size_t{64} << 20); s *= 2) {
+    sizes.push_back(s);
+  }
+  return sizes;
+}
 
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "cxlkv serve: %s\n", message.c_str());
@@ -60,6 +81,34 @@ Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
   if (app.count("--threads") != 0) c.server.threads = f.threads;
   if (app.count("--metrics-port") != 0) c.server.metrics_port = f.metrics_port;
   if (app.count("--quiet") != 0) c.server.quiet = f.quiet;
+  auto bytes_flag = [](const std::string& text, const char* flag, std::size_t& out) -> Status {
+    if (text.empty()) return Status::Ok();
+    Result<std::uint64_t> bytes = ParseBytes(text);
+    if (!bytes.ok()) return bytes.status().WithContext(flag);
+    out = static_cast<std::size_t>(*bytes);
+    return Status::Ok();
+  };
+  if (f.request_timeout_ms >= 0) c.server.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
+  if (f.reply_timeout_ms >= 0) c.server.reply_timeout = std::chrono::milliseconds(f.reply_timeout_ms);
+  if (f.idle_timeout_ms >= 0) c.server.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
+  CXLKV_RETURN_IF_ERROR(bytes_flag(f.min_transfer_rate, "--min-transfer-rate", c.server.min_transfer_rate));
+  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_reserved, "--max-reserved", c.server.max_reserved_bytes));
+  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_reply_bytes, "--max-reply-bytes", c.server.max_reply_bytes));
+  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_list_bytes, "--max-list-bytes", c.server.max_list_bytes));
+  if (f.max_connections >= 0) c.server.max_connections = static_cast<unsigned>(f.max_connections);
+  if (f.max_connections_per_peer >= 0) {
+    c.server.max_connections_per_peer = static_cast<unsigned>(f.max_connections_per_peer);
+  }
+  if (f.log_rate >= 0) c.server.log_lines_per_second = f.log_rate;
+  if (!f.chunk_sizes.empty()) {
+    c.store.chunk_sizes.clear();
+    for (const std::string& size : f.chunk_sizes) {
+      Result<std::uint64_t> bytes = ParseBytes(size);
+      if (!bytes.ok()) return bytes.status().WithContext("--chunk-size " + size);
+      c.store.chunk_sizes.push_back(static_cast<std::size_t>(*bytes));
+    }
+  }
+  if (c.store.chunk_sizes.empty()) c.store.chunk_sizes = DefaultChunkSizes();
   if (!f.max_payload.empty()) {
     Result<std::uint64_t> bytes = ParseBytes(f.max_payload);
     if (!bytes.ok()) return bytes.status().WithContext("--max-payload");
@@ -186,7 +235,47 @@ Command AddServeCommand(CLI::App& root) {
   app->add_option("--metrics-port", flags->metrics_port,
                   "Serve Prometheus metrics over HTTP on this port (0: a free one)")
       ->check(CLI::Range(0, 65535));
-  app->add_flag("--quiet", flags->quiet, "Log only bad input");
+  app->add_flag("--quiet", flags->quiet, "Log only bad input and cut connections");
+  app->add_option("--chunk-size", flags->chunk_sizes,
+                  "A chunk size to give an exact slot class (repeatable): LMCache's chunk is "
+                  "chunk_size (256) tokens x layers x 2 x KV heads x head dim x dtype bytes, "
+                  "e.g. 32M for Llama 3 8B in bf16. Default: every power of two from 256K to "
+                  "64M; another size gets a slot up to 25% larger unless named here");
+  app->add_option("--request-timeout-ms", flags->request_timeout_ms,
+                  "A request's header and PUT payload must arrive within this (default 30000; "
+                  "0: no deadline); a stalled PUT is aborted and its slot freed")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+  app->add_option("--reply-timeout-ms", flags->reply_timeout_ms,
+                  "A reply must be read within this (default 30000; 0: no deadline); else its "
+                  "chunk is unpinned and the connection closed")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+  app->add_option("--min-transfer-rate", flags->min_transfer_rate,
+                  "Bytes/s a PUT payload or a reply must average after its first second "
+                  "(default 4M; 0: none)");
+  app->add_option("--idle-timeout-ms", flags->idle_timeout_ms,
+                  "Close connections idle this long between requests (default 0: never; "
+                  "LMCache keeps its connection open)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+  app->add_option("--max-reserved", flags->max_reserved,
+                  "Slot bytes that PUTs being received may reserve at once; a PUT over it is "
+                  "dropped (default: a quarter of the first tier; past half of it, only for "
+                  "connections that have already moved half as many bytes)");
+  app->add_option("--max-reply-bytes", flags->max_reply_bytes,
+                  "Bytes that unread replies (pinned chunks, LIST copies) may hold at once; a "
+                  "GET over it is answered as a miss (default: a quarter of the first tier; "
+                  "past half of it, as for --max-reserved)");
+  app->add_option("--max-connections", flags->max_connections,
+                  "lm:// connections at once (default 1024, lowered to fit ulimit -n); at the "
+                  "limit a new one replaces one idle for over 1 s, else is closed")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
+  app->add_option("--max-connections-per-peer", flags->max_connections_per_peer,
+                  "lm:// connections per client address or Unix uid (default 0: no limit)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
+  app->add_option("--max-list-bytes", flags->max_list_bytes,
+                  "LIST replies are cut at this size (default 1M)");
+  app->add_option("--log-rate", flags->log_rate,
+                  "Log lines per second; more are dropped and counted (default 100; 0: no limit)")
+      ->check(CLI::Range(0.0, 1e6));
   return {app, [app, flags] { return RunServe(*app, *flags); }};
 }
 
