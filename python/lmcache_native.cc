@@ -87,8 +87,9 @@ class PyConnector {
   }
 
   int EventFd() {
-    Live();
-    return c_->event_fd();
+    const int fd = c_->event_fd();
+    if (fd < 0) throw py::value_error("the cxlkv connector is closed");
+    return fd;
   }
 
   std::uint64_t SubmitGet(const std::vector<std::string>& keys, const py::list& bufs) {
@@ -162,12 +163,6 @@ class PyConnector {
   }
 
  private:
-  void Live() const {
-    if (c_ == nullptr || c_->store() == nullptr) {
-      throw py::value_error("the cxlkv connector is closed");
-    }
-  }
-
   static std::vector<Bytes> Views(const py::list& bufs, bool writable) {
     std::vector<Bytes> held;
     held.reserve(bufs.size());
@@ -179,7 +174,6 @@ class PyConnector {
 
   template <typename F>
   std::uint64_t Submit(std::vector<Bytes> held, F submit) {
-    Live();
     Result<std::uint64_t> id = Status::Unsupported("not submitted");
     {
       py::gil_scoped_release release;
