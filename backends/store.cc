@@ -68,7 +68,18 @@ std::string StoreStats::ToString() const {
            std::to_string(t.demotions) + ", in puts " + std::to_string(t.sync_evictions) +
            "), promoted " + std::to_string(t.promotions) + ", expired " +
            std::to_string(t.expirations) + ", in " + FormatBytes(t.bytes_in) + ", out " +
-           FormatBytes(t.bytes_out) + "\n";
+           FormatBytes(t.bytes_out);
+    if (t.recovered != 0 || t.corrupt_dropped != 0 ||
+        (!t.durability.empty() && t.durability != "volatile")) {
+      char rec[160];
+      std::snprintf(rec, sizeof(rec), "; %s, %llu recovered in %.0f ms%s, %llu corrupt dropped",
+                    t.durability.empty() ? "log" : t.durability.c_str(),
+                    static_cast<unsigned long long>(t.recovered), t.recovery_seconds * 1e3,
+                    t.recovered_from_snapshot ? " from the snapshot" : "",
+                    static_cast<unsigned long long>(t.corrupt_dropped));
+      out += rec;
+    }
+    out += "\n";
   }
   char buf[160];
   std::snprintf(buf, sizeof(buf), "misses %llu, index entries %zu, %.1f B of DRAM per entry\n",

@@ -186,10 +186,20 @@ std::string ServerMetrics::RenderPrometheus(const Store& store, const ServerGaug
        [](const TierStats& t) -> std::uint64_t { return t.bytes_in; }},
       {"cxlkv_tier_bytes_out_total", "counter", "chunk bytes read out of the tier",
        [](const TierStats& t) -> std::uint64_t { return t.bytes_out; }},
+      {"cxlkv_tier_recovered_chunks", "gauge",
+       "chunks a durable tier or the spill log found when the store opened (warm restart)",
+       [](const TierStats& t) -> std::uint64_t { return t.recovered; }},
+      {"cxlkv_tier_corrupt_dropped_total", "counter",
+       "chunks dropped because their bytes, header or record on the media were damaged",
+       [](const TierStats& t) -> std::uint64_t { return t.corrupt_dropped; }},
   };
   for (const TierCounter& c : tier_counters) {
     w.Help(c.name, c.type, c.help);
     for (const TierStats& t : st.tiers) w.Sample(c.name, Label("tier", t.name), c.get(t));
+  }
+  w.Help("cxlkv_tier_recovery_seconds", "gauge", "time the tier took to open and recover");
+  for (const TierStats& t : st.tiers) {
+    w.Sample("cxlkv_tier_recovery_seconds", Label("tier", t.name), t.recovery_seconds);
   }
   w.Help("cxlkv_store_misses_total", "counter", "store reads that found no chunk");
   w.Sample("cxlkv_store_misses_total", "", st.misses);

@@ -106,6 +106,43 @@ TEST(ServerTest, PartialPutIsNeverVisibleAndOthersCarryOn) {
   EXPECT_NE(text.find("cxlkv_tier_chunks{tier=\"dram\"} 1\n"), std::string::npos) << text;
 }
 
+// A warm restart shows in the metrics: what each durable tier found at open, how long it took,
+// and what it dropped as damaged.
+TEST(ServerTest, MetricsShowWhatADurableTierRecovered) {
+  cxlkv::testing::TempDir dir;
+  auto open = [&] {
+    StoreOptions o;
+    TierOptions t;
+    t.name = "pool";
+    t.source_spec = "file:" + dir.File("pool");
+    t.capacity = std::size_t{8} << 20;
+    t.durability = "persist-on-put";
+    o.tiers.push_back(std::move(t));
+    o.slab_size = std::size_t{1} << 20;
+    o.background_thread = false;
+    auto s = Store::Open(std::move(o));
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  };
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    std::vector<std::byte> chunk(4096);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->Put("k" + std::to_string(i), chunk).ok());
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto server = StartQuiet(*store);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const std::string text = (*server)->metrics().RenderPrometheus(*store, (*server)->gauges());
+  EXPECT_NE(text.find("cxlkv_tier_recovered_chunks{tier=\"pool\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("cxlkv_tier_corrupt_dropped_total{tier=\"pool\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("cxlkv_tier_recovery_seconds{tier=\"pool\"} "), std::string::npos);
+  EXPECT_NE(store->Stats().ToString().find("persist-on-put, 3 recovered in"), std::string::npos)
+      << store->Stats().ToString();
+  (*server)->Stop();
+}
+
 TEST(ServerTest, AChunkStoredWithoutALayoutGoesOutAsBytes) {
   auto store = SmallStore();
   ASSERT_NE(store, nullptr);
