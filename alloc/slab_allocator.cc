@@ -65,6 +65,8 @@ struct SlabAllocator::Impl {
   std::unique_ptr<std::uint32_t[]> span_live_capacity;  // per head slab; guarded by pool_mu
   std::vector<std::unique_ptr<std::atomic<std::uint8_t>[]>> live_arrays;  // guarded by pool_mu
   std::atomic<std::uint64_t> rebalanced_slabs{0};
+  // DRAM kept per slot: live flag arrays and free stacks (see SlabAllocatorStats).
+  std::atomic<std::size_t> bookkeeping_bytes{0};
   std::function<void(const SlabAllocatorOptions::SpanChange&)> on_span_change;
   bool restoring = false;              // inside RestoreSpan: the span is already on the media
   std::vector<std::uint32_t> restored;  // heads of restored spans until FinishRestore
@@ -95,10 +97,15 @@ struct SlabAllocator::Impl {
     if (c.partial.heads.empty()) return nullptr;
     const std::uint32_t head = c.partial.heads.back();
     Span& span = spans[head];
-    const std::uint32_t slot = span.free_slots.back();
-    span.free_slots.pop_back();
+    std::uint32_t slot;
+    if (!span.free_slots.empty()) {  // reuse what was given back first: its lines are warm
+      slot = span.free_slots.back();
+      span.free_slots.pop_back();
+    } else {
+      slot = span.carved++;
+    }
     if (span.used++ == 0) c.empty.Remove(spans, head);
-    if (span.free_slots.empty()) c.partial.Remove(spans, head);
+    if (!span.has_free_slot()) c.partial.Remove(spans, head);
     return SlotAddress(head, slot, table.at(cls).slot_size);
   }
   // Returns whether the span became empty.
@@ -111,11 +118,26 @@ struct SlabAllocator::Impl {
     // Spans are below 4 GiB: a 32-bit division is several times cheaper than a 64-bit one.
     const std::uint32_t slot = static_cast<std::uint32_t>(ptr - (base + head * slab_size)) /
                                static_cast<std::uint32_t>(slot_size);
-    if (span.free_slots.empty()) c.partial.Add(spans, head);
-    span.free_slots.push_back(slot);
+    if (!span.has_free_slot()) c.partial.Add(spans, head);
+    PushFreeSlot(span, slot);
     if (--span.used != 0) return false;
     c.empty.Add(spans, head);
     return true;
+  }
+
+  // The free stack's DRAM, counted as it grows and shrinks (Stats reads it without locks).
+  void PushFreeSlot(Span& span, std::uint32_t slot) {
+    const std::size_t before = span.free_slots.capacity();
+    span.free_slots.push_back(slot);
+    if (span.free_slots.capacity() != before) {
+      bookkeeping_bytes.fetch_add((span.free_slots.capacity() - before) * sizeof(std::uint32_t),
+                                  std::memory_order_relaxed);
+    }
+  }
+  void DropFreeStack(Span& span) {
+    bookkeeping_bytes.fetch_sub(span.free_slots.capacity() * sizeof(std::uint32_t),
+                                std::memory_order_relaxed);
+    std::vector<std::uint32_t>().swap(span.free_slots);
   }
 
   // --- pool level: pool_mu held ---
@@ -135,13 +157,12 @@ struct SlabAllocator::Impl {
       live_arrays.push_back(std::make_unique<std::atomic<std::uint8_t>[]>(sc.slots_per_span));
       span_live[head].store(live_arrays.back().get(), std::memory_order_release);
       span_live_capacity[head] = static_cast<std::uint32_t>(sc.slots_per_span);
+      bookkeeping_bytes.fetch_add(sc.slots_per_span, std::memory_order_relaxed);
     }
     span.used = 0;
-    span.free_slots.resize(sc.slots_per_span);
-    // Stack order: slot 0 is taken first, so a span fills front to back.
-    for (std::size_t i = 0; i < sc.slots_per_span; ++i) {
-      span.free_slots[i] = static_cast<std::uint32_t>(sc.slots_per_span - 1 - i);
-    }
+    span.carved = 0;  // a span fills front to back
+    span.slots = static_cast<std::uint32_t>(sc.slots_per_span);
+    DropFreeStack(span);
     for (std::size_t s = first; s < first + sc.slabs_per_span; ++s) {
       span_head[s].store(head, std::memory_order_release);
     }
@@ -162,8 +183,8 @@ struct SlabAllocator::Impl {
       c.empty.Remove(spans, head);
       c.partial.Remove(spans, head);  // an empty span always has free slots
       Span& span = spans[head];
-      span.free_slots.clear();
-      span.free_slots.shrink_to_fit();
+      DropFreeStack(span);
+      span.carved = 0;
       --c.span_count;
       for (std::size_t s = head; s < head + sc.slabs_per_span; ++s) {
         span_head[s].store(kNoSpan, std::memory_order_release);
@@ -500,15 +521,24 @@ void SlabAllocator::FinishRestore() {
     std::lock_guard<SpinLock> class_lock(c.mu);
     Span& span = m.spans[head];
     const std::atomic<std::uint8_t>* flags = m.span_live[head].load(std::memory_order_relaxed);
-    span.free_slots.clear();
-    for (std::size_t i = sc.slots_per_span; i-- > 0;) {  // slot 0 on top of the stack
+    // Slots past the last live one stay uncarved; the free ones below it go on the stack,
+    // the lowest on top.
+    std::uint32_t carved = 0;
+    for (std::uint32_t i = 0; i < sc.slots_per_span; ++i) {
+      if (flags[i].load(std::memory_order_relaxed) != 0) carved = i + 1;
+    }
+    m.DropFreeStack(span);
+    span.used = 0;
+    for (std::uint32_t i = carved; i-- > 0;) {
       if (flags[i].load(std::memory_order_relaxed) == 0) {
-        span.free_slots.push_back(static_cast<std::uint32_t>(i));
+        m.PushFreeSlot(span, i);
+      } else {
+        ++span.used;
       }
     }
-    span.used = static_cast<std::uint32_t>(sc.slots_per_span - span.free_slots.size());
+    span.carved = carved;
     if (span.used != 0) c.empty.Remove(m.spans, head);
-    if (span.free_slots.empty()) c.partial.Remove(m.spans, head);
+    if (!span.has_free_slot()) c.partial.Remove(m.spans, head);
   }
   m.restored.clear();
   m.restored.shrink_to_fit();
@@ -522,6 +552,10 @@ std::size_t SlabAllocator::SlotSizeFor(std::size_t size) const {
 std::size_t SlabAllocator::max_allocation() const { return impl_->table.max_slot_size(); }
 const MemoryRegion& SlabAllocator::region() const { return *impl_->region; }
 
+std::size_t SlabAllocator::slot_bookkeeping_bytes() const {
+  return impl_->bookkeeping_bytes.load(std::memory_order_relaxed);
+}
+
 SlabAllocatorStats SlabAllocator::Stats() const {
   Impl& m = *impl_;
   SlabAllocatorStats s;
@@ -529,6 +563,7 @@ SlabAllocatorStats SlabAllocator::Stats() const {
   s.slab_size = m.slab_size;
   s.slabs_total = m.slab_count;
   s.rebalanced_slabs = m.rebalanced_slabs.load(std::memory_order_relaxed);
+  s.slot_bookkeeping_bytes = m.bookkeeping_bytes.load(std::memory_order_relaxed);
   // pool_mu keeps spans where they are; holding every CPU cache at once makes the use counts
   // one consistent snapshot (a slot freed on one CPU and allocated on another in between
   // would otherwise be counted twice or not at all).

@@ -455,6 +455,55 @@ TEST(SlabAllocatorTest, FiveMiBChunksWasteNothing) {
   for (const Allocation& a : held) ASSERT_TRUE((*allocator)->Free(a).ok());
 }
 
+// Slots are carved lazily: a span filled once keeps one live-flag byte per slot and no free
+// stack; slots given back cost a 4-byte stack entry; and over fill, free and refill no slot is
+// lost or handed out twice.
+TEST(SlabAllocatorTest, BookkeepingIsAFlagPerCarvedSlotAndAStackEntryPerFreedOne) {
+  auto region = MapRegion(2 * kMiB);
+  ASSERT_NE(region, nullptr);
+  SlabAllocatorOptions o = SmallSlabs();
+  o.exact_sizes = {};
+  auto allocator = SlabAllocator::Create(*region, o);
+  ASSERT_TRUE(allocator.ok()) << allocator.status().ToString();
+  SlabAllocator& a = **allocator;
+  EXPECT_EQ(a.slot_bookkeeping_bytes(), 0u);
+  auto fill = [&](std::vector<Allocation>& out) {
+    for (;;) {
+      auto slot = a.Allocate(4 * kKiB);
+      if (!slot.ok()) {
+        EXPECT_TRUE(slot.status().IsNoSpace()) << slot.status().ToString();
+        return;
+      }
+      out.push_back(*slot);
+    }
+  };
+  std::vector<Allocation> first;
+  fill(first);
+  ASSERT_GT(first.size(), 0u);
+  const SlabAllocatorStats full = a.Stats();
+  const SizeClassStats& cls = full.classes[first[0].class_id];
+  EXPECT_EQ(cls.slots_used, first.size());
+  EXPECT_EQ(cls.slots_used, cls.slots_total);
+  EXPECT_EQ(full.slot_bookkeeping_bytes, cls.slots_total);  // flags only, no stack
+  EXPECT_EQ(a.slot_bookkeeping_bytes(), full.slot_bookkeeping_bytes);
+  // Half given back: at most the CPU caches' share stays off the spans' stacks.
+  for (std::size_t i = 0; i < first.size(); i += 2) ASSERT_TRUE(a.Free(first[i]).ok());
+  const std::size_t freed = (first.size() + 1) / 2;
+  EXPECT_GE(a.slot_bookkeeping_bytes(), cls.slots_total + 4 * (freed - std::min<std::size_t>(
+                                                                        freed, 32)));
+  for (std::size_t i = 1; i < first.size(); i += 2) ASSERT_TRUE(a.Free(first[i]).ok());
+  std::vector<Allocation> second;
+  fill(second);
+  auto starts = [](const std::vector<Allocation>& v) {
+    std::vector<const std::byte*> p;
+    for (const Allocation& x : v) p.push_back(x.data);
+    std::sort(p.begin(), p.end());
+    return p;
+  };
+  EXPECT_EQ(starts(second), starts(first));  // every slot again, none twice
+  for (const Allocation& x : second) ASSERT_TRUE(a.Free(x).ok());
+}
+
 TEST(SlabAllocatorTest, StatsPrintATable) {
   auto region = MapRegion(4 * kMiB);
   auto allocator = SlabAllocator::Create(*region, SmallSlabs());

@@ -19,11 +19,20 @@ namespace cxlkv {
 inline constexpr std::uint32_t kNotListed = UINT32_MAX;  // a span absent from a SpanList
 
 // A run of slabs owned by one class, cut into equal slots. Guarded by its class's lock.
+//
+// Slots are carved lazily: those at and above `carved` have never been handed out, and only
+// slots given back go on the free stack. A span that fills once and stays full (a cache at
+// capacity) so keeps no per-slot stack at all, where a stack of every slot would cost 4 bytes
+// per slot for as long as the span lives.
 struct Span {
-  std::uint32_t used = 0;                    // slots out of free_slots (users, CPU caches)
+  std::uint32_t used = 0;                    // slots handed out (users, CPU caches)
+  std::uint32_t carved = 0;                  // slots [0, carved) have been handed out once
+  std::uint32_t slots = 0;                   // slots in the span
   std::uint32_t partial_index = kNotListed;  // position in its class's partial list
   std::uint32_t empty_index = kNotListed;    // position in its class's empty list
-  std::vector<std::uint32_t> free_slots;     // slot indices, a stack
+  std::vector<std::uint32_t> free_slots;     // slot indices below carved, given back: a stack
+
+  bool has_free_slot() const { return !free_slots.empty() || carved < slots; }
 };
 
 // A list of span heads that can drop any member in O(1): each span remembers its position.

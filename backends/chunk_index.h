@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,34 @@ class HashIndex {
       if (slot == kEmpty) return kNoLocal;
       if ((slot & kTagMask) == tag && pool_.at(slot >> kTagBits).hash == h) {
         return slot >> kTagBits;
+      }
+    }
+  }
+
+  // Batched lookups hide the two cache misses of a Find (its slot, then its entry) by asking
+  // for the lines of many keys before reading any of them: PrefetchSlot for every key, then
+  // PrefetchEntry for every key, then Find. Both are hints and change nothing.
+  //
+  // PrefetchSlot needs no lock: it reads a copy of the table's address and mask kept in
+  // atomics. Racing a Grow it may pair a new mask with the old array and name an address past
+  // it, which is harmless: a prefetch never faults and reads nothing into the program.
+  void PrefetchSlot(const KeyHash& h) const {
+    const std::uint32_t* slots = hint_slots_.load(std::memory_order_relaxed);
+    const std::size_t mask = hint_mask_.load(std::memory_order_relaxed);
+    __builtin_prefetch(slots + (static_cast<std::size_t>(h.lo) & mask));
+  }
+  // Caller holds the shard mutex: prefetches the entry of the first slot of h's run whose tag
+  // matches (almost always the entry Find will compare).
+  void PrefetchEntry(const KeyHash& h) const {
+    const std::uint32_t tag = TagOf(h);
+    for (std::size_t i = Home(h);; i = (i + 1) & mask_) {
+      const std::uint32_t slot = slots_[i];
+      if (slot == kEmpty) return;
+      if ((slot & kTagMask) == tag) {
+        // Only the hash: Find compares nothing else, and at 16-byte alignment within 48-byte
+        // entries in 64-byte-aligned blocks it never straddles two lines.
+        __builtin_prefetch(&pool_.at(slot >> kTagBits).hash);
+        return;
       }
     }
   }
@@ -99,6 +128,12 @@ class HashIndex {
     slots_.reset(new std::uint32_t[capacity]);
     std::fill_n(slots_.get(), capacity, kEmpty);
     mask_ = capacity - 1;
+    PublishHint();
+  }
+
+  void PublishHint() {
+    hint_slots_.store(slots_.get(), std::memory_order_relaxed);
+    hint_mask_.store(mask_, std::memory_order_relaxed);
   }
 
   bool Grow() {
@@ -111,6 +146,7 @@ class HashIndex {
     for (std::size_t i = 0; i < old_capacity; ++i) {
       if (old[i] != kEmpty) Place(pool_.at(old[i] >> kTagBits).hash, old[i] >> kTagBits);
     }
+    PublishHint();
     return true;
   }
 
@@ -118,6 +154,9 @@ class HashIndex {
   std::unique_ptr<std::uint32_t[]> slots_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
+  // For PrefetchSlot only: slots_ and mask_ as of the last Reset or Grow.
+  std::atomic<const std::uint32_t*> hint_slots_{nullptr};
+  std::atomic<std::size_t> hint_mask_{0};
 };
 
 }  // namespace cxlkv::internal

@@ -68,6 +68,8 @@ struct Entry {
 
 };
 static_assert(sizeof(Entry) == 48, "the index budget is 64 bytes per chunk, tables included");
+static_assert(offsetof(Entry, hash) == 0 && sizeof(KeyHash) == 16,
+              "HashIndex::PrefetchEntry relies on the hash never straddling two lines");
 
 // Entries of one shard, in blocks that double in size (256, 512, ... entries) so a small store
 // holds little and a large one needs no reallocation: an entry never moves. Raw block memory is

@@ -511,6 +511,84 @@ Result<std::size_t> Store::Size(std::string_view key) const {
 
 bool Store::Contains(std::string_view key) const { return Size(key).ok(); }
 
+std::size_t Store::ContainsBatch(std::span<const std::string_view> keys,
+                                 std::span<bool> found) const {
+  Impl& im = *impl_;
+  const std::size_t n = std::min(keys.size(), found.size());
+  const auto now = im.ttl.count() != 0 ? im.Now() : std::chrono::nanoseconds{0};
+  // Groups of 64: the slot and entry lines of a group (2 to 3 per key) fit in L1 with room to
+  // spare, and 64 keys spread over the 16 shards let each shard's lock be taken twice a group
+  // rather than twice a key.
+  constexpr std::size_t kGroup = 64;
+  KeyHash hashes[kGroup];
+  bool valid[kGroup];
+  std::uint8_t order[kGroup];                      // group positions, sorted by shard
+  std::uint8_t shard_begin[internal::kShards + 1];  // order[shard_begin[s], shard_begin[s+1])
+  // The keys' bytes may be cold too (a caller's strings, scattered on its heap): a group's are
+  // all asked for before the first is hashed. (Asking for the next group's while this one's
+  // slots and entries are on their way was slower: it queues behind them.)
+  auto prefetch_keys = [&](std::size_t from) {
+    for (std::size_t i = from; i < std::min(from + kGroup, n); ++i) {
+      const std::string_view key = keys[i];
+      const auto first = reinterpret_cast<std::uintptr_t>(key.data()) & ~std::uintptr_t{63};
+      const auto end = first + std::min(key.size(), kMaxKeySize) +
+                       (reinterpret_cast<std::uintptr_t>(key.data()) & 63);
+      for (std::uintptr_t line = first; line < end; line += 64) {
+        __builtin_prefetch(reinterpret_cast<const void*>(line));
+      }
+    }
+  };
+  std::size_t hits = 0;
+  for (std::size_t base = 0; base < n; base += kGroup) {
+    const std::size_t g = std::min(kGroup, n - base);
+    std::uint8_t count[internal::kShards] = {};
+    prefetch_keys(base);
+    for (std::size_t i = 0; i < g; ++i) {
+      const std::string_view key = keys[base + i];
+      found[base + i] = false;
+      valid[i] = internal::ValidateKey(key).ok();
+      if (!valid[i]) continue;
+      hashes[i] = internal::HashKey(key);
+      ++count[Impl::ShardIndexOf(hashes[i])];
+      im.ShardOf(hashes[i]).index.PrefetchSlot(hashes[i]);
+    }
+    shard_begin[0] = 0;
+    for (std::uint32_t s = 0; s < internal::kShards; ++s) {
+      shard_begin[s + 1] = static_cast<std::uint8_t>(shard_begin[s] + count[s]);
+    }
+    std::uint8_t next[internal::kShards];
+    std::copy_n(shard_begin, internal::kShards, next);
+    for (std::size_t i = 0; i < g; ++i) {
+      if (!valid[i]) continue;
+      order[next[Impl::ShardIndexOf(hashes[i])]++] = static_cast<std::uint8_t>(i);
+    }
+    // Second pass: the slots have arrived (or are on their way); ask for the entries.
+    for (std::uint32_t s = 0; s < internal::kShards; ++s) {
+      if (shard_begin[s] == shard_begin[s + 1]) continue;
+      Impl::Shard& shard = *im.shards[s];
+      std::lock_guard lock(shard.mu);
+      for (std::size_t k = shard_begin[s]; k < shard_begin[s + 1]; ++k) {
+        shard.index.PrefetchEntry(hashes[order[k]]);
+      }
+    }
+    // Third pass: the lookups themselves, exactly as Size does them.
+    for (std::uint32_t s = 0; s < internal::kShards; ++s) {
+      if (shard_begin[s] == shard_begin[s + 1]) continue;
+      Impl::Shard& shard = *im.shards[s];
+      std::lock_guard lock(shard.mu);
+      for (std::size_t k = shard_begin[s]; k < shard_begin[s + 1]; ++k) {
+        const std::size_t i = order[k];
+        const std::uint32_t local = shard.index.Find(hashes[i]);
+        if (local == internal::kNoLocal) continue;
+        if (im.ExpiredLocked(im.entries.at(internal::MakeEntryId(s, local)), now)) continue;
+        found[base + i] = true;
+        ++hits;
+      }
+    }
+  }
+  return hits;
+}
+
 Status Store::Remove(std::string_view key) {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   Impl& im = *impl_;
@@ -524,9 +602,18 @@ Status Store::Remove(std::string_view key) {
 }
 
 std::size_t Store::LongestPrefix(std::span<const std::string_view> keys) const {
-  std::size_t n = 0;
-  while (n < keys.size() && Contains(keys[n])) ++n;
-  return n;
+  // Windows of 16 keys looked up together: a long prefix costs overlapped misses, and a short
+  // one wastes at most 15 lookups.
+  constexpr std::size_t kWindow = 16;
+  bool found[kWindow];
+  for (std::size_t base = 0; base < keys.size(); base += kWindow) {
+    const std::size_t w = std::min(kWindow, keys.size() - base);
+    ContainsBatch(keys.subspan(base, w), std::span<bool>(found, w));
+    for (std::size_t i = 0; i < w; ++i) {
+      if (!found[i]) return base + i;
+    }
+  }
+  return keys.size();
 }
 
 void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }
@@ -599,6 +686,7 @@ StoreStats Store::Stats() const {
     st.index_entries += im.shards[i]->index.size();
     index_bytes += im.shards[i]->index.bytes() + im.entries.pool(i).touched_bytes();
   }
+  for (const auto& t : im.tiers) index_bytes += t->allocator().slot_bookkeeping_bytes();
   if (st.index_entries > 0) {
     st.index_bytes_per_entry =
         static_cast<double>(index_bytes) / static_cast<double>(st.index_entries);

@@ -196,6 +196,13 @@ TEST(StoreTtlTest, SweepFreesExpiredChunksAndAPutReplacesOne) {
   clock.Set(13.5);
   EXPECT_TRUE(s->Contains(Key(8)));   // deadline 14
   EXPECT_FALSE(s->Contains(Key(9)));  // deadline 8
+  const std::string k8 = Key(8), k9 = Key(9), k10 = Key(10);
+  const std::string_view keys[] = {k9, k8, k10};
+  bool found[3];
+  EXPECT_EQ(s->ContainsBatch(keys, found), 1u);
+  EXPECT_FALSE(found[0]);
+  EXPECT_TRUE(found[1]);
+  EXPECT_FALSE(found[2]);  // deadline 8, expired but not yet swept
 }
 
 TEST(StoreTtlTest, ExpiredChunksAreDroppedNotDemoted) {

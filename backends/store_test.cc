@@ -130,6 +130,58 @@ TEST(StoreTest, LongestPrefix) {
   EXPECT_EQ(s->LongestPrefix({}), 0u);
 }
 
+// ContainsBatch gives Contains' answer for every key, across groups (it works in groups of
+// 64), with present, absent, removed and invalid keys mixed, and counts the present ones.
+TEST(StoreTest, ContainsBatchAgreesWithContains) {
+  auto s = OneTier(Slabs(8));
+  ASSERT_NE(s, nullptr);
+  const std::byte small[64] = {};
+  std::vector<std::string> owned;
+  for (int i = 0; i < 300; ++i) {
+    owned.push_back(Key(i));
+    if (i % 3 != 0) {
+      ASSERT_TRUE(s->Put(Key(i), small).ok()) << i;
+    }
+  }
+  for (int i = 1; i < 300; i += 30) ASSERT_TRUE(s->Remove(Key(i)).ok()) << i;
+  owned.insert(owned.begin() + 70, "");                      // invalid: empty
+  owned.insert(owned.begin() + 130, std::string(4096, 'k'));  // invalid: too long
+  owned.push_back(Key(2));                                    // a key asked twice
+  std::vector<std::string_view> keys(owned.begin(), owned.end());
+  std::unique_ptr<bool[]> found(new bool[keys.size()]);
+  std::fill_n(found.get(), keys.size(), true);  // every answer must be written
+  const std::size_t hits = s->ContainsBatch(keys, std::span(found.get(), keys.size()));
+  std::size_t expected_hits = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const bool want = s->Contains(keys[i]);
+    expected_hits += want ? 1 : 0;
+    EXPECT_EQ(found[i], want) << i << ": " << keys[i].substr(0, 40);
+  }
+  EXPECT_EQ(hits, expected_hits);
+  EXPECT_EQ(expected_hits, 300u - 100u - 10u + 1u);  // 200 put, 10 of them removed, Key(2) twice
+  // Within the prefix of keys a shorter found span limits the lookups.
+  EXPECT_EQ(s->ContainsBatch(keys, std::span(found.get(), 3)), 1u);
+  EXPECT_EQ(s->ContainsBatch({}, {}), 0u);
+}
+
+TEST(StoreTest, LongestPrefixAcrossItsWindows) {
+  auto s = OneTier(Slabs(8));
+  ASSERT_NE(s, nullptr);
+  const std::byte small[64] = {};
+  std::vector<std::string> owned;
+  for (int i = 0; i < 50; ++i) {
+    owned.push_back(Key(i));
+    if (i != 37) {
+      ASSERT_TRUE(s->Put(Key(i), small).ok()) << i;
+    }
+  }
+  std::vector<std::string_view> keys(owned.begin(), owned.end());
+  EXPECT_EQ(s->LongestPrefix(keys), 37u);
+  EXPECT_EQ(s->LongestPrefix(std::span(keys).first(37)), 37u);
+  EXPECT_EQ(s->LongestPrefix(std::span(keys).first(32)), 32u);  // two whole windows
+  EXPECT_EQ(s->LongestPrefix(std::span(keys).subspan(38)), 12u);
+}
+
 // Fills a one-tier store of 4 slabs (16 chunks) and returns how many fit before any eviction.
 int Fill(Store& s, int n) {
   for (int i = 0; i < n; ++i) {
