@@ -173,9 +173,12 @@ Result<std::uint64_t> LmcacheConnector::SubmitExists(std::span<const std::string
   std::shared_lock live(life_);
   Result<std::uint64_t> id = NewBatch(Kind::kExists, keys.size(), keys.size());
   if (!id.ok()) return id;
-  std::vector<bool> per_key(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) per_key[i] = store_->Contains(StoreKey(keys[i]));
-  FinishAtSubmit(*id, std::move(per_key), "", false);
+  // One ContainsBatch: the index misses of all the keys overlap.
+  const std::vector<std::string> store_keys = StoreKeys(keys);
+  const std::vector<std::string_view> views(store_keys.begin(), store_keys.end());
+  std::unique_ptr<bool[]> found(new bool[keys.size()]);
+  store_->ContainsBatch(views, std::span<bool>(found.get(), keys.size()));
+  FinishAtSubmit(*id, std::vector<bool>(found.get(), found.get() + keys.size()), "", false);
   return id;
 }
 
