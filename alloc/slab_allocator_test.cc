@@ -455,7 +455,7 @@ TEST(SlabAllocatorTest, FiveMiBChunksWasteNothing) {
   for (const Allocation& a : held) ASSERT_TRUE((*allocator)->Free(a).ok());
 }
 
-// Slots are carved lazily: a span filled once keeps one live-flag byte per slot and no free
+// Slots are carved lazily: a span filled once keeps one live flag per slot and no free
 // stack; slots given back cost a 4-byte stack entry; and over fill, free and refill no slot is
 // lost or handed out twice.
 TEST(SlabAllocatorTest, BookkeepingIsAFlagPerCarvedSlotAndAStackEntryPerFreedOne) {
@@ -484,12 +484,13 @@ TEST(SlabAllocatorTest, BookkeepingIsAFlagPerCarvedSlotAndAStackEntryPerFreedOne
   const SizeClassStats& cls = full.classes[first[0].class_id];
   EXPECT_EQ(cls.slots_used, first.size());
   EXPECT_EQ(cls.slots_used, cls.slots_total);
-  EXPECT_EQ(full.slot_bookkeeping_bytes, cls.slots_total);  // flags only, no stack
+  // Flags only, no stack: 4 bytes a 4 KiB slot (flags are slot_size / 1024 bytes apart).
+  EXPECT_EQ(full.slot_bookkeeping_bytes, 4 * cls.slots_total);
   EXPECT_EQ(a.slot_bookkeeping_bytes(), full.slot_bookkeeping_bytes);
   // Half given back: at most the CPU caches' share stays off the spans' stacks.
   for (std::size_t i = 0; i < first.size(); i += 2) ASSERT_TRUE(a.Free(first[i]).ok());
   const std::size_t freed = (first.size() + 1) / 2;
-  EXPECT_GE(a.slot_bookkeeping_bytes(), cls.slots_total + 4 * (freed - std::min<std::size_t>(
+  EXPECT_GE(a.slot_bookkeeping_bytes(), 4 * cls.slots_total + 4 * (freed - std::min<std::size_t>(
                                                                         freed, 32)));
   for (std::size_t i = 1; i < first.size(); i += 2) ASSERT_TRUE(a.Free(first[i]).ok());
   std::vector<Allocation> second;

@@ -57,7 +57,7 @@ struct SpanList {
 // batch of at most 32 or a span (all of a class's empty spans in a rebalance, which is rare),
 // and a futex-based mutex handing over between cores costs microseconds where classes with
 // no CPU cache (the largest) take it on every call.
-struct ClassState {
+struct alignas(64) ClassState {  // a line of its own: other classes' locks are taken by other CPUs
   SpinLock mu;
   std::size_t span_count = 0;
   SpanList<&Span::partial_index> partial;  // spans with a free slot (empty ones included)

@@ -90,8 +90,10 @@ struct SlabAllocatorStats {
   std::size_t slabs_free = 0;          // slabs held by no class
   std::size_t largest_free_run = 0;    // longest run of contiguous free slabs
   std::uint64_t rebalanced_slabs = 0;  // slabs taken back from one class for another, ever
-  // DRAM the allocator keeps per carved slot: a live flag (1 byte) for every slot of every span
-  // it has carved, and a 4-byte free-stack entry for every slot given back and not taken again.
+  // DRAM the allocator keeps per slot: a live flag for every slot of every span it has carved
+  // (1 byte, spread to slot_size / 1024 bytes, at most 64, so that flags of slots different
+  // CPUs hold rarely share a cache line), and a 4-byte free-stack entry for every slot given
+  // back and not taken again.
   std::size_t slot_bookkeeping_bytes = 0;
   // 1 - requested bytes / used slot bytes, over all live allocations (0 when none).
   double internal_fragmentation = 0;
