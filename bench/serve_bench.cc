@@ -378,6 +378,14 @@ int main(int argc, char** argv) {
   if (!store.ok()) Die(store.status().ToString());
   serve::ServerOptions so;
   so.quiet = true;
+  // 8 fresh connections each with a 32 MiB PUT in flight. The default budget (a quarter of the
+  // first tier) is sized for tiers of gigabytes; connections that have moved little may hold
+  // only its first half; and on this small tier it would drop PUTs of the 8-connection 32 MiB
+  // case (an overloaded server drops a PUT rather than stall the connection's GETs behind it).
+  so.max_reserved_bytes = 2 * std::size_t{8} * chunk_sizes.back() + (std::size_t{64} << 20);
+  // Likewise the replies: 8 GETs of 32 MiB pinned while they are sent (over it a GET is
+  // answered as a miss).
+  so.max_reply_bytes = so.max_reserved_bytes;
   if (const char* sndbuf = std::getenv("CXLKV_BENCH_SNDBUF")) so.send_buffer = std::atoi(sndbuf);
   if (const char* lowat = std::getenv("CXLKV_BENCH_RCVLOWAT")) {
     so.receive_low_water = static_cast<std::size_t>(std::atoll(lowat));
