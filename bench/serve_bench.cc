@@ -415,9 +415,19 @@ int main(int argc, char** argv) {
       MeasureLm(**store, (*server)->port(), k, -1);  // warm-up: faults the tier's pages in
       std::vector<double> lm_put, lm_get, st_put, st_get, sm_put, sm_get, zc_ratio;
       for (int r = 0; r < runs; ++r) {
-        auto [p, g] = MeasureLm(**store, (*server)->port(), k, r);
-        auto [sp, sg] = MeasureStream(stream.port(), k);
-        auto [mp, mg] = MeasureStream(stream_mem.port(), k);
+        // Rotate which of the three goes first: a run disturbs the one after it (fresh memory
+        // freed, socket buffers), and a fixed order would hand that cost to one column.
+        std::pair<double, double> lm_run, stream_run, mem_run;
+        for (int step = 0; step < 3; ++step) {
+          switch ((r + step) % 3) {
+            case 0: lm_run = MeasureLm(**store, (*server)->port(), k, r); break;
+            case 1: stream_run = MeasureStream(stream.port(), k); break;
+            default: mem_run = MeasureStream(stream_mem.port(), k); break;
+          }
+        }
+        auto [p, g] = lm_run;
+        auto [sp, sg] = stream_run;
+        auto [mp, mg] = mem_run;
         lm_put.push_back(p);
         lm_get.push_back(g);
         st_put.push_back(sp);
