@@ -12,8 +12,8 @@ packages=(
   liburing-dev
   # formats and the CLI (toml++: `cxlkv serve --config`)
   libxxhash-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
+  # tests and benchmarks (bench_spill prints fio's figure on the same file system beside its own)
+  libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev fio
   # the fuzz targets (backends/pool/fuzz): clang and libFuzzer (libclang_rt.fuzzer-x86_64.a
   # comes with libclang-rt-14-dev, which clang-14 only recommends)
   clang libclang-rt-14-dev

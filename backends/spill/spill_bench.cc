@@ -1,17 +1,20 @@
-// bench_spill: the spill log's appends and batched reads against raw O_DIRECT pwrite/pread
-// loops of the same bytes on the same file, measured in the same run.
+// bench_spill: the spill log's appends and batched reads against raw io_uring O_DIRECT I/O of
+// the same bytes on the same file, measured in the same run.
 //
 // For each chunk size (2 MiB, 128 KiB) and each of --repeats rounds, on one file:
-//   raw write   ftruncate + fallocate, then one pwrite per chunk, back to back (O_DIRECT, from
-//               4 KiB-aligned sources: no copy, no checksum)
-//   raw read    one pread per chunk, in a shuffled order (O_DIRECT, into an aligned buffer)
+//   raw write   ftruncate + fallocate, then one write per chunk through io_uring with O_DIRECT
+//               from 4 KiB-aligned sources (no copy, no checksum), at queue depths 1, 4, 16
+//               and 32; the baseline is the best depth's median
+//   raw read    one read per chunk in a shuffled order, likewise at each depth
 //   append      SegmentLog opened with `format` on the same file (so it starts empty), one
 //               Append per chunk (copy into registered staging, XXH3, io_uring, 4 KiB padding,
 //               segment headers and summaries)
 //   read        ReadBatch of --batch chunks at a time in the same shuffled order (io_uring at
 //               the log's queue depth, checksum and key verified, copied out)
 // Each cell is the median of the rounds. Ratios are log/raw. Neither side calls fdatasync:
-// both measure what reaches the device with O_DIRECT.
+// both measure what reaches the device with O_DIRECT. Where fio is installed it runs too, on a
+// file in the same directory (io_uring, O_DIRECT, the chunk as block size, queue depth 32),
+// and its write and random-read figures are printed beside ours.
 //
 // Usage: bench_spill [--dir DIR] [--mib N] [--repeats N] [--batch N] [--segment-mib N]
 //                    [--queue-depth N] [--io-kib N] [--no-uring 1]
@@ -34,6 +37,7 @@
 
 #include "backends/spill/chunk_record.h"
 #include "backends/spill/segment_log.h"
+#include "backends/spill/uring.h"
 #include "util/format.h"
 
 namespace {
@@ -42,6 +46,7 @@ using cxlkv::FormatBytes;
 using cxlkv::internal::ChunkRead;
 using cxlkv::internal::SegmentLog;
 using cxlkv::internal::SegmentLogOptions;
+using cxlkv::internal::spill::IoRing;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kKiB = 1024;
@@ -109,11 +114,46 @@ std::string FsName(const std::string& dir) {
   }
 }
 
+constexpr unsigned kRawDepths[] = {1, 4, 16, 32};
+constexpr std::size_t kDepthCount = std::size(kRawDepths);
+
 struct Cell {
-  std::vector<double> raw_write, raw_read, append, read;  // GB/s per round
+  std::vector<double> raw_write[kDepthCount], raw_read[kDepthCount];  // GB/s per round
+  std::vector<double> append, read;                                   // GB/s per round
   double write_amplification = 0;
   std::string io_mode;
 };
+
+// One chunk per I/O, at most `depth` in flight: queue until full, then reap one and queue the
+// next. Returns seconds for all n.
+double RawIo(int fd, bool write, unsigned depth, std::size_t chunk,
+             const std::vector<std::size_t>& order, const std::vector<AlignedBytes>& sources,
+             std::vector<AlignedBytes>& dsts) {
+  auto ring = IoRing::Create(fd, depth, /*use_io_uring=*/true);
+  Check(ring.status(), "creating an io_uring of depth " + std::to_string(depth));
+  if (!(*ring)->uses_io_uring()) Fail("io_uring unavailable: " + (*ring)->fallback_reason());
+  const auto start = Clock::now();
+  std::size_t next = 0, done = 0;
+  while (done < order.size()) {
+    while (next < order.size() && (*ring)->in_flight() < depth) {
+      const std::size_t i = order[next];
+      const auto offset = static_cast<std::uint64_t>(i * chunk);
+      const auto len = static_cast<std::uint32_t>(chunk);
+      Check(write ? (*ring)->QueueWrite(sources[next % kSources].get(), len, offset, next)
+                  : (*ring)->QueueRead(dsts[next % depth].get(), len, offset, next),
+            "queueing a raw I/O");
+      ++next;
+    }
+    auto c = (*ring)->WaitOne();
+    Check(c.status(), "raw io_uring");
+    if (c->result != static_cast<std::int32_t>(chunk)) {
+      Fail(std::string("raw ") + (write ? "write" : "read") + ": " +
+           (c->result < 0 ? std::strerror(-c->result) : "short transfer"));
+    }
+    ++done;
+  }
+  return Seconds(start);
+}
 
 void RawRound(const std::string& path, std::size_t chunk, std::size_t n,
               const std::vector<AlignedBytes>& sources, const std::vector<std::size_t>& order,
@@ -124,23 +164,59 @@ void RawRound(const std::string& path, std::size_t chunk, std::size_t n,
     Fail("preparing " + path + ": " + std::strerror(errno));
   }
   const double gb = static_cast<double>(chunk * n) / 1e9;
-  auto start = Clock::now();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (pwrite(fd, sources[i % kSources].get(), chunk, static_cast<off_t>(i * chunk)) !=
-        static_cast<ssize_t>(chunk)) {
-      Fail("raw pwrite: " + std::string(std::strerror(errno)));
-    }
+  std::vector<std::size_t> in_order(n);
+  std::iota(in_order.begin(), in_order.end(), 0);
+  std::vector<AlignedBytes> dsts;
+  for (unsigned d = 0; d < kRawDepths[kDepthCount - 1]; ++d) dsts.push_back(Aligned(chunk));
+  for (std::size_t k = 0; k < kDepthCount; ++k) {
+    cell->raw_write[k].push_back(gb / RawIo(fd, true, kRawDepths[k], chunk, in_order, sources,
+                                            dsts));
   }
-  cell->raw_write.push_back(gb / Seconds(start));
-  AlignedBytes dst = Aligned(chunk);
-  start = Clock::now();
-  for (std::size_t i : order) {
-    if (pread(fd, dst.get(), chunk, static_cast<off_t>(i * chunk)) != static_cast<ssize_t>(chunk)) {
-      Fail("raw pread: " + std::string(std::strerror(errno)));
-    }
+  for (std::size_t k = 0; k < kDepthCount; ++k) {
+    cell->raw_read[k].push_back(gb / RawIo(fd, false, kRawDepths[k], chunk, order, sources,
+                                           dsts));
   }
-  cell->raw_read.push_back(gb / Seconds(start));
   if (close(fd) != 0) Fail("close " + path);
+}
+
+// fio's sequential write and random read of `mib` MiB in `chunk` blocks (io_uring, O_DIRECT,
+// queue depth 32) on `file`, which it creates and this removes: GB/s, or {0, 0} with *note
+// saying why when fio is not installed or fails.
+std::pair<double, double> Fio(const std::string& file, std::size_t chunk, std::size_t mib,
+                              std::string* note) {
+  if (std::system("command -v fio >/dev/null 2>&1") != 0) {
+    *note = "not installed (tools/setup.sh installs it); no fio figures";
+    return {0, 0};
+  }
+  auto run = [&](const char* rw) -> double {
+    const std::string cmd = "fio --name=cxlkv --filename=" + file + " --rw=" + rw +
+                            " --bs=" + std::to_string(chunk) + " --size=" +
+                            std::to_string(mib) + "M --direct=1 --ioengine=io_uring "
+                            "--iodepth=32 --output-format=terse --terse-version=3 2>/dev/null";
+    std::FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return 0;
+    std::string out;
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    if (pclose(p) != 0) return 0;
+    // Terse v3: field 7 is the read bandwidth and field 48 the write bandwidth, in KiB/s.
+    std::vector<std::string> fields;
+    std::size_t at = 0;
+    for (std::size_t semi; (semi = out.find(';', at)) != std::string::npos; at = semi + 1) {
+      fields.push_back(out.substr(at, semi - at));
+    }
+    const std::size_t field = std::string(rw) == "write" ? 47 : 6;
+    if (fields.size() <= field) return 0;
+    return std::strtod(fields[field].c_str(), nullptr) * 1024 / 1e9;
+  };
+  const double write = run("write");
+  const double read = write > 0 ? run("randread") : 0;
+  unlink(file.c_str());
+  if (write <= 0 || read <= 0) {
+    *note = "fio ran but gave no figure (see `fio --version`); no fio figures";
+    return {0, 0};
+  }
+  return {write, read};
 }
 
 void LogRound(const Options& opt, const std::string& path, std::size_t chunk, std::size_t n,
@@ -272,23 +348,53 @@ int main(int argc, char** argv) {
     }
     rows.push_back(std::move(row));
   }
+  // fio on the same file system, when installed: a check on our own baseline.
+  std::vector<std::pair<double, double>> fio;  // per row: write, random read GB/s (0: none)
+  std::string fio_note;
+  for (const Row& row : rows) fio.push_back(Fio(dir + "/fio.data", row.chunk, opt.mib, &fio_note));
   if (unlink(path.c_str()) != 0 || rmdir(dir.c_str()) != 0) {
     std::fprintf(stderr, "bench_spill: removing %s: %s\n", dir.c_str(), std::strerror(errno));
   }
 
   std::printf("I/O: %s\n", rows.front().cell.io_mode.c_str());
-  std::printf("%8s %12s %12s %10s %12s %12s %10s %8s\n", "chunk", "append GB/s", "pwrite GB/s",
-              "append/raw", "read GB/s", "pread GB/s", "read/raw", "WA");
+  std::printf("raw io_uring O_DIRECT, GB/s by queue depth (write | random read):\n");
   for (const Row& row : rows) {
-    const Cell& c = row.cell;
-    const double a = Median(c.append), w = Median(c.raw_write);
-    const double rd = Median(c.read), pr = Median(c.raw_read);
-    std::printf("%8s %12.2f %12.2f %9.2fx %12.2f %12.2f %9.2fx %8.3f\n",
-                FormatBytes(row.chunk).c_str(), a, w, a / w, rd, pr, rd / pr,
-                c.write_amplification);
+    std::printf("%8s ", FormatBytes(row.chunk).c_str());
+    for (std::size_t k = 0; k < kDepthCount; ++k) {
+      std::printf(" qd%-2u %5.2f", kRawDepths[k], Median(row.cell.raw_write[k]));
+    }
+    std::printf(" |");
+    for (std::size_t k = 0; k < kDepthCount; ++k) {
+      std::printf(" qd%-2u %5.2f", kRawDepths[k], Median(row.cell.raw_read[k]));
+    }
+    std::printf("\n");
   }
+  std::printf("%8s %12s %14s %10s %12s %14s %10s %8s\n", "chunk", "append GB/s", "raw best GB/s",
+              "append/raw", "read GB/s", "raw best GB/s", "read/raw", "WA");
+  bool met = true;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const Cell& c = rows[r].cell;
+    double w = 0, pr = 0;
+    unsigned wq = 0, rq = 0;
+    for (std::size_t k = 0; k < kDepthCount; ++k) {
+      if (Median(c.raw_write[k]) > w) w = Median(c.raw_write[k]), wq = kRawDepths[k];
+      if (Median(c.raw_read[k]) > pr) pr = Median(c.raw_read[k]), rq = kRawDepths[k];
+    }
+    const double a = Median(c.append), rd = Median(c.read);
+    met = met && a / w >= 0.9 && rd / pr >= 0.9;
+    std::printf("%8s %12.2f %9.2f qd%-2u %9.2fx %12.2f %9.2f qd%-2u %9.2fx %8.3f\n",
+                FormatBytes(rows[r].chunk).c_str(), a, w, wq, a / w, rd, pr, rq, rd / pr,
+                c.write_amplification);
+    if (fio[r].first > 0) {
+      std::printf("%8s fio: write %.2f GB/s (append %.2fx), random read %.2f GB/s (read %.2fx)\n",
+                  "", fio[r].first, a / fio[r].first, fio[r].second, rd / fio[r].second);
+    }
+  }
+  if (!fio_note.empty()) std::printf("fio: %s\n", fio_note.c_str());
+  std::printf("goal: append and read >= 0.9x the best raw depth at both sizes: %s\n",
+              met ? "met" : "NOT met");
   std::printf(
-      "(raw: one synchronous O_DIRECT pwrite/pread per chunk from/to aligned memory; "
-      "read order shuffled, the same for both)\n");
+      "(raw: one io_uring O_DIRECT write/read per chunk from/to aligned memory at queue depths "
+      "1, 4, 16, 32, the best depth's median; read order shuffled, the same for both)\n");
   return 0;
 }
