@@ -34,6 +34,7 @@
 #include "alloc/userfaultfd.h"
 #include "util/cpu.h"
 #include "util/format.h"
+#include "util/log.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv {
@@ -108,7 +109,7 @@ class CxlSsd::Impl {
   ~Impl() {
     // Unregistering wakes any thread still waiting on a fault; it then maps the page itself.
     Status s = uffd_.Unregister(mapping_.data(), mapping_.length());
-    if (!s.ok()) std::fprintf(stderr, "cxlkv: emulated CXL-SSD: %s\n", s.ToString().c_str());
+    if (!s.ok()) internal::LogF("cxlkv: emulated CXL-SSD: %s", s.ToString().c_str());
     stopping_.store(true);
     for (Handler& h : handlers_) WakeHandler(h);
     for (Handler& h : handlers_) {

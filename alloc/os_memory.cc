@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv::os {
 namespace {
@@ -33,7 +34,7 @@ void UnmapOrReport(void* addr, std::size_t len) {
   if (len == 0) return;
   if (munmap(addr, len) != 0) {
     const int err = errno;
-    std::fprintf(stderr, "cxlkv: munmap(%p, %zu) failed: %s\n", addr, len, std::strerror(err));
+    internal::LogF("cxlkv: munmap(%p, %zu) failed: %s", addr, len, std::strerror(err));
   }
 }
 

@@ -33,6 +33,7 @@
 #include "cxlkv/devices.h"
 #include "cxlkv/memory_source.h"
 #include "util/format.h"
+#include "util/log.h"
 #include "util/media_lock.h"
 #include "util/unique_fd.h"
 
@@ -51,15 +52,15 @@ struct SourceDeleter {
 struct MapDeleter {
   void operator()(pmem2_map* m) const {
     if (const int ret = pmem2_map_delete(&m); ret != 0) {
-      std::fprintf(stderr, "cxlkv: pmem2_map_delete failed (%d): %s\n", ret, pmem2_errormsg());
+      internal::LogF("cxlkv: pmem2_map_delete failed (%d): %s", ret, pmem2_errormsg());
     }
   }
 };
 struct ReservationDeleter {
   void operator()(pmem2_vm_reservation* r) const {
     if (const int ret = pmem2_vm_reservation_delete(&r); ret != 0) {
-      std::fprintf(stderr, "cxlkv: pmem2_vm_reservation_delete failed (%d): %s\n", ret,
-                   pmem2_errormsg());
+      internal::LogF("cxlkv: pmem2_vm_reservation_delete failed (%d): %s", ret,
+                     pmem2_errormsg());
     }
   }
 };

@@ -1,6 +1,7 @@
 // CompletionQueue: a deque under a mutex, and an eventfd kept readable exactly while the deque
 // is non-empty (written on the first post into an empty queue, drained by the Poll that empties
 // it, both under the mutex), so an event loop never sees a stale or missing wakeup.
+#include "util/log.h"
 #include "cxlkv/completion_queue.h"
 
 #include <sys/eventfd.h>
@@ -35,7 +36,7 @@ struct CompletionQueue::Impl {
     if (::read(fd, &value, sizeof(value)) != sizeof(value) && errno != EAGAIN) Die("read");
   }
   [[noreturn]] static void Die(const char* what) {
-    std::fprintf(stderr, "cxlkv completion queue: eventfd %s failed: errno %d\n", what, errno);
+    internal::LogF("cxlkv completion queue: eventfd %s failed: errno %d", what, errno);
     std::abort();
   }
 };

@@ -16,6 +16,7 @@
 #include "backends/store_impl.h"
 #include "util/cpu.h"
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv {
 
@@ -154,7 +155,7 @@ void Store::Impl::StartWorkers(unsigned count, const std::vector<int>& cpus) {
     const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
     workers.emplace_back([this, cpu] {
       if (cpu >= 0 && !PinThisThread(cpu)) {
-        std::fprintf(stderr, "cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned\n", cpu);
+        internal::LogF("cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned", cpu);
       }
       WorkerLoop();
     });

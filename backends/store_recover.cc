@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backends/store_impl.h"
+#include "util/log.h"
 
 namespace cxlkv {
 
@@ -119,8 +120,8 @@ void Store::Impl::ClosePools() {
     }
     const Status st = tier.ClosePool(records);
     if (!st.ok()) {
-      std::fprintf(stderr, "cxlkv store: closing the pool of tier %s: %s\n", tier.name().c_str(),
-                   st.ToString().c_str());
+      internal::LogF("cxlkv store: closing the pool of tier %s: %s", tier.name().c_str(),
+                     st.ToString().c_str());
     }
   }
 }

@@ -17,6 +17,7 @@
 
 #include "backends/store_impl.h"
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv {
 
@@ -83,8 +84,8 @@ void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, cons
   if (!location.ok()) {
     // The log refused it (full of nothing evictable, or an I/O error): the demotion is a drop.
     if (!location.status().IsNoSpace()) {
-      std::fprintf(stderr, "cxlkv store: spilling a chunk failed, dropping it: %s\n",
-                   location.status().ToString().c_str());
+      internal::LogF("cxlkv store: spilling a chunk failed, dropping it: %s",
+                     location.status().ToString().c_str());
     }
     from.evictions.fetch_add(1);
     if (sync) from.sync_evictions.fetch_add(1);

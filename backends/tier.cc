@@ -15,13 +15,14 @@
 #endif
 
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv::internal {
 namespace {
 
 [[noreturn]] void BookkeepingBroken(const std::string& tier, const Status& s) {
-  std::fprintf(stderr, "cxlkv store: freeing a slot of tier %s: %s\n", tier.c_str(),
-               s.ToString().c_str());
+  internal::LogF("cxlkv store: freeing a slot of tier %s: %s", tier.c_str(),
+                 s.ToString().c_str());
   std::abort();
 }
 

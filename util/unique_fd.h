@@ -14,6 +14,8 @@
 #include <cstring>
 #include <utility>
 
+#include "util/log.h"
+
 namespace cxlkv {
 
 class UniqueFd {
@@ -37,7 +39,7 @@ class UniqueFd {
   void Reset() {
     if (fd_ >= 0 && ::close(fd_) != 0) {
       const int err = errno;
-      std::fprintf(stderr, "cxlkv: close(%d) failed: %s\n", fd_, std::strerror(err));
+      internal::LogF("cxlkv: close(%d) failed: %s", fd_, std::strerror(err));
     }
     fd_ = -1;
   }

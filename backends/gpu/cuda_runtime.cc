@@ -4,6 +4,7 @@
 #include <string>
 
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv::internal::cuda {
 
@@ -103,7 +104,7 @@ HostRegistration& HostRegistration::operator=(HostRegistration&& o) noexcept {
 void HostRegistration::Reset() {
   if (base_ == nullptr) return;
   const Status s = Check(cudaHostUnregister(base_), "cudaHostUnregister(" + Ptr(base_) + ")");
-  if (!s.ok()) std::fprintf(stderr, "cxlkv: %s\n", s.ToString().c_str());  // nothing else to do
+  if (!s.ok()) internal::LogF("cxlkv: %s", s.ToString().c_str());  // nothing else to do
   base_ = nullptr;
   size_ = 0;
 }
@@ -132,7 +133,7 @@ PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
 void PinnedBuffer::Reset() {
   if (data_ == nullptr) return;
   const Status s = Check(cudaFreeHost(data_), "cudaFreeHost");
-  if (!s.ok()) std::fprintf(stderr, "cxlkv: %s\n", s.ToString().c_str());
+  if (!s.ok()) internal::LogF("cxlkv: %s", s.ToString().c_str());
   data_ = nullptr;
   size_ = 0;
 }
@@ -160,7 +161,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
 void DeviceBuffer::Reset() {
   if (data_ == nullptr) return;
   const Status s = Check(cudaFree(data_), "cudaFree");
-  if (!s.ok()) std::fprintf(stderr, "cxlkv: %s\n", s.ToString().c_str());
+  if (!s.ok()) internal::LogF("cxlkv: %s", s.ToString().c_str());
   data_ = nullptr;
   size_ = 0;
 }
@@ -188,7 +189,7 @@ Event& Event::operator=(Event&& o) noexcept {
 void Event::Reset() {
   if (event_ == nullptr) return;
   const Status s = Check(cudaEventDestroy(event_), "cudaEventDestroy");
-  if (!s.ok()) std::fprintf(stderr, "cxlkv: %s\n", s.ToString().c_str());
+  if (!s.ok()) internal::LogF("cxlkv: %s", s.ToString().c_str());
   event_ = nullptr;
 }
 
@@ -236,7 +237,7 @@ Stream& Stream::operator=(Stream&& o) noexcept {
 void Stream::Reset() {
   if (stream_ == nullptr) return;
   const Status s = Check(cudaStreamDestroy(stream_), "cudaStreamDestroy");
-  if (!s.ok()) std::fprintf(stderr, "cxlkv: %s\n", s.ToString().c_str());
+  if (!s.ok()) internal::LogF("cxlkv: %s", s.ToString().c_str());
   stream_ = nullptr;
 }
 

@@ -17,6 +17,7 @@
 #include "backends/gpu/staging.h"
 #include "backends/store_internals.h"
 #include "util/format.h"
+#include "util/log.h"
 
 namespace cxlkv {
 
@@ -263,7 +264,7 @@ GpuTransfer::GpuTransfer() = default;
 GpuTransfer::~GpuTransfer() {
   if (state_) {
     const Status s = Wait();
-    if (!s.ok()) std::fprintf(stderr, "cxlkv: GPU transfer: %s\n", s.ToString().c_str());
+    if (!s.ok()) internal::LogF("cxlkv: GPU transfer: %s", s.ToString().c_str());
   }
 }
 GpuTransfer::GpuTransfer(GpuTransfer&& other) noexcept = default;
@@ -302,7 +303,7 @@ GpuRestorer::~GpuRestorer() {
   // The staging buffers may still be read by DMAs of transfers nobody waited for.
   if (impl_->staging) {
     const Status s = impl_->staging->Drain();
-    if (!s.ok()) std::fprintf(stderr, "cxlkv: GPU restorer: %s\n", s.ToString().c_str());
+    if (!s.ok()) internal::LogF("cxlkv: GPU restorer: %s", s.ToString().c_str());
   }
 }
 
@@ -376,7 +377,7 @@ Result<GpuTransfer> GpuRestorer::GetToDevice(std::span<const DeviceGet> gets,
     // Copies already issued still read their chunks: the leases end (with `state`) only after
     // the stream's work is done.
     const Status s = cuda::StreamSynchronize(stream);
-    if (!s.ok()) std::fprintf(stderr, "cxlkv: GetToDevice cleanup: %s\n", s.ToString().c_str());
+    if (!s.ok()) internal::LogF("cxlkv: GetToDevice cleanup: %s", s.ToString().c_str());
     return issued;
   }
   GpuTransfer t;
@@ -430,7 +431,7 @@ Result<GpuTransfer> GpuRestorer::PutFromDevice(std::span<const DevicePut> puts,
     // Every reservation is aborted (with `state`: nothing half-written is published), but only
     // once the stream's copies into the slots are done.
     const Status s = cuda::StreamSynchronize(stream);
-    if (!s.ok()) std::fprintf(stderr, "cxlkv: PutFromDevice cleanup: %s\n", s.ToString().c_str());
+    if (!s.ok()) internal::LogF("cxlkv: PutFromDevice cleanup: %s", s.ToString().c_str());
     return issued;
   }
   GpuTransfer t;

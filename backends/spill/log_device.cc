@@ -13,6 +13,7 @@
 #include <memory>
 #include <utility>
 
+#include "util/log.h"
 #include "util/media_lock.h"
 
 namespace cxlkv::internal::spill {
@@ -86,8 +87,8 @@ Result<LogDevice> LogDevice::Open(const Options& options) {
       return Status::FromErrno("open " + options.path + " with O_DIRECT", refused);
     } else {
       dev.direct_fallback_ = std::string("O_DIRECT refused (") + std::strerror(refused) + ")";
-      std::fprintf(stderr, "cxlkv: %s: %s; using buffered I/O\n", path,
-                   dev.direct_fallback_.c_str());
+      internal::LogF("cxlkv: %s: %s; using buffered I/O", path,
+                     dev.direct_fallback_.c_str());
     }
   }
   if (dev.fd_.get() < 0) {

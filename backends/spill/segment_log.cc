@@ -18,6 +18,7 @@
 #include "backends/spill/chunk_record.h"
 #include "backends/spill/log_device.h"
 #include "backends/spill/uring.h"
+#include "util/log.h"
 
 namespace cxlkv::internal {
 namespace {
@@ -425,8 +426,8 @@ Result<std::unique_ptr<Channel>> SegmentLog::Impl::MakeChannel(Warned* warned) {
   if (!ch->hasher.valid()) return Status::NoSpace("allocating an XXH3 state");
   if (!ch->ring->uses_io_uring()) {
     if (options_.use_io_uring && !warned->uring) {
-      std::fprintf(stderr, "cxlkv: %s: %s; using synchronous pread/pwrite\n", options_.path.c_str(),
-                   ch->ring->fallback_reason().c_str());
+      internal::LogF("cxlkv: %s: %s; using synchronous pread/pwrite", options_.path.c_str(),
+                     ch->ring->fallback_reason().c_str());
       warned->uring = true;
     }
     return ch;
@@ -435,8 +436,8 @@ Result<std::unique_ptr<Channel>> SegmentLog::Impl::MakeChannel(Warned* warned) {
       !s.ok() && !warned->registration) {
     // Pinning is charged to RLIMIT_MEMLOCK for unprivileged users; unregistered buffers cost a
     // page pinning per I/O and nothing else.
-    std::fprintf(stderr, "cxlkv: %s: %s; using unregistered staging buffers\n",
-                 options_.path.c_str(), s.ToString().c_str());
+    internal::LogF("cxlkv: %s: %s; using unregistered staging buffers",
+                   options_.path.c_str(), s.ToString().c_str());
     warned->registration = true;
   }
   return ch;
@@ -636,9 +637,8 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
           }
         }
         if (!why.empty()) {
-          std::fprintf(stderr,
-                       "cxlkv: %s: segment %u: summary unusable (%s); scanning its records\n",
-                       path.c_str(), f.index, why.c_str());
+          internal::LogF("cxlkv: %s: segment %u: summary unusable (%s); scanning its records",
+                         path.c_str(), f.index, why.c_str());
         }
       }
 
@@ -677,8 +677,8 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
         if (s.ok()) s = SealOpenSegment();
         if (!s.ok()) {
           // Its chunks stay readable; the next Open scans it again.
-          std::fprintf(stderr, "cxlkv: %s: segment %u: sealing after recovery failed (%s)\n",
-                       path.c_str(), f.index, s.ToString().c_str());
+          internal::LogF("cxlkv: %s: segment %u: sealing after recovery failed (%s)",
+                         path.c_str(), f.index, s.ToString().c_str());
           seg.state = Segment::State::kSealed;
           sealed_by_seq_[seg.seq] = f.index;
           open_.reset();

@@ -1,3 +1,4 @@
+#include "util/log.h"
 #include "backends/spill/uring.h"
 
 #include <liburing.h>
@@ -54,12 +55,12 @@ IoRing::~IoRing() {
   // a block device opened O_EXCL would stay busy for a moment after the log is closed.
   if (buffer_base_ != nullptr) {
     if (const int ret = io_uring_unregister_buffers(ring_.get()); ret < 0) {
-      std::fprintf(stderr, "cxlkv: io_uring_unregister_buffers failed: %s\n", std::strerror(-ret));
+      internal::LogF("cxlkv: io_uring_unregister_buffers failed: %s", std::strerror(-ret));
     }
   }
   if (fixed_file_) {
     if (const int ret = io_uring_unregister_files(ring_.get()); ret < 0) {
-      std::fprintf(stderr, "cxlkv: io_uring_unregister_files failed: %s\n", std::strerror(-ret));
+      internal::LogF("cxlkv: io_uring_unregister_files failed: %s", std::strerror(-ret));
     }
   }
   io_uring_queue_exit(ring_.get());
