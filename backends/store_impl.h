@@ -154,15 +154,29 @@ struct Store::Impl {
   // Both slots for a chunk in tier t, evicting t's coldest while it is full. `sync` marks
   // evictions done for a Put (counted as sync_evictions).
   Result<internal::ChunkSlots> AllocateIn(std::size_t t, std::size_t size, bool sync);
+  // A chunk claimed for the spill tier and not yet moved: EvictOne hands these to the caller
+  // when asked, so that several go to the log in one AppendBatch (MoveClaimedToSpillBatch).
+  struct SpillClaim {
+    internal::EntryId id;
+    std::size_t size;
+  };
   // Evicts tier t's coldest unpinned chunk: demoted to the next tier that takes it, dropped
   // when there is none. False when t has nothing to evict; true on progress or a lost race.
-  bool EvictOne(std::size_t t, bool sync);
+  // With spill_batch, a chunk bound for the spill tier is claimed and added there instead of
+  // moved (the caller moves it with MoveClaimedToSpillBatch).
+  bool EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* spill_batch = nullptr);
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
   void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion, bool sync);
   // MoveClaimed's demotion into the spill tier: append, then switch (store_spill.cc).
   void MoveClaimedToSpill(internal::EntryId id, const internal::ChunkHeader& header,
                           const std::byte* src, std::size_t size, bool sync);
+  // The same for several claimed chunks, appended with one AppendBatch (background demotion).
+  void MoveClaimedToSpillBatch(std::span<const SpillClaim> claims);
+  // After the append (or its failure): switches the entry to its record, or puts it back or
+  // drops it, as MoveClaimedToSpill describes.
+  void FinishMoveToSpill(internal::EntryId id, const internal::ChunkHeader& header,
+                         std::size_t size, const Result<std::uint64_t>& location, bool sync);
   // Moves a chunk read often in a lower tier up to the first tier that holds it.
   void Promote(internal::EntryId id, internal::KeyHash hash);
 

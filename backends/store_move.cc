@@ -39,7 +39,7 @@ Result<ChunkSlots> Store::Impl::AllocateIn(std::size_t t, std::size_t size, bool
                          "evicted for " + FormatBytes(size));
 }
 
-bool Store::Impl::EvictOne(std::size_t t, bool sync) {
+bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* spill_batch) {
   Tier& from = *tiers[t];
   EntryId id = kNoEntry;
   KeyHash hash;
@@ -84,7 +84,12 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync) {
     std::lock_guard tier_lock(from.mu);
     from.PolicyErase(id, e, /*evicted=*/true);
   }
+  const std::size_t size = e.size;
   lock.unlock();
+  if (spill_batch != nullptr && to == SpillIndex()) {
+    spill_batch->push_back({id, size});
+    return true;
+  }
   MoveClaimed(id, to, /*demotion=*/true, sync);
   return true;
 }

@@ -70,11 +70,84 @@ bool Store::Impl::EvictSpillSegment() {
 
 void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, const std::byte* src,
                                      std::size_t size, bool sync) {
+  const Result<std::uint64_t> location =
+      AppendToSpill(header.key_view(), {src, size}, {header.meta, header.meta_len});
+  FinishMoveToSpill(id, header, size, location, sync);
+}
+
+void Store::Impl::MoveClaimedToSpillBatch(std::span<const SpillClaim> claims) {
+  // What MoveClaimed reads before a move, for each claim (pinned by us: stable).
+  struct Move {
+    EntryId id;
+    ChunkHeader header;
+    const std::byte* src;
+    std::size_t size;
+  };
+  std::vector<Move> moves;
+  moves.reserve(claims.size());
+  for (const SpillClaim& c : claims) {
+    Entry& e = entries.at(c.id);
+    Shard& s = *shards[internal::ShardOfId(c.id)];
+    Move m{c.id, {}, nullptr, 0};
+    bool unverified;
+    std::size_t t;
+    {
+      std::lock_guard lock(s.mu);
+      unverified = e.unverified;
+      t = e.tier;
+      m.src = e.data;
+      m.size = e.size;
+      std::memcpy(&m.header, tiers[t]->header(e.header), sizeof(m.header));
+    }
+    if (unverified && !VerifyClaimed(c.id, t)) continue;  // never copy corrupt bytes onward
+    moves.push_back(m);
+  }
+  std::vector<iovec> parts(moves.size());
+  std::vector<internal::SegmentLog::AppendItem> items(moves.size());
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    parts[i] = {const_cast<std::byte*>(moves[i].src), moves[i].size};
+    items[i].key = moves[i].header.key_view();
+    items[i].parts = std::span(&parts[i], 1);
+    items[i].meta = {moves[i].header.meta, moves[i].header.meta_len};
+  }
+  // Each round's results are settled before a segment is evicted for the next: an appended
+  // record must be in the index when its segment goes (EvictSpillSegment drops the entries
+  // that name it), never switched to afterwards.
+  std::vector<std::size_t> pending(moves.size());
+  for (std::size_t i = 0; i < moves.size(); ++i) pending[i] = i;
+  for (int attempt = 0; !pending.empty(); ++attempt) {
+    std::vector<internal::SegmentLog::AppendItem> round;
+    for (std::size_t i : pending) round.push_back(items[i]);
+    (void)spill->log->AppendBatch(round);  // each item has its own status
+    std::vector<std::size_t> again;
+    for (std::size_t r = 0; r < round.size(); ++r) {
+      const std::size_t i = pending[r];
+      const bool retry = round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions;
+      if (retry) {
+        again.push_back(i);
+        continue;
+      }
+      const Result<std::uint64_t> location =
+          round[r].status.ok() ? Result<std::uint64_t>(round[r].location)
+                               : Result<std::uint64_t>(round[r].status);
+      FinishMoveToSpill(moves[i].id, moves[i].header, moves[i].size, location, /*sync=*/false);
+    }
+    pending.swap(again);
+    if (!pending.empty() && !EvictSpillSegment()) {
+      for (std::size_t i : pending) {
+        FinishMoveToSpill(moves[i].id, moves[i].header, moves[i].size,
+                          Status::NoSpace("the spill tier is full and has nothing to evict"),
+                          /*sync=*/false);
+      }
+      break;
+    }
+  }
+}
+
+void Store::Impl::FinishMoveToSpill(EntryId id, const ChunkHeader& header, std::size_t size,
+                                    const Result<std::uint64_t>& location, bool sync) {
   Entry& e = entries.at(id);
   Shard& s = *shards[internal::ShardOfId(id)];
-  Result<std::uint64_t> location =
-      AppendToSpill(header.key_view(), {src, size}, {header.meta, header.meta_len});
-
   std::lock_guard lock(s.mu);
   Tier& from = *tiers[e.tier];
   if (e.removed) {

@@ -113,6 +113,55 @@ TEST(StoreSpillTest, AFullLogDropsItsOldestSegment) {
   for (int i = 104; i < 120; ++i) EXPECT_TRUE(s->Contains(Key(i))) << i;
 }
 
+// Background demotion (Maintain) claims the chunks bound for the log a batch at a time and
+// appends them with one AppendBatch: every demoted chunk is in the log, readable, and counted
+// once; the tier ends at its low watermark.
+TEST(StoreSpillTest, MaintainDemotesIntoTheLogInBatches) {
+  testing::TempDir dir;
+  StoreOptions o = WithSpill(dir, 8);
+  o.tiers[0] = Dram(Slabs(8));  // 32 chunks
+  o.tiers[0].high_watermark = 0.9;
+  o.tiers[0].low_watermark = 0.2;
+  auto s = OpenStore(std::move(o));
+  ASSERT_NE(s, nullptr);
+  for (int i = 0; i < 32; ++i) PutChunk(*s, i);  // full, nothing demoted yet
+  ASSERT_EQ(s->Stats().tiers[0].demotions, 0u);
+  s->Maintain();
+  const StoreStats st = s->Stats();
+  EXPECT_GT(st.tiers[0].demotions, 16u);  // from 100% down to 20%
+  EXPECT_EQ(st.tiers[kSpill].chunks, st.tiers[0].demotions);
+  EXPECT_EQ(st.tiers[0].chunks + st.tiers[kSpill].chunks, 32u);
+  EXPECT_EQ(st.index_entries, 32u);
+  EXPECT_LE(st.tiers[0].used_bytes, Slabs(8) * 2 / 10 + kSlab);
+  for (int i = 0; i < 32; ++i) ExpectChunk(*s, i);
+}
+
+// The same with a log too small for what Maintain demotes: segments are evicted between
+// rounds of the batch, and whatever stays indexed reads back intact, counted once.
+TEST(StoreSpillTest, MaintainBatchesIntoAFullLogEvictSegmentsBetweenRounds) {
+  testing::TempDir dir;
+  StoreOptions o = WithSpill(dir, 3);  // about 36 chunks of log
+  o.tiers[0] = Dram(Slabs(16));        // 64 chunks
+  o.tiers[0].high_watermark = 0.9;
+  o.tiers[0].low_watermark = 0.05;
+  auto s = OpenStore(std::move(o));
+  ASSERT_NE(s, nullptr);
+  for (int i = 0; i < 64; ++i) PutChunk(*s, i);
+  s->Maintain();
+  const StoreStats st = s->Stats();
+  EXPECT_GT(st.tiers[kSpill].evictions, 0u);
+  EXPECT_EQ(st.tiers[0].chunks + st.tiers[kSpill].chunks, st.index_entries);
+  int present = 0;
+  for (int i = 0; i < 64; ++i) {
+    if (!s->Contains(Key(i))) continue;
+    ++present;
+    ExpectChunk(*s, i);
+  }
+  EXPECT_EQ(static_cast<std::size_t>(present), st.index_entries);
+  // Segments go one at a time, so at least a whole segment's chunks (about 12) stay in the log.
+  EXPECT_GE(st.tiers[kSpill].chunks, 12u);
+}
+
 // Flips one byte of the first copy of chunk i's pattern found in the file.
 bool FlipChunkByte(const std::string& path, int i) {
   std::ifstream in(path, std::ios::binary);

@@ -324,8 +324,7 @@ class SegmentLog::Impl {
 
   Status Init(const RecoveryCallback& on_recovered);
 
-  Result<std::uint64_t> Append(std::string_view key, std::span<const iovec> parts,
-                               std::span<const std::byte> meta);
+  Status AppendBatch(std::span<SegmentLog::AppendItem> items);
   Status ReadBatch(std::span<ChunkRead> reads);
   Status Sync() { return dev_.Sync(); }
   void Touch(std::uint64_t location);
@@ -370,8 +369,9 @@ class SegmentLog::Impl {
   void ReadRecords(Channel& ch, std::span<RecordJob> jobs);
   void ConsumeRecordPiece(RecordJob& job, std::uint64_t offset, const std::byte* bytes,
                           std::uint32_t len, Hasher& hasher);
+  // Queues the record's writes on w (the caller waits with w.Finish()).
   Status WriteRecord(RecordHeader& header, std::string_view key, std::span<const std::byte> meta,
-                     std::span<const iovec> parts);
+                     std::span<const iovec> parts, SlotWriter& w);
 
   // Writer-side segment changes; the caller holds write_mu_.
   bool OpenSegmentFits(std::uint32_t record_blocks, std::size_t entry_size) const;
@@ -891,14 +891,14 @@ void SegmentLog::Impl::ConsumeRecordPiece(RecordJob& job, std::uint64_t offset,
 
 Status SegmentLog::Impl::WriteRecord(RecordHeader& h, std::string_view key,
                                      std::span<const std::byte> meta,
-                                     std::span<const iovec> parts) {
+                                     std::span<const iovec> parts, SlotWriter& w) {
   // The record goes out in slot-sized pieces. The first piece, which holds the header, is
-  // written last: the header carries the payload checksum, known only once every byte has
+  // submitted last: the header carries the payload checksum, known only once every byte has
   // been copied (and hashed while still in cache). Pieces are submitted as they fill, so the
-  // copy of one overlaps the device's write of the previous.
+  // copy of one overlaps the device's write of the previous (and of the records before it in
+  // a batch).
   Channel& ch = *writer_;
   const std::uint64_t dev_offset = SegmentOffset(h.segment) + std::uint64_t{h.block} * kBlockSize;
-  SlotWriter w(ch, options_.path);
   Hasher& hasher = ch.hasher;
   hasher.Reset();
 
@@ -938,10 +938,7 @@ Status SegmentLog::Impl::WriteRecord(RecordHeader& h, std::string_view key,
 
   CXLKV_ASSIGN_OR_RETURN(h.payload_checksum, hasher.Digest());
   spill::EncodeRecordHeader(h, {ch.slot(first), RecordHeader::kEncodedSize});
-  CXLKV_RETURN_IF_ERROR(w.Submit(first, slot == first ? last_len : ch.slot_size, dev_offset));
-  const Status s = w.Finish();
-  device_written_.fetch_add(w.bytes_written(), std::memory_order_relaxed);
-  return s;
+  return w.Submit(first, slot == first ? last_len : ch.slot_size, dev_offset);
 }
 
 // ---- appends and segments ----
@@ -1028,67 +1025,147 @@ Status SegmentLog::Impl::SealOpenSegment() {
   return Status::Ok();
 }
 
-Result<std::uint64_t> SegmentLog::Impl::Append(std::string_view key, std::span<const iovec> parts,
-                                               std::span<const std::byte> meta) {
-  CXLKV_RETURN_IF_ERROR(ValidateKey(key));
-  if (meta.size() > spill::kMaxMetaSize) {
-    return Status::InvalidArgument("chunk metadata of " + std::to_string(meta.size()) +
-                                   " bytes exceeds " + std::to_string(spill::kMaxMetaSize));
-  }
-  std::uint64_t data_size = 0;
-  for (const iovec& part : parts) {
-    if (part.iov_len != 0 && part.iov_base == nullptr) {
-      return Status::InvalidArgument("a chunk part with a null base");
+Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
+  // Checked before the lock: what does not fit fails alone.
+  struct Planned {
+    std::size_t item;
+    std::uint64_t data_size;
+    std::uint32_t blocks;
+    std::size_t entry_size;
+  };
+  std::vector<Planned> plan;
+  plan.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    SegmentLog::AppendItem& it = items[i];
+    it.status = ValidateKey(it.key);
+    if (!it.status.ok()) continue;
+    if (it.meta.size() > spill::kMaxMetaSize) {
+      it.status = Status::InvalidArgument("chunk metadata of " + std::to_string(it.meta.size()) +
+                                          " bytes exceeds " +
+                                          std::to_string(spill::kMaxMetaSize));
+      continue;
     }
-    data_size += part.iov_len;
+    std::uint64_t data_size = 0;
+    for (const iovec& part : it.parts) {
+      if (part.iov_len != 0 && part.iov_base == nullptr) {
+        it.status = Status::InvalidArgument("a chunk part with a null base");
+        break;
+      }
+      data_size += part.iov_len;
+    }
+    if (!it.status.ok()) continue;
+    if (data_size > MaxChunkSize(it.key.size(), it.meta.size())) {
+      it.status = Status::InvalidArgument("chunk of " + std::to_string(data_size) +
+                                          " bytes does not fit in a segment of " +
+                                          std::to_string(sb_.segment_size) + " bytes");
+      continue;
+    }
+    const auto blocks = static_cast<std::uint32_t>(
+        BlocksFor(spill::RecordPayloadEnd(it.key.size(), it.meta.size(), data_size)));
+    plan.push_back({i, data_size, blocks, spill::SummaryEntrySize(it.key.size(), it.meta.size())});
   }
-  if (data_size > MaxChunkSize(key.size(), meta.size())) {
-    return Status::InvalidArgument("chunk of " + std::to_string(data_size) +
-                                   " bytes does not fit in a segment of " +
-                                   std::to_string(sb_.segment_size) + " bytes");
-  }
-  const auto blocks = static_cast<std::uint32_t>(
-      BlocksFor(spill::RecordPayloadEnd(key.size(), meta.size(), data_size)));
-  const std::size_t entry_size = spill::SummaryEntrySize(key.size(), meta.size());
 
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  if (open_ && !OpenSegmentFits(blocks, entry_size)) CXLKV_RETURN_IF_ERROR(SealOpenSegment());
-  if (!open_) CXLKV_RETURN_IF_ERROR(OpenNewSegment());
+  SlotWriter w(*writer_, options_.path);
+  std::uint64_t counted = 0;  // of w.bytes_written(), already in device_written_
+  // Records queued and not yet known to be on the device, all in the open segment. Their blocks
+  // and summary entries are taken as they are queued (the next record goes after them); their
+  // chunks become the segment's, and their items OK, only once every write has completed.
+  struct Queued {
+    std::size_t item;
+    ChunkLocation loc;
+    KeyHash key_hash;
+    std::uint64_t data_size;
+  };
+  std::vector<Queued> queued;
+  std::uint32_t queued_first_block = 0;
+  std::size_t queued_summary_size = 0;
+  auto complete = [&]() -> Status {
+    const Status s = w.Finish();
+    device_written_.fetch_add(w.bytes_written() - counted, std::memory_order_relaxed);
+    counted = w.bytes_written();
+    if (queued.empty()) return s;
+    if (!s.ok()) {  // nothing of the group counts; the next records go over its blocks
+      for (const Queued& q : queued) items[q.item].status = s;
+      open_next_block_ = queued_first_block;
+      open_summary_.resize(queued_summary_size);
+      open_chunks_ -= static_cast<std::uint32_t>(queued.size());
+      queued.clear();
+      return s;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Segment& seg = segments_[queued.front().loc.segment];
+      for (const Queued& q : queued) {
+        seg.chunks.push_back(SegmentChunk{q.key_hash, q.loc.Pack(), q.data_size});
+        seg.data_bytes += q.data_size;
+        ++live_chunks_;
+        live_bytes_ += q.data_size;
+      }
+    }
+    for (const Queued& q : queued) {
+      items[q.item].location = q.loc.Pack();
+      chunks_appended_.fetch_add(1, std::memory_order_relaxed);
+      bytes_appended_.fetch_add(q.data_size, std::memory_order_relaxed);
+    }
+    queued.clear();
+    return Status::Ok();
+  };
 
-  const std::uint32_t index = *open_;
-  RecordHeader h;
-  h.log_id = sb_.log_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    h.seq = segments_[index].seq;
+  for (std::size_t p = 0; p < plan.size(); ++p) {
+    const Planned& pl = plan[p];
+    SegmentLog::AppendItem& it = items[pl.item];
+    Status s;
+    if (open_ && !OpenSegmentFits(pl.blocks, pl.entry_size)) {
+      // A summary lists records that are on the device: the queued ones first.
+      s = complete();
+      if (s.ok()) s = SealOpenSegment();
+    }
+    if (s.ok() && !open_) s = OpenNewSegment();
+    if (!s.ok()) {  // this and every later item (no segment to put them in, or a failed seal)
+      for (std::size_t rest = p; rest < plan.size(); ++rest) items[plan[rest].item].status = s;
+      break;
+    }
+    if (queued.empty()) {
+      queued_first_block = open_next_block_;
+      queued_summary_size = open_summary_.size();
+    }
+    const std::uint32_t index = *open_;
+    RecordHeader h;
+    h.log_id = sb_.log_id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      h.seq = segments_[index].seq;
+    }
+    h.segment = index;
+    h.block = open_next_block_;
+    h.blocks = pl.blocks;
+    h.key_size = static_cast<std::uint16_t>(it.key.size());
+    h.meta_size = static_cast<std::uint16_t>(it.meta.size());
+    h.data_size = pl.data_size;
+    h.key_hash = HashKey(it.key);
+    s = WriteRecord(h, it.key, it.meta, it.parts, w);
+    if (!s.ok()) {
+      // Part of it may be in flight: wait, then it fails (with the group, if the wait fails).
+      static_cast<void>(complete());
+      it.status = s;
+      continue;
+    }
+    const ChunkLocation loc{index, h.block, pl.blocks};
+    const std::size_t at = open_summary_.size();
+    open_summary_.resize(at + pl.entry_size);
+    spill::EncodeSummaryEntry(
+        SummaryEntry{h.block, pl.blocks, pl.data_size, h.key_hash, it.key, it.meta},
+        std::span(open_summary_).subspan(at));
+    open_next_block_ += pl.blocks;
+    ++open_chunks_;
+    queued.push_back({pl.item, loc, h.key_hash, pl.data_size});
   }
-  h.segment = index;
-  h.block = open_next_block_;
-  h.blocks = blocks;
-  h.key_size = static_cast<std::uint16_t>(key.size());
-  h.meta_size = static_cast<std::uint16_t>(meta.size());
-  h.data_size = data_size;
-  h.key_hash = HashKey(key);
-  CXLKV_RETURN_IF_ERROR(WriteRecord(h, key, meta, parts));
-
-  const ChunkLocation loc{index, h.block, blocks};
-  const std::size_t at = open_summary_.size();
-  open_summary_.resize(at + entry_size);
-  spill::EncodeSummaryEntry(SummaryEntry{h.block, blocks, data_size, h.key_hash, key, meta},
-                            std::span(open_summary_).subspan(at));
-  open_next_block_ += blocks;
-  ++open_chunks_;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Segment& seg = segments_[index];
-    seg.chunks.push_back(SegmentChunk{h.key_hash, loc.Pack(), data_size});
-    seg.data_bytes += data_size;
-    ++live_chunks_;
-    live_bytes_ += data_size;
+  static_cast<void>(complete());
+  for (const SegmentLog::AppendItem& it : items) {
+    if (!it.status.ok()) return it.status;
   }
-  chunks_appended_.fetch_add(1, std::memory_order_relaxed);
-  bytes_appended_.fetch_add(data_size, std::memory_order_relaxed);
-  return loc.Pack();
+  return Status::Ok();
 }
 
 std::uint64_t SegmentLog::Impl::MaxChunkSize(std::size_t key_size, std::size_t meta_size) const {
@@ -1310,14 +1387,18 @@ Result<std::unique_ptr<SegmentLog>> SegmentLog::Open(SegmentLogOptions options,
 
 Result<std::uint64_t> SegmentLog::Append(std::string_view key, std::span<const iovec> parts,
                                          std::span<const std::byte> meta) {
-  return impl_->Append(key, parts, meta);
+  AppendItem item{key, parts, meta, Status::Ok(), 0};
+  CXLKV_RETURN_IF_ERROR(impl_->AppendBatch({&item, 1}));
+  return item.location;
 }
 
 Result<std::uint64_t> SegmentLog::Append(std::string_view key, std::span<const std::byte> data,
                                          std::span<const std::byte> meta) {
   const iovec part{const_cast<std::byte*>(data.data()), data.size()};
-  return impl_->Append(key, {&part, 1}, meta);
+  return Append(key, {&part, 1}, meta);
 }
+
+Status SegmentLog::AppendBatch(std::span<AppendItem> items) { return impl_->AppendBatch(items); }
 
 Result<std::uint64_t> SegmentLog::Read(std::uint64_t location, std::string_view key,
                                        std::span<std::byte> dst) {

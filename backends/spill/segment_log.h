@@ -218,6 +218,23 @@ class SegmentLog {
   Result<std::uint64_t> Append(std::string_view key, std::span<const std::byte> data,
                                std::span<const std::byte> meta = {});
 
+  // One chunk of an AppendBatch: what Append takes, and what it returns.
+  struct AppendItem {
+    std::string_view key;
+    std::span<const iovec> parts;
+    std::span<const std::byte> meta;
+    Status status;               // set by AppendBatch
+    std::uint64_t location = 0;  // set when status is OK
+  };
+  // Appends several chunks with their writes overlapping: the records of a batch are copied and
+  // queued one after another and the call waits for the device once (before a segment is
+  // sealed, and at the end), where a loop of Append waits for each record in turn. Each item
+  // gets Append's result and contract: OK and its location once its record is written; a
+  // failed item stores nothing. After NoSpace (no free segment: evict one and append the rest
+  // again) the items after it fail with NoSpace too; after an I/O error, the rest of the batch
+  // fails. Returns OK when every item succeeded, else the first failure.
+  Status AppendBatch(std::span<AppendItem> items);
+
   // Reads the chunk at `location` into dst[0, size) and returns its size. Corruption when the
   // record fails any check (including that its key is `key`); NotFound when its segment is
   // free; InvalidArgument when dst is too small or the location is malformed.
