@@ -170,6 +170,23 @@ CxlSsdOptions DilatedDevice(unsigned channels, unsigned dies, unsigned next_n) {
   return o;
 }
 
+// ThreadSanitizer slows every memory access several times over, and its CI step runs the
+// suites two at a time on two cores: what the prefetcher learns from timing touches is then
+// the sanitizer's timing, not the device's (one run there learnt 7 pages for 5). Under it the
+// test checks the run is sane and everything else as usual; the exact figure is checked in the
+// plain and ASan builds.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kTimingDistorted = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kTimingDistorted = true;
+#else
+constexpr bool kTimingDistorted = false;
+#endif
+#else
+constexpr bool kTimingDistorted = false;
+#endif
+
 // Device next-4 brings 5 pages a miss: the prefetcher measures that (its probes time touches
 // of consecutive pages) and sends its misses to one page in 5; without device read-ahead it
 // learns 1. What it does to the reader is the same: every byte, fewer misses of its own.
@@ -189,7 +206,11 @@ TEST(PrefetcherTest, LearnsTheDevicesRunLength) {
     EXPECT_EQ(ReadThrough(**p, *dev, chunks / 2, chunks / 2), 0u);
     const PrefetchStats s = (*p)->Stats();
     EXPECT_GT(s.probes, 0u) << "next-" << next_n;
-    EXPECT_EQ(s.run_pages, next_n + 1) << "next-" << next_n;
+    if (kTimingDistorted) {
+      EXPECT_GE(s.run_pages, 1u) << "next-" << next_n;
+    } else {
+      EXPECT_EQ(s.run_pages, next_n + 1) << "next-" << next_n;
+    }
     const CxlSsdStats d = dev->Stats();
     EXPECT_EQ(d.nand_reads, dev->size() / 4096) << "next-" << next_n;
     EXPECT_TRUE(dev->health().ok());
