@@ -178,6 +178,22 @@ Result<IoRing::Completion> IoRing::WaitOne() {
   return c;
 }
 
+Status IoRing::Submit() {
+  if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
+  while (ring_ != nullptr && unsubmitted_ > 0) {
+    const int ret = io_uring_submit(ring_.get());
+    if (ret > 0) {
+      unsubmitted_ -= std::min<unsigned>(unsubmitted_, static_cast<unsigned>(ret));
+      continue;
+    }
+    if (ret == -EINTR) continue;
+    if (ret == 0 || ret == -EAGAIN || ret == -EBUSY) break;  // no room now: WaitOne retries
+    broken_ = true;
+    return Status::FromErrno("io_uring_submit", -ret);
+  }
+  return Status::Ok();
+}
+
 Result<IoRing::Completion> IoRing::WaitOneSync() {
   const PendingOp op = pending_.front();
   pending_.pop_front();

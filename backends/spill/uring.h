@@ -68,6 +68,11 @@ class IoRing {
   Status QueueWrite(const std::byte* buf, std::uint32_t len, std::uint64_t offset,
                     std::uint64_t user_data);
 
+  // Hands what is queued to the kernel without waiting, so the device starts on it while the
+  // caller prepares more (where the kernel has no room right now, WaitOne hands it over
+  // later). A no-op in synchronous mode. An error means the ring failed (broken()).
+  Status Submit();
+
   // Submits what is queued, then waits for and returns one completion (in any order).
   // An error here (not in the completion) means the ring itself failed: the operations in
   // flight are then abandoned and the ring refuses further work (broken()).
