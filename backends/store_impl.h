@@ -165,25 +165,35 @@ struct Store::Impl {
   // With spill_batch, a chunk bound for the spill tier is claimed and added there instead of
   // moved (the caller moves it with MoveClaimedToSpillBatch).
   bool EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* spill_batch = nullptr);
+  // What a move reads of a claimed entry before it copies: the entry is pinned by the mover,
+  // so its tier, slots and header stay put until the switch.
+  struct ClaimedChunk {
+    internal::EntryId id;
+    std::size_t tier;
+    internal::ChunkHeader header;
+    const std::byte* src;
+    std::size_t size;
+  };
+  // Reads a claimed entry; nullopt when it was unverified and failed its checksum (VerifyClaimed
+  // has then dropped it: corrupt bytes are never copied onward).
+  std::optional<ClaimedChunk> ReadClaimed(internal::EntryId id);
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
   void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion, bool sync);
-  // MoveClaimed's demotion into the spill tier: append, then switch (store_spill.cc).
-  void MoveClaimedToSpill(internal::EntryId id, const internal::ChunkHeader& header,
-                          const std::byte* src, std::size_t size, bool sync);
-  // The same for several claimed chunks, appended with one AppendBatch (background demotion).
+  // MoveClaimed's demotion into the spill tier, for one chunk or several (background demotion):
+  // one AppendBatch, evicting the log's oldest segments while it is full, then each entry
+  // switched to its record, or put back, or dropped (store_spill.cc).
+  void MoveClaimedToSpill(std::span<const ClaimedChunk> moves, bool sync);
+  // MoveClaimedToSpill for claims EvictOne collected.
   void MoveClaimedToSpillBatch(std::span<const SpillClaim> claims);
   // After the append (or its failure): switches the entry to its record, or puts it back or
-  // drops it, as MoveClaimedToSpill describes.
-  void FinishMoveToSpill(internal::EntryId id, const internal::ChunkHeader& header,
-                         std::size_t size, const Result<std::uint64_t>& location, bool sync);
+  // drops it.
+  void FinishMoveToSpill(const ClaimedChunk& move, const Result<std::uint64_t>& location,
+                         bool sync);
   // Moves a chunk read often in a lower tier up to the first tier that holds it.
   void Promote(internal::EntryId id, internal::KeyHash hash);
 
   // --- the spill tier (store_spill.cc) ---
-  // Appends a chunk to the log, evicting its oldest segments while it is full.
-  Result<std::uint64_t> AppendToSpill(std::string_view key, std::span<const std::byte> data,
-                                      std::span<const std::byte> meta);
   // Evicts the log's oldest segment and drops the index entries still pointing into it.
   // False when there is nothing to evict.
   bool EvictSpillSegment();

@@ -94,29 +94,35 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* sp
   return true;
 }
 
+std::optional<Store::Impl::ClaimedChunk> Store::Impl::ReadClaimed(EntryId id) {
+  Entry& e = entries.at(id);
+  ClaimedChunk c{id, 0, {}, nullptr, 0};
+  bool unverified;
+  {
+    std::lock_guard lock(shards[internal::ShardOfId(id)]->mu);
+    unverified = e.unverified;
+    c.tier = e.tier;
+    c.src = e.data;
+    c.size = e.size;
+    std::memcpy(&c.header, tiers[c.tier]->header(e.header), sizeof(c.header));
+  }
+  if (unverified && !VerifyClaimed(id, c.tier)) return std::nullopt;
+  return c;
+}
+
 void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sync) {
   Entry& e = entries.at(id);
   Shard& s = *shards[internal::ShardOfId(id)];
-  // Pinned by us: the slots and tier do not change until we switch them.
-  std::size_t t;
-  ChunkHeader header;
-  const std::byte* src;
-  std::size_t size;
-  bool unverified;
-  {
-    std::lock_guard lock(s.mu);
-    unverified = e.unverified;
-    t = e.tier;
-    src = e.data;
-    size = e.size;
-    std::memcpy(&header, tiers[t]->header(e.header), sizeof(header));
-  }
-  Tier& from = *tiers[t];
-  if (unverified && !VerifyClaimed(id, t)) return;  // never copy corrupt bytes onward
+  std::optional<ClaimedChunk> claimed = ReadClaimed(id);
+  if (!claimed) return;  // never copy corrupt bytes onward
   if (to == SpillIndex()) {
-    MoveClaimedToSpill(id, header, src, size, sync);
+    MoveClaimedToSpill({&*claimed, 1}, sync);
     return;
   }
+  ChunkHeader& header = claimed->header;
+  const std::byte* src = claimed->src;
+  const std::size_t size = claimed->size;
+  Tier& from = *tiers[claimed->tier];
   Tier& dest = *tiers[to];
 
   Result<ChunkSlots> dst = AllocateIn(to, size, /*sync=*/false);

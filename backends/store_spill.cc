@@ -31,21 +31,9 @@ using internal::kNoEntry;
 using internal::Tier;
 
 namespace {
-// Bounds the evict-and-retry loop of one append.
+// Bounds the evict-and-retry loop of one spill move (a batch of appends).
 constexpr int kMaxSegmentEvictions = 64;
 }  // namespace
-
-Result<std::uint64_t> Store::Impl::AppendToSpill(std::string_view key,
-                                                 std::span<const std::byte> data,
-                                                 std::span<const std::byte> meta) {
-  for (int attempt = 0; attempt < kMaxSegmentEvictions; ++attempt) {
-    Result<std::uint64_t> location = spill->log->Append(key, data, meta);
-    if (location.ok() || !location.status().IsNoSpace()) return location;
-    if (!EvictSpillSegment()) return location.status();
-  }
-  return Status::NoSpace("the spill tier stays full after evicting " +
-                         std::to_string(kMaxSegmentEvictions) + " segments");
-}
 
 bool Store::Impl::EvictSpillSegment() {
   std::unique_lock segments_lock(spill->segments);
@@ -68,40 +56,16 @@ bool Store::Impl::EvictSpillSegment() {
   return true;
 }
 
-void Store::Impl::MoveClaimedToSpill(EntryId id, const ChunkHeader& header, const std::byte* src,
-                                     std::size_t size, bool sync) {
-  const Result<std::uint64_t> location =
-      AppendToSpill(header.key_view(), {src, size}, {header.meta, header.meta_len});
-  FinishMoveToSpill(id, header, size, location, sync);
-}
-
 void Store::Impl::MoveClaimedToSpillBatch(std::span<const SpillClaim> claims) {
-  // What MoveClaimed reads before a move, for each claim (pinned by us: stable).
-  struct Move {
-    EntryId id;
-    ChunkHeader header;
-    const std::byte* src;
-    std::size_t size;
-  };
-  std::vector<Move> moves;
+  std::vector<ClaimedChunk> moves;
   moves.reserve(claims.size());
   for (const SpillClaim& c : claims) {
-    Entry& e = entries.at(c.id);
-    Shard& s = *shards[internal::ShardOfId(c.id)];
-    Move m{c.id, {}, nullptr, 0};
-    bool unverified;
-    std::size_t t;
-    {
-      std::lock_guard lock(s.mu);
-      unverified = e.unverified;
-      t = e.tier;
-      m.src = e.data;
-      m.size = e.size;
-      std::memcpy(&m.header, tiers[t]->header(e.header), sizeof(m.header));
-    }
-    if (unverified && !VerifyClaimed(c.id, t)) continue;  // never copy corrupt bytes onward
-    moves.push_back(m);
+    if (std::optional<ClaimedChunk> claimed = ReadClaimed(c.id)) moves.push_back(*claimed);
   }
+  MoveClaimedToSpill(moves, /*sync=*/false);
+}
+
+void Store::Impl::MoveClaimedToSpill(std::span<const ClaimedChunk> moves, bool sync) {
   std::vector<iovec> parts(moves.size());
   std::vector<internal::SegmentLog::AppendItem> items(moves.size());
   for (std::size_t i = 0; i < moves.size(); ++i) {
@@ -122,30 +86,31 @@ void Store::Impl::MoveClaimedToSpillBatch(std::span<const SpillClaim> claims) {
     std::vector<std::size_t> again;
     for (std::size_t r = 0; r < round.size(); ++r) {
       const std::size_t i = pending[r];
-      const bool retry = round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions;
-      if (retry) {
+      if (round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions) {
         again.push_back(i);
         continue;
       }
-      const Result<std::uint64_t> location =
-          round[r].status.ok() ? Result<std::uint64_t>(round[r].location)
-                               : Result<std::uint64_t>(round[r].status);
-      FinishMoveToSpill(moves[i].id, moves[i].header, moves[i].size, location, /*sync=*/false);
+      FinishMoveToSpill(moves[i],
+                        round[r].status.ok() ? Result<std::uint64_t>(round[r].location)
+                                             : Result<std::uint64_t>(round[r].status),
+                        sync);
     }
     pending.swap(again);
     if (!pending.empty() && !EvictSpillSegment()) {
       for (std::size_t i : pending) {
-        FinishMoveToSpill(moves[i].id, moves[i].header, moves[i].size,
+        FinishMoveToSpill(moves[i],
                           Status::NoSpace("the spill tier is full and has nothing to evict"),
-                          /*sync=*/false);
+                          sync);
       }
       break;
     }
   }
 }
 
-void Store::Impl::FinishMoveToSpill(EntryId id, const ChunkHeader& header, std::size_t size,
+void Store::Impl::FinishMoveToSpill(const ClaimedChunk& move,
                                     const Result<std::uint64_t>& location, bool sync) {
+  const EntryId id = move.id;
+  const std::size_t size = move.size;
   Entry& e = entries.at(id);
   Shard& s = *shards[internal::ShardOfId(id)];
   std::lock_guard lock(s.mu);
@@ -176,7 +141,7 @@ void Store::Impl::FinishMoveToSpill(EntryId id, const ChunkHeader& header, std::
   }
   const internal::SlotRef old{e.data, e.size, e.header, e.class_id};
   e.location = *location;
-  e.header = header.expires_s;
+  e.header = move.header.expires_s;
   e.class_id = 0;
   e.tier = static_cast<std::uint8_t>(SpillIndex());
   e.hits = 0;
