@@ -12,7 +12,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "cxlkv/store.h"
+#include "cxlkv/latency.h"
 
 namespace cxlkv::internal {
 

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "cxlkv/completion_queue.h"
+#include "cxlkv/latency.h"
 #include "cxlkv/memory_source.h"
 #include "cxlkv/prefetcher.h"
 #include "cxlkv/status.h"
@@ -158,17 +159,6 @@ struct StoreOptions {
   // the prefetcher's budget. Off when empty. Spilled chunks of a batch need none: they are read
   // ahead of the memory chunks, all at once, by one io_uring batch at the log's queue depth.
   std::optional<PrefetchOptions> prefetch;
-};
-
-// Durations of operations, in nanoseconds, from a log-linear histogram (within 12.5%).
-struct LatencySummary {
-  std::uint64_t count = 0;
-  double mean_ns = 0;
-  std::uint64_t p50_ns = 0;
-  std::uint64_t p90_ns = 0;
-  std::uint64_t p99_ns = 0;
-  std::uint64_t p999_ns = 0;
-  std::uint64_t max_ns = 0;
 };
 
 struct TierStats {

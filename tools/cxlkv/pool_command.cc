@@ -11,9 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/pool/pool_fsck.h"
-#include "backends/pool/pool_format.h"
 #include "cxlkv/memory_source.h"
+#include "cxlkv/pool.h"
 #include "cxlkv/store.h"
 #include "tools/cxlkv/commands.h"
 #include "util/cpu.h"
@@ -95,13 +94,13 @@ Command AddFormatCommand(CLI::App& root) {
             // An existing pool is kept unless --force: a damaged one too (fsck may save it).
             Result<std::unique_ptr<MemoryRegion>> existing = MapExisting(spec);
             if (existing.ok() && !o->force) {
-              auto sbs = internal::ReadSuperblocks(std::span<const std::byte>(
+              Result<PoolIdentity> sbs = IdentifyPool(std::span<const std::byte>(
                   (*existing)->data(), (*existing)->size()));
               if (sbs.ok()) {
                 std::fprintf(stderr,
                              "cxlkv format: %s holds cxlkv pool %s (%s); --force erases it\n",
-                             o->pool.c_str(), sbs->sb.UuidString().c_str(),
-                             FormatBytes(sbs->sb.geometry.region_size).c_str());
+                             o->pool.c_str(), sbs->uuid.c_str(),
+                             FormatBytes(sbs->region_size).c_str());
                 return kExitUsage;
               }
               if (!sbs.status().IsNotFound()) {
@@ -159,19 +158,19 @@ Command AddFsckCommand(CLI::App& root) {
             }
             const unsigned threads =
                 o->threads != 0 ? o->threads : static_cast<unsigned>(AllowedCpus().size());
-            Result<internal::FsckReport> report = internal::FsckPool(**region, o->repair, threads);
+            Result<PoolCheckReport> report = CheckPool(**region, o->repair, threads);
             if (!report.ok()) {
               std::fprintf(stderr, "cxlkv fsck: %s: %s\n", o->pool.c_str(),
                            report.status().ToString().c_str());
               return report.status().IsCorruption() ? kExitFailure : kExitUsage;
             }
             if (o->json) {
-              std::printf("%s\n", report->ToJson().c_str());
+              std::printf("%s\n", report->json.c_str());
             } else {
-              std::printf("%s", report->ToString().c_str());
+              std::printf("%s", report->text.c_str());
             }
             // Non-zero whenever a reopen would drop something, repaired or not.
-            return report->clean() ? kExitOk : kExitFailure;
+            return report->clean ? kExitOk : kExitFailure;
           }};
 }
 
