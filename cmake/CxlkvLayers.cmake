@@ -6,15 +6,18 @@
 # tree is not found, so the build refuses an upward include instead of a review having to
 # spot it.
 
-# cxlkv_layer_includes(TARGET DIRS dir... HEADERS header...|ALL)
-# Builds TARGET's tree and makes it TARGET's private include path.
+# cxlkv_layer_includes(TARGET DIRS path... HEADERS header...|ALL)
+# Builds TARGET's tree and makes it TARGET's private include path. A path is a folder or a
+# file of the repository (backends/eviction, backends/entry.h: one part of a lower layer).
 function(cxlkv_layer_includes target)
   cmake_parse_arguments(L "" "" "DIRS;HEADERS" ${ARGN})
   set(root ${PROJECT_BINARY_DIR}/layers/${target})
   file(REMOVE_RECURSE ${root})
   file(MAKE_DIRECTORY ${root}/cxlkv)
-  foreach(dir ${L_DIRS})
-    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${dir} ${root}/${dir} SYMBOLIC)
+  foreach(path ${L_DIRS})
+    get_filename_component(parent ${root}/${path} DIRECTORY)
+    file(MAKE_DIRECTORY ${parent})
+    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${path} ${root}/${path} SYMBOLIC)
   endforeach()
   if(L_HEADERS STREQUAL "ALL")
     file(GLOB L_HEADERS RELATIVE ${PROJECT_SOURCE_DIR}/include/cxlkv

@@ -18,6 +18,8 @@
 
 namespace cxlkv::cli {
 
+class SimEntries;  // replay_store_policy.h
+
 // One chunk as the simulator presents it.
 struct ChunkEvent {
   std::uint32_t chunk = 0;
@@ -28,6 +30,9 @@ struct ChunkEvent {
   bool in_partial_last_block = false;  // see Workload::in_partial_last_block
   std::uint32_t predecessor = UINT32_MAX;  // the chunk before it in its prompts, or none
   bool predecessor_cached = true;          // ... and that chunk is in some tier
+  // OnInsert of a missing chunk stored by the request (as a Put would), not of a chunk moved
+  // between tiers (a demotion or promotion, which keeps the store's entry and its counts).
+  bool stored_anew = false;
 };
 
 class SimPolicy {
@@ -48,8 +53,9 @@ class SimPolicy {
   // The chunk to evict next; called only while the tier holds at least one chunk. The
   // simulator then calls OnRemove for it.
   virtual std::uint32_t Victim() = 0;
-  // The chunk left the tier: evicted, dropped with an evicted predecessor, or promoted.
-  virtual void OnRemove(std::uint32_t chunk) = 0;
+  // The chunk left the tier: evicted to make room (`evicted`), or promoted, or dropped with
+  // an evicted predecessor.
+  virtual void OnRemove(std::uint32_t chunk, bool evicted) = 0;
   // A request arrives, `time_ms` from the start of the trace (non-decreasing); before any
   // other call for its chunks. Only policies that learn from time use it.
   virtual void OnRequestBegin(double time_ms) { (void)time_ms; }
@@ -60,16 +66,19 @@ class SimPolicy {
   virtual bool DropsOrphans() const { return false; }
 };
 
-// The policies, by name: lru, fifo, lfu, s3fifo, lru-admit2 (LRU that stores a chunk only at
-// its second request, the frequency admission of tiered caches), prefix (this project's
+// The policies, by name: lru, fifo, lfu, s3fifo (the store's own, backends/eviction/, through
+// replay_store_policy.h), lru-admit2 (the store's LRU storing a chunk only at its second
+// request, the frequency admission of tiered caches), prefix (this project's
 // prefix-aware policy, see replay_prefix_policy.cc), prefix-chains (its chain handling
 // alone, without the learned classes) and belady (the offline bound: evict the chunk
 // used farthest in the future, never store one that is not used again).
 std::span<const std::string_view> SimPolicyNames();
 
 // `chunks`: the workload's id space; `capacity_bytes`: the tier's (S3-FIFO sizes its queues
-// by it). InvalidArgument for an unknown name.
+// by it); `entries`: the simulation's index entries, shared by its tiers (the store's
+// policies keep their state in them). InvalidArgument for an unknown name.
 Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::size_t chunks,
-                                                 std::uint64_t capacity_bytes);
+                                                 std::uint64_t capacity_bytes,
+                                                 SimEntries& entries);
 
 }  // namespace cxlkv::cli

@@ -173,7 +173,7 @@ class PrefixPolicy : public SimPolicy {
     return victim;
   }
 
-  void OnRemove(std::uint32_t chunk) override {
+  void OnRemove(std::uint32_t chunk, bool /*evicted*/) override {
     IdList& queue = queues_[class_[chunk]];
     if (!queue.contains(chunk)) return;
     queue.Unlink(chunk);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "tools/cxlkv/replay_policy.h"
+#include "tools/cxlkv/replay_store_policy.h"
 
 namespace cxlkv::cli {
 namespace {
@@ -40,9 +41,10 @@ class Simulator {
     if (options_.tiers.empty()) return Status::InvalidArgument("no tier to replay into");
     if (options_.tiers.size() >= kNotCached) return Status::InvalidArgument("too many tiers");
     if (options_.bytes_per_token == 0) return Status::InvalidArgument("0 bytes per token");
+    CXLKV_ASSIGN_OR_RETURN(entries_, SimEntries::Create(w_.chunks()));
     for (const SimTier& tier : options_.tiers) {
       Result<std::unique_ptr<SimPolicy>> policy =
-          MakeSimPolicy(tier.policy, w_.chunks(), tier.capacity_bytes);
+          MakeSimPolicy(tier.policy, w_.chunks(), tier.capacity_bytes, *entries_);
       if (!policy.ok()) return policy.status().WithContext("tier " + tier.name);
       policies_.push_back(std::move(policy).value());
     }
@@ -108,8 +110,8 @@ class Simulator {
       if (tier == 0) {
         policies_[0]->OnHit(Event(chunk, a));
       } else {  // promote: out of the lower tier, into tier 0
-        Remove(chunk);
-        Place(chunk, 0, a);
+        Remove(chunk, /*evicted=*/false);
+        Place(chunk, 0, a, /*stored_anew=*/false);
         MakeRoom(0);
       }
     }
@@ -124,24 +126,26 @@ class Simulator {
         ++result_.not_admitted;
         continue;
       }
-      Place(chunk, 0, a);
+      Place(chunk, 0, a, /*stored_anew=*/true);
       MakeRoom(0);
     }
     for (const std::unique_ptr<SimPolicy>& policy : policies_) policy->OnRequestEnd();
   }
 
-  void Place(std::uint32_t chunk, std::uint8_t tier, std::size_t access) {
+  void Place(std::uint32_t chunk, std::uint8_t tier, std::size_t access, bool stored_anew) {
     where_[chunk] = tier;
     used_[tier] += Bytes(chunk);
     SimTierResult& t = result_.tiers[tier];
     t.bytes_written += Bytes(chunk);
     t.peak_bytes = std::max(t.peak_bytes, used_[tier]);
-    policies_[tier]->OnInsert(Event(chunk, access));
+    ChunkEvent event = Event(chunk, access);
+    event.stored_anew = stored_anew;
+    policies_[tier]->OnInsert(event);
   }
 
-  void Remove(std::uint32_t chunk) {
+  void Remove(std::uint32_t chunk, bool evicted) {
     const std::uint8_t tier = where_[chunk];
-    policies_[tier]->OnRemove(chunk);
+    policies_[tier]->OnRemove(chunk, evicted);
     used_[tier] -= Bytes(chunk);
     where_[chunk] = kNotCached;
   }
@@ -149,12 +153,12 @@ class Simulator {
   void MakeRoom(std::uint8_t tier) {
     while (used_[tier] > options_.tiers[tier].capacity_bytes) {
       const std::uint32_t victim = policies_[tier]->Victim();
-      Remove(victim);
+      Remove(victim, /*evicted=*/true);
       ++result_.tiers[tier].evictions;
       const auto below = static_cast<std::uint8_t>(tier + 1);
       if (below < options_.tiers.size() && Demotable(victim, below)) {
         ++result_.tiers[below].demoted_in;
-        Place(victim, below, SIZE_MAX);
+        Place(victim, below, SIZE_MAX, /*stored_anew=*/false);
         MakeRoom(below);
       } else {
         Drop(victim);
@@ -178,7 +182,7 @@ class Simulator {
       for (std::size_t i = successors_.child_begin[c]; i < successors_.child_begin[c + 1]; ++i) {
         const std::uint32_t child = successors_.child_ids[i];
         if (where_[child] == kNotCached) continue;
-        Remove(child);
+        Remove(child, /*evicted=*/false);
         ++result_.dropped_orphans;
         stack.push_back(child);
       }
@@ -188,6 +192,7 @@ class Simulator {
   const Workload& w_;
   const SimOptions& options_;
   Successors successors_;
+  std::unique_ptr<SimEntries> entries_;  // before policies_: they point into it
   std::vector<std::unique_ptr<SimPolicy>> policies_;
   std::vector<std::uint8_t> where_;      // the tier holding each chunk, or kNotCached
   std::vector<std::uint8_t> demotions_;  // times each chunk was evicted from a tier

@@ -3,11 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "cxlkv/memory_source.h"
+#include "cxlkv/store.h"
 #include "tests/test_util.h"
+#include "tools/cxlkv/demo_chunks.h"
+#include "tools/cxlkv/demo_replay.h"
 #include "tools/cxlkv/demo_trace.h"
 #include "tools/cxlkv/replay_hazard.h"
 #include "tools/cxlkv/replay_shadow.h"
@@ -186,6 +192,58 @@ TEST(ReplaySim, TwoTiersDemoteAndPromote) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->hit_tokens, 0u);
   EXPECT_EQ(r->tiers[1].demoted_in, 0u);
+}
+
+// One policy family: the simulator runs the store's own policies, so a simulated replay and a
+// real one (every byte through a Store of one DRAM tier that evicts on Put) hit the same
+// chunks for each of them. Prompts are whole blocks, so every chunk is a full 64 KiB slot of
+// its exact size class, and the store gets one slab beyond the simulator's chunk bytes for the
+// chunks' headers: both then hold the same number of chunks and must agree exactly.
+TEST(ReplaySim, SimulatedAndRealReplayAgreeForEveryStorePolicy) {
+  const ModelPreset model{"tiny", 1, 1, 64, 2, ""};  // 256 bytes a token
+  std::vector<TraceRequest> trace = GenerateSyntheticTrace(/*seed=*/7, /*requests=*/400);
+  for (TraceRequest& r : trace) {
+    r.input_length = static_cast<std::uint32_t>(r.hash_ids.size() * kBlock);
+  }
+  const Workload w = BuildWorkload(trace, kDefaultChunkTokens);
+  const std::uint64_t bpt = model.BytesPerToken();
+  const std::size_t slab = std::size_t{4} << 20;
+  const std::uint64_t sim_capacity = w.unique_tokens * bpt / 8 / slab * slab;
+  ASSERT_GT(sim_capacity, 0u);
+
+  std::map<std::string, std::uint64_t> hits;  // by policy, for the check below
+  for (const char* policy : {"lru", "fifo", "lfu", "s3fifo"}) {
+    SimOptions sim;
+    sim.bytes_per_token = bpt;
+    sim.tiers.push_back({"t0", sim_capacity, policy, DemotionAdmission::kAlways});
+    Result<SimResult> simulated = Simulate(w, sim);
+    ASSERT_TRUE(simulated.ok()) << simulated.status().ToString();
+
+    StoreOptions options;
+    options.chunk_sizes = {std::size_t{kDefaultChunkTokens} * bpt};
+    options.slab_size = slab;
+    options.background_thread = false;  // evictions on Put only, as the simulator makes room
+    TierOptions tier;
+    tier.name = "t0";
+    tier.source = MemorySource::Dram(DramOptions{});
+    tier.capacity = sim_capacity + slab;  // the headers' slab
+    tier.eviction = policy;
+    options.tiers.push_back(std::move(tier));
+    Result<std::unique_ptr<Store>> store = Store::Open(std::move(options));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ReplayOptions replay;
+    replay.model = &model;
+    Result<ReplayResult> real = Replay(**store, trace, replay);
+    ASSERT_TRUE(real.ok()) << real.status().ToString();
+    ASSERT_EQ(real->failed, 0u);
+    ASSERT_EQ(real->lookups, simulated->lookups);
+    EXPECT_EQ(real->hits, simulated->hit_chunks) << policy;
+    EXPECT_EQ((*store)->Stats().tiers[0].evictions, simulated->tiers[0].evictions) << policy;
+    hits[policy] = simulated->hit_chunks;
+  }
+  // The policies differ on this trace, so agreeing policy by policy means something.
+  EXPECT_NE(hits["lru"], hits["fifo"]);
+  EXPECT_NE(hits["lfu"], hits["s3fifo"]);
 }
 
 TEST(ReplaySim, RejectsBadOptions) {
