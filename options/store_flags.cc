@@ -48,15 +48,12 @@ Result<std::vector<NamedValue>> Items(const std::string& flag, const std::string
 
 }  // namespace
 
-Result<TierOptions> ParseTierFlag(const std::string& flag) {
+Status ApplyTierFlag(const std::string& flag, TierOptions& tier) {
   static constexpr std::string_view kPositional[] = {"source", "capacity"};
   CXLKV_ASSIGN_OR_RETURN(
       const std::vector<NamedValue> values,
       Items("--tier", flag, kPositional, "SPEC,CAPACITY[,EVICTION][,DURABILITY][,KEY=VALUE...]"));
-  TierOptions tier;
-  tier.name = flag.substr(0, flag.find_first_of(":,"));
-  CXLKV_RETURN_IF_ERROR(Apply(TierSchema(), values, "--tier " + flag + ": ", tier));
-  return tier;
+  return Apply(TierSchema(), values, "--tier " + flag + ": ", tier);
 }
 
 Status ApplySpillFlag(const std::string& flag, StoreOptions& options) {

@@ -20,8 +20,9 @@
 
 namespace cxlkv::options {
 
-// A tier from one --tier; its name is the spec's kind ("file" for file:/p) unless given.
-Result<TierOptions> ParseTierFlag(const std::string& flag);
+// Sets what one --tier gives on `tier` (which holds the command's defaults: its name, its
+// eviction policy). The spec is the flag's text up to its first comma.
+Status ApplyTierFlag(const std::string& flag, TierOptions& tier);
 // Sets options.spill from one --spill.
 Status ApplySpillFlag(const std::string& flag, StoreOptions& options);
 // Sets one store option from one --store KEY=VALUE.

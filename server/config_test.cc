@@ -170,11 +170,12 @@ promote_after_hits = 63
     ASSERT_TRUE(options::ApplyStoreFlag(item, flags).ok()) << item;
   }
   for (const char* t :
-       {"dram,64M,s3fifo",
-        "file:/tmp/pool,128M,persist-on-put,promote_after_hits=5,high_watermark=0.9"}) {
-    Result<TierOptions> tier = options::ParseTierFlag(t);
-    ASSERT_TRUE(tier.ok()) << tier.status().ToString();
-    flags.tiers.push_back(std::move(tier).value());
+       {"dram,64M,s3fifo,name=dram",
+        "file:/tmp/pool,128M,persist-on-put,name=file,promote_after_hits=5,high_watermark=0.9"}) {
+    TierOptions tier;
+    const Status s = options::ApplyTierFlag(t, tier);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    flags.tiers.push_back(std::move(tier));
   }
   ASSERT_TRUE(
       options::ApplySpillFlag("/tmp/spill,1G,queue_depth=8,promote_after_hits=63", flags).ok());
@@ -225,9 +226,9 @@ TEST(ServeConfigTest, EveryRouteRefusesPromoteAfterHits64ByName) {
               "tier[0].promote_after_hits is 64; it must be 0 to 63");
   ExpectError("[spill]\npath = \"/tmp/s\"\npromote_after_hits = 64\n",
               "spill.promote_after_hits is 64; it must be 0 to 63");
-  Result<TierOptions> tier = options::ParseTierFlag("dram,1G,promote_after_hits=64");
-  ASSERT_FALSE(tier.ok());
-  EXPECT_EQ(tier.status().message(),
+  TierOptions tier;
+  const Status refused = options::ApplyTierFlag("dram,1G,promote_after_hits=64", tier);
+  EXPECT_EQ(refused.message(),
             "--tier dram,1G,promote_after_hits=64: promote_after_hits is 64; it must be 0 to 63");
   StoreOptions o;
   const Status spill = options::ApplySpillFlag("/tmp/s,1G,promote_after_hits=64", o);
@@ -244,11 +245,11 @@ TEST(ServeConfigTest, EveryRouteRefusesUnknownKeysByName) {
               "unknown key tier[0].persist (known: source, capacity, name,");
   ExpectError("[store]\nttl = 5\n", "unknown key store.ttl (known: slab_size,");
   ExpectError("[spill]\npath = \"/tmp/s\"\nsize = \"1G\"\n", "unknown key spill.size");
-  Result<TierOptions> tier = options::ParseTierFlag("dram,1G,evicton=lru");
-  ASSERT_FALSE(tier.ok());
-  EXPECT_NE(tier.status().message().find("unknown key --tier dram,1G,evicton=lru: evicton"),
+  TierOptions tier;
+  const Status unknown = options::ApplyTierFlag("dram,1G,evicton=lru", tier);
+  EXPECT_NE(unknown.message().find("unknown key --tier dram,1G,evicton=lru: evicton"),
             std::string::npos)
-      << tier.status().ToString();
+      << unknown.ToString();
   StoreOptions o;
   EXPECT_NE(options::ApplyStoreFlag("tll_seconds=5", o)
                 .message()

@@ -97,7 +97,9 @@ Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
   if (!f.tiers.empty()) {
     c.store.tiers.clear();
     for (const std::string& t : f.tiers) {
-      CXLKV_ASSIGN_OR_RETURN(TierOptions tier, options::ParseTierFlag(t));
+      TierOptions tier;
+      tier.name = t.substr(0, t.find_first_of(":,"));  // its kind: "dram", "numa", "file"
+      CXLKV_RETURN_IF_ERROR(options::ApplyTierFlag(t, tier));
       c.store.tiers.push_back(std::move(tier));
     }
   }
