@@ -1,6 +1,6 @@
-// The store's options as command-line flags (`cxlkv serve`), parsed through the options schema
-// (options/store_schema.h): the flags keep their comma syntax, the keys and ranges are the
-// schema's.
+// The store's options as command-line flags (`cxlkv serve`; `cxlkv demo --tier`), parsed
+// through the options schema (options/store_schema.h): the flags keep their comma syntax, the
+// keys and ranges are the schema's.
 //
 //   --tier SPEC,CAPACITY[,ITEM...]   ITEM: KEY=VALUE (a [[tier]] key), or a bare durability
 //                                    (persist-on-put) or eviction policy (lru)
