@@ -22,6 +22,7 @@
 
 #include "cxlkv/completion_queue.h"
 #include "cxlkv/store.h"
+#include "options/store_schema.h"
 #include "python/py_convert.h"
 
 namespace cxlkv::python {
@@ -331,17 +332,12 @@ PYBIND11_MODULE(_cxlkv, m) {
            "[(user_data, code, size, message, meta)]; waits up to timeout_ms for min_count");
 
   py::class_<PyStore>(m, "Store")
-      .def(py::init([](const py::list& tiers, const py::object& chunk_sizes,
-                       const py::object& slab_size, const py::object& spill_path,
-                       const py::object& spill_capacity, int ttl_seconds, bool background,
-                       unsigned copy_threads) {
-             return std::make_unique<PyStore>(Options(tiers, chunk_sizes, slab_size, spill_path,
-                                                      spill_capacity, ttl_seconds, background,
-                                                      copy_threads));
+      .def(py::init([](const py::object& tiers, const py::kwargs& kwargs) {
+             return std::make_unique<PyStore>(Options(tiers, kwargs));
            }),
-           py::arg("tiers"), py::arg("chunk_sizes") = py::none(), py::arg("slab_size") = py::none(),
-           py::arg("spill_path") = py::none(), py::arg("spill_capacity") = py::none(),
-           py::arg("ttl_seconds") = 0, py::arg("background") = true, py::arg("copy_threads") = 2)
+           py::arg("tiers"),
+           "tiers: a list of dicts of [[tier]] keys; keyword arguments: the [store] keys and "
+           "the [spill] keys prefixed spill_ (cxlkv.option_help() lists them)")
       .def("put", &PyStore::Put, py::arg("key"), py::arg("data"), py::arg("meta") = py::bytes(),
            "Stores a buffer's bytes (write once)")
       .def("get_into", &PyStore::GetInto, py::arg("key"), py::arg("out"),
@@ -369,6 +365,23 @@ PYBIND11_MODULE(_cxlkv, m) {
       })
       .def("close", &PyStore::Close,
            "Completes batched operations and unmaps the tiers; leases must be released first");
+
+  // The options schema, for the Python routes that read settings of their own (LMCache's
+  // extra_config) and for tests that compare routes.
+  m.attr("OPTION_KEYS") = cxlkv::options::FlatKeys();
+  m.attr("DURABILITIES") = cxlkv::options::Durabilities();
+  m.def("option_help", [] { return cxlkv::options::StoreOptionsHelp(); },
+        "The [store], [[tier]] and [spill] keys: type, range, default, meaning");
+  m.def("describe_options",
+        [](const py::object& tiers, const py::kwargs& kwargs) {
+          return cxlkv::options::DescribeStoreOptions(Options(tiers, kwargs));
+        },
+        py::arg("tiers"), "The options cxlkv.open(tiers, **kwargs) would open, as TOML");
+  m.def("describe_connector_options",
+        [](const py::kwargs& adapter_params) {
+          return cxlkv::options::DescribeStoreOptions(ConnectorOptions(adapter_params));
+        },
+        "The options CxlkvConnector(**adapter_params) would open, as TOML");
 
   BindLmcacheConnector(m);
 }

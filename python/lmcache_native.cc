@@ -28,45 +28,6 @@ namespace {
 using lmcache::BatchCompletion;
 using lmcache::LmcacheConnector;
 
-// adapter_params: the keyword arguments of cxlkv.open (see python/cxlkv/__init__.py); without
-// "tiers", one DRAM tier of 1 GiB.
-StoreOptions ConnectorOptions(const py::kwargs& kw) {
-  static const char* known[] = {"tiers",          "chunk_sizes", "slab_size",
-                                "spill_path",     "spill_capacity", "ttl_seconds",
-                                "background",     "copy_threads"};
-  for (const auto& [k, v] : kw) {
-    const auto key = k.cast<std::string>();
-    bool ok = false;
-    for (const char* n : known) ok = ok || key == n;
-    if (!ok) {
-      throw py::value_error("cxlkv connector: unknown adapter_params key '" + key +
-                            "' (known: tiers, chunk_sizes, slab_size, spill_path, "
-                            "spill_capacity, ttl_seconds, background, copy_threads)");
-    }
-  }
-  auto get = [&](const char* name) -> py::object {
-    return kw.contains(name) ? py::reinterpret_borrow<py::object>(kw[name]) : py::none();
-  };
-  py::list tiers;
-  if (kw.contains("tiers")) {
-    if (!py::isinstance<py::list>(kw["tiers"])) {
-      throw py::type_error("cxlkv connector: tiers must be a list of dicts");
-    }
-    tiers = kw["tiers"].cast<py::list>();
-  } else {
-    py::dict dram;
-    dram["source"] = "dram";
-    dram["capacity"] = "1G";
-    tiers.append(dram);
-  }
-  const int ttl = kw.contains("ttl_seconds") ? kw["ttl_seconds"].cast<int>() : 0;
-  const bool background = kw.contains("background") ? kw["background"].cast<bool>() : true;
-  const unsigned copy_threads =
-      kw.contains("copy_threads") ? kw["copy_threads"].cast<unsigned>() : 2;
-  return Options(tiers, get("chunk_sizes"), get("slab_size"), get("spill_path"),
-                 get("spill_capacity"), ttl, background, copy_threads);
-}
-
 class PyConnector {
  public:
   explicit PyConnector(const py::kwargs& kw) {

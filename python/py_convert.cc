@@ -4,6 +4,7 @@
 #include <span>
 #include <stdexcept>
 
+#include "options/store_schema.h"
 #include "util/format.h"
 
 namespace cxlkv::python {
@@ -65,53 +66,78 @@ py::bytes MetaBytes(const ChunkMeta& m) {
   return py::bytes(reinterpret_cast<const char*>(m.bytes.data()), m.size);
 }
 
-StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
-                     const py::object& slab_size, const py::object& spill_path,
-                     const py::object& spill_capacity, int ttl_seconds, bool background,
-                     unsigned copy_threads) {
+namespace {
+
+options::OptionValue ValueOf(const py::handle& v, const std::string& name) {
+  // bool first: Python's bool is an int.
+  if (py::isinstance<py::bool_>(v)) return {v.cast<bool>()};
+  if (py::isinstance<py::int_>(v)) return {v.cast<std::int64_t>()};
+  if (py::isinstance<py::float_>(v)) return {v.cast<double>()};
+  if (py::isinstance<py::str>(v)) return {v.cast<std::string>()};
+  if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)) {
+    std::vector<options::OptionValue> list;
+    for (const py::handle& e : v) {
+      list.push_back(ValueOf(e, name + "[" + std::to_string(list.size()) + "]"));
+    }
+    return {std::move(list)};
+  }
+  throw py::type_error(name + " must be a bool, a number, a string or a list, not " +
+                       std::string(py::str(v.get_type().attr("__name__"))));
+}
+
+// A dict's or keyword arguments' items, None values left out (not given). Python names a key
+// 'key' in `where`, or as the keyword itself.
+std::vector<options::NamedValue> Items(const py::dict& d, const std::string& where) {
+  std::vector<options::NamedValue> values;
+  for (const auto& [k, v] : d) {
+    if (v.is_none()) continue;
+    const auto key = k.cast<std::string>();
+    const std::string name = where.empty() ? key : "'" + key + "' in " + where;
+    values.push_back({key, ValueOf(v, name), name});
+  }
+  return values;
+}
+
+}  // namespace
+
+StoreOptions Options(const py::handle& tiers, const py::dict& kwargs) {
   StoreOptions o;
-  std::size_t i = 0;
+  if (!py::isinstance<py::list>(tiers) && !py::isinstance<py::tuple>(tiers)) {
+    throw py::type_error("tiers must be a list of dicts");
+  }
   for (const py::handle& h : tiers) {
-    const std::string where = "tiers[" + std::to_string(i++) + "]";
+    const std::string where = "tiers[" + std::to_string(o.tiers.size()) + "]";
     if (!py::isinstance<py::dict>(h)) throw py::type_error(where + " must be a dict");
-    const auto d = h.cast<py::dict>();
-    for (const auto& [k, v] : d) {
-      const auto key = k.cast<std::string>();
-      static const char* known[] = {"source", "capacity", "name", "eviction", "copy",
-                                    "high_watermark", "low_watermark", "promote_after_hits",
-                                    "durability", "format"};
-      bool ok = false;
-      for (const char* n : known) ok = ok || key == n;
-      if (!ok) throw py::value_error(where + ": unknown key '" + key + "'");
-    }
-    if (!d.contains("source") || !d.contains("capacity")) {
-      throw py::value_error(where + " needs 'source' and 'capacity'");
-    }
     TierOptions t;
-    t.source_spec = d["source"].cast<std::string>();
-    t.capacity = SizeArg(d["capacity"], where + ".capacity");
-    if (d.contains("name")) t.name = d["name"].cast<std::string>();
-    if (d.contains("eviction")) t.eviction = d["eviction"].cast<std::string>();
-    if (d.contains("copy")) t.copy = d["copy"].cast<std::string>();
-    if (d.contains("high_watermark")) t.high_watermark = d["high_watermark"].cast<double>();
-    if (d.contains("low_watermark")) t.low_watermark = d["low_watermark"].cast<double>();
-    if (d.contains("promote_after_hits")) t.promote_after_hits = d["promote_after_hits"].cast<int>();
-    if (d.contains("durability")) t.durability = d["durability"].cast<std::string>();
-    if (d.contains("format")) t.format = d["format"].cast<bool>();
+    const Status s = options::Apply(options::TierSchema(), Items(h.cast<py::dict>(), where),
+                                    where + ".", t);
+    if (!s.ok()) Raise(s);
     o.tiers.push_back(std::move(t));
   }
-  if (!chunk_sizes.is_none()) {
-    for (const py::handle& h : chunk_sizes) o.chunk_sizes.push_back(SizeArg(h, "chunk_sizes"));
-  }
-  if (!slab_size.is_none()) o.slab_size = SizeArg(slab_size, "slab_size");
-  if (!spill_path.is_none()) {
-    o.spill.path = spill_path.cast<std::string>();
-    if (!spill_capacity.is_none()) o.spill.capacity = SizeArg(spill_capacity, "spill_capacity");
-  }
-  o.ttl = std::chrono::seconds(ttl_seconds);
-  o.background_thread = background;
-  o.copy_threads = copy_threads;
+  const Status s = options::ApplyFlat(Items(kwargs, ""), o);
+  if (!s.ok()) Raise(s);
   return o;
+}
+
+StoreOptions ConnectorOptions(const py::kwargs& adapter_params) {
+  py::dict rest;
+  py::object tiers;
+  for (const auto& [k, v] : adapter_params) {
+    if (k.cast<std::string>() == "tiers") {
+      tiers = py::reinterpret_borrow<py::object>(v);
+    } else {
+      rest[k] = v;
+    }
+  }
+  if (!tiers || tiers.is_none()) {  // one DRAM tier of 1 GiB
+    py::dict dram;
+    dram["source"] = "dram";
+    dram["capacity"] = "1G";
+    py::list one;
+    one.append(dram);
+    tiers = one;
+  }
+  return Options(tiers, rest);
 }
 
 namespace {

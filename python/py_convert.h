@@ -37,12 +37,12 @@ std::size_t SizeArg(const py::handle& v, const std::string& what);
 ChunkMeta MetaArg(const py::bytes& meta);
 py::bytes MetaBytes(const ChunkMeta& m);
 
-// tiers: a list of dicts {"source", "capacity", optional "name", "eviction", "copy",
-// "high_watermark", "low_watermark", "promote_after_hits", "durability", "format"}.
-StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
-                     const py::object& slab_size, const py::object& spill_path,
-                     const py::object& spill_capacity, int ttl_seconds, bool background,
-                     unsigned copy_threads);
+// StoreOptions through the options schema (options/store_schema.h): `tiers` a list of dicts
+// of [[tier]] keys; `kwargs` the [store] keys and the [spill] keys prefixed spill_ (None: not
+// given). ValueError naming the key for an unknown key or a bad value.
+StoreOptions Options(const py::handle& tiers, const py::dict& kwargs);
+// LMCache's adapter_params: the same, with "tiers" among them (default one DRAM tier of 1 GiB).
+StoreOptions ConnectorOptions(const py::kwargs& adapter_params);
 
 // Store::Stats() as a dict: "tiers" (a dict each), "misses", "index_entries" and the
 // latency summaries.

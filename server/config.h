@@ -1,20 +1,16 @@
 // ServeConfig: what `cxlkv serve --config FILE` reads: the store's tiers, capacities and
 // policies, the spill tier, and the server's addresses and limits, from a TOML file.
 //
-//   [server]        host, port, unix_socket, threads, max_payload, metrics_port, metrics_host,
-//                   request_timeout_ms, reply_timeout_ms, idle_timeout_ms, min_transfer_rate,
-//                   max_reserved_bytes, max_reply_bytes, max_connections,
-//                   max_connections_per_peer, max_list_bytes, log_lines_per_second
-//                   (the budgets: ServerOptions, docs/security.md)
-//   [store]         slab_size, chunk_sizes, ttl_seconds, copy_threads
-//   [[tier]]        name, source ("dram", "numa:1", "file:/path", "devdax:/dev/dax0.0"),
-//                   capacity, eviction, high_watermark, low_watermark, promote_after_hits,
-//                   copy, persist      (fastest first; one table per tier)
-//   [spill]         path, capacity, segment_size, queue_depth, direct_io, eviction,
-//                   promote_after_hits
+//   [server]   the lm:// server (ServerOptions; the budgets: docs/security.md)
+//   [store]    the store as a whole: slab_size, chunk_sizes, ttl_seconds, ...
+//   [[tier]]   one table per tier, fastest first: source, capacity, eviction, durability, ...
+//   [spill]    the NVMe spill log: path, capacity, segment_size, ...
 //
-// Sizes are integers (bytes) or strings with binary units ("2M", "1.5GiB"). An unknown table
-// or key, a wrong type or a value out of range is an error naming the key and the file.
+// The keys, their types, ranges and defaults are the options schema's (server/server_schema.h,
+// options/store_schema.h), the same the flags and the Python binding take; `cxlkv serve --help`
+// lists them. Sizes are integers (bytes) or strings with binary units ("2M", "1.5GiB"). An
+// unknown table or key, a wrong type or a value out of range is an error naming the key and
+// the file.
 //
 // Thread-safety: functions only; all are thread-safe.
 #pragma once
@@ -39,5 +35,8 @@ Result<ServeConfig> ParseServeConfig(std::string_view text, const std::string& o
                                      ServeConfig defaults);
 // Reads and parses a file.
 Result<ServeConfig> LoadServeConfig(const std::string& path, ServeConfig defaults);
+
+// The configuration as a TOML file that parses back to it (`cxlkv serve --print-options`).
+std::string DescribeServeConfig(const ServeConfig& config);
 
 }  // namespace cxlkv::serve

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "options/store_flags.h"
+#include "options/store_schema.h"
+
 namespace cxlkv::serve {
 namespace {
 
@@ -127,6 +130,144 @@ log_lines_per_second = 10
   ExpectError("[server]\nmax_connections = 0\n", "server.max_connections");
   ExpectError("[server]\nrequest_timeout_ms = -1\n", "server.request_timeout_ms");
   ExpectError("[server]\nmax_reserved_bytes = \"lots\"\n", "server.max_reserved_bytes");
+}
+
+// The same options through each route that parses them in C++: the TOML file, the flags'
+// syntax, and the flat keys the Python routes hand over (python/tests covers the bindings).
+TEST(ServeConfigTest, EveryRouteGivesTheSameOptions) {
+  auto toml = Parse(R"(
+[store]
+slab_size = "1M"
+chunk_sizes = ["2M", "4M"]
+ttl_seconds = 30
+copy_threads = 3
+
+[[tier]]
+source = "dram"
+capacity = "64M"
+name = "dram"
+eviction = "s3fifo"
+
+[[tier]]
+source = "file:/tmp/pool"
+capacity = "128M"
+name = "file"
+promote_after_hits = 5
+durability = "persist-on-put"
+high_watermark = 0.9
+
+[spill]
+path = "/tmp/spill"
+capacity = "1G"
+queue_depth = 8
+promote_after_hits = 63
+)");
+  ASSERT_TRUE(toml.ok()) << toml.status().ToString();
+
+  StoreOptions flags;
+  for (const char* item :
+       {"slab_size=1M", "chunk_sizes=2M,4M", "ttl_seconds=30", "copy_threads=3"}) {
+    ASSERT_TRUE(options::ApplyStoreFlag(item, flags).ok()) << item;
+  }
+  for (const char* t :
+       {"dram,64M,s3fifo,name=dram",
+        "file:/tmp/pool,128M,persist-on-put,name=file,promote_after_hits=5,high_watermark=0.9"}) {
+    TierOptions tier;
+    const Status s = options::ApplyTierFlag(t, tier);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    flags.tiers.push_back(std::move(tier));
+  }
+  ASSERT_TRUE(
+      options::ApplySpillFlag("/tmp/spill,1G,queue_depth=8,promote_after_hits=63", flags).ok());
+
+  StoreOptions flat;  // as cxlkv.open's keyword arguments arrive, strings from LMCache's YAML
+  const std::vector<options::NamedValue> kwargs = {
+      {"slab_size", {std::int64_t{1} << 20}, "slab_size"},
+      {"chunk_sizes", {std::string("2M,4M")}, "chunk_sizes"},
+      {"ttl_seconds", {std::string("30")}, "ttl_seconds"},
+      {"copy_threads", {std::int64_t{3}}, "copy_threads"},
+      {"spill_path", {std::string("/tmp/spill")}, "spill_path"},
+      {"spill_capacity", {std::string("1G")}, "spill_capacity"},
+      {"spill_queue_depth", {std::int64_t{8}}, "spill_queue_depth"},
+      {"spill_promote_after_hits", {std::int64_t{63}}, "spill_promote_after_hits"}};
+  ASSERT_TRUE(options::ApplyFlat(kwargs, flat).ok());
+  // Tiers as Python dicts arrive: typed values.
+  const std::vector<std::vector<options::NamedValue>> dicts = {
+      {{"source", {std::string("dram")}, "source"},
+       {"capacity", {std::string("64M")}, "capacity"},
+       {"name", {std::string("dram")}, "name"},
+       {"eviction", {std::string("s3fifo")}, "eviction"}},
+      {{"source", {std::string("file:/tmp/pool")}, "source"},
+       {"capacity", {std::int64_t{128} << 20}, "capacity"},
+       {"name", {std::string("file")}, "name"},
+       {"promote_after_hits", {std::int64_t{5}}, "promote_after_hits"},
+       {"durability", {std::string("persist-on-put")}, "durability"},
+       {"high_watermark", {0.9}, "high_watermark"}}};
+  for (const std::vector<options::NamedValue>& dict : dicts) {
+    TierOptions tier;
+    ASSERT_TRUE(options::Apply(options::TierSchema(), dict, "", tier).ok());
+    flat.tiers.push_back(std::move(tier));
+  }
+
+  const std::string want = options::DescribeStoreOptions(toml->store);
+  EXPECT_EQ(options::DescribeStoreOptions(flags), want);
+  EXPECT_EQ(options::DescribeStoreOptions(flat), want);
+  EXPECT_NE(want.find("promote_after_hits = 5"), std::string::npos) << want;
+  // The description reads back to the same options.
+  auto again = Parse(DescribeServeConfig(*toml));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(DescribeServeConfig(*again), DescribeServeConfig(*toml));
+}
+
+// promote_after_hits = 64 is past what the store keeps count of (63): every route refuses it,
+// naming the key. (Before the schema, the file took up to 255 and the store refused it later.)
+TEST(ServeConfigTest, EveryRouteRefusesPromoteAfterHits64ByName) {
+  ExpectError("[[tier]]\nsource = \"dram\"\ncapacity = \"1G\"\npromote_after_hits = 64\n",
+              "tier[0].promote_after_hits is 64; it must be 0 to 63");
+  ExpectError("[spill]\npath = \"/tmp/s\"\npromote_after_hits = 64\n",
+              "spill.promote_after_hits is 64; it must be 0 to 63");
+  TierOptions tier;
+  const Status refused = options::ApplyTierFlag("dram,1G,promote_after_hits=64", tier);
+  EXPECT_EQ(refused.message(),
+            "--tier dram,1G,promote_after_hits=64: promote_after_hits is 64; it must be 0 to 63");
+  StoreOptions o;
+  const Status spill = options::ApplySpillFlag("/tmp/s,1G,promote_after_hits=64", o);
+  EXPECT_NE(spill.message().find("promote_after_hits is 64; it must be 0 to 63"), std::string::npos)
+      << spill.ToString();
+  const options::NamedValue kwarg{
+      "spill_promote_after_hits", {std::int64_t{64}}, "spill_promote_after_hits"};
+  EXPECT_EQ(options::ApplyFlat(std::span(&kwarg, 1), o).message(),
+            "spill_promote_after_hits is 64; it must be 0 to 63");
+}
+
+TEST(ServeConfigTest, EveryRouteRefusesUnknownKeysByName) {
+  ExpectError("[[tier]]\nsource = \"dram\"\ncapacity = \"1G\"\npersist = \"background\"\n",
+              "unknown key tier[0].persist (known: source, capacity, name,");
+  ExpectError("[store]\nttl = 5\n", "unknown key store.ttl (known: slab_size,");
+  ExpectError("[spill]\npath = \"/tmp/s\"\nsize = \"1G\"\n", "unknown key spill.size");
+  TierOptions tier;
+  const Status unknown = options::ApplyTierFlag("dram,1G,evicton=lru", tier);
+  EXPECT_NE(unknown.message().find("unknown key --tier dram,1G,evicton=lru: evicton"),
+            std::string::npos)
+      << unknown.ToString();
+  StoreOptions o;
+  EXPECT_NE(options::ApplyStoreFlag("tll_seconds=5", o)
+                .message()
+                .find("unknown key --store tll_seconds=5: tll_seconds"),
+            std::string::npos);
+  const options::NamedValue kwarg{"spill_pth", {std::string("/x")}, "spill_pth"};
+  EXPECT_EQ(options::ApplyFlat(std::span(&kwarg, 1), o).message().find("unknown key spill_pth"),
+            0u);
+}
+
+TEST(ServeConfigTest, DurabilityIsTheTiersKeyAndItsValuesAreChecked) {
+  auto c =
+      Parse("[[tier]]\nsource = \"file:/tmp/p\"\ncapacity = \"1G\"\ndurability = \"background\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->store.tiers[0].durability, "background");
+  ExpectError(
+      "[[tier]]\nsource = \"dram\"\ncapacity = \"1G\"\ndurability = \"forever\"\n",
+      "tier[0].durability is 'forever'; it must be one of volatile,persist-on-put,background");
 }
 
 }  // namespace

@@ -11,10 +11,11 @@ protocol (bytes, bytearray, memoryview, numpy arrays), and CPU torch tensors thr
 as_buffer (a byte view of the tensor's own storage). Batched operations complete on a
 CompletionQueue whose fd (an eventfd) can be watched by select, epoll or asyncio.
 """
-from ._cxlkv import MAX_KEY_SIZE, MAX_META_SIZE, CompletionQueue, Pinned, Store
+from ._cxlkv import (DURABILITIES, MAX_KEY_SIZE, MAX_META_SIZE, OPTION_KEYS, CompletionQueue,
+                     Pinned, Store, describe_options, option_help)
 
-__all__ = ["MAX_KEY_SIZE", "MAX_META_SIZE", "CompletionQueue", "Pinned", "Store", "as_buffer",
-           "open"]
+__all__ = ["DURABILITIES", "MAX_KEY_SIZE", "MAX_META_SIZE", "OPTION_KEYS", "CompletionQueue",
+           "Pinned", "Store", "as_buffer", "describe_options", "open", "option_help"]
 
 
 def as_buffer(obj):
@@ -56,9 +57,11 @@ class _Store(Store):
 
 
 def open(tiers, **options):  # noqa: A001 (the natural name: cxlkv.open)
-    """Opens a store. tiers: fastest first, dicts with "source" ("dram", "numa:N",
+    """Opens a store. tiers: fastest first, dicts of [[tier]] keys: "source" ("dram", "numa:N",
     "file:PATH", "devdax:PATH") and "capacity" (bytes or "256M"), optionally "name",
     "eviction" (lru, fifo, lfu, s3fifo), "copy", "high_watermark", "low_watermark",
-    "promote_after_hits", "durability", "format". options: chunk_sizes, slab_size, spill_path,
-    spill_capacity, ttl_seconds, background, copy_threads."""
+    "promote_after_hits", "durability", "format", "flush_interval_ms". options: the [store]
+    keys (chunk_sizes, slab_size, ttl_seconds, copy_threads, background) and the [spill] keys
+    prefixed spill_ (spill_path, spill_capacity, ...): OPTION_KEYS; option_help() gives each
+    one's type, range and meaning. The keys and ranges are those of `cxlkv serve`'s config."""
     return _Store(list(tiers), **options)

@@ -18,9 +18,9 @@ Settings, all in extra_config, all optional; an unknown `cxlkv.*` key is an erro
 ignored:
     cxlkv.tiers           "SOURCE:CAPACITY[:DURABILITY],..." fastest first (default
                           "dram:1G"), or a list of cxlkv.open tier dicts (or its JSON)
-    cxlkv.chunk_sizes     chunk sizes for exact slab classes: "2M,4M" or a list
-    cxlkv.slab_size, cxlkv.spill_path, cxlkv.spill_capacity, cxlkv.copy_threads,
-    cxlkv.ttl_seconds     as cxlkv.open's keyword arguments
+    cxlkv.KEY             every keyword argument of cxlkv.open (cxlkv.OPTION_KEYS: the
+                          [store] keys, the [spill] keys prefixed spill_; cxlkv.option_help()),
+                          e.g. cxlkv.chunk_sizes "2M,4M", cxlkv.spill_path, cxlkv.ttl_seconds
 
 It implements LMCache's StorageBackendInterface as its newest abstract_backend.py declares it
 (docs/lmcache.md names the commit): contains, exists_in_put_tasks, batched_submit_put_task
@@ -66,9 +66,6 @@ _INT_TO_DTYPE[1] = "float16"  # torch.half
 _META = struct.Struct("=B6i")
 _META_VERSION = 1
 _BINARY_FORMATS = (4, 5)  # MemoryFormat.BINARY, BINARY_BUFFER: shapes keep their zeros
-_DURABILITIES = ("volatile", "persist-on-put", "background")
-_SETTINGS = ("tiers", "chunk_sizes", "slab_size", "spill_path", "spill_capacity",
-             "copy_threads", "ttl_seconds")
 
 
 def encode_layout(fmt, dtype_name, shape):
@@ -113,7 +110,7 @@ def parse_tiers(value):
         part = part.strip()
         durability = None
         head, _, last = part.rpartition(":")
-        if last in _DURABILITIES:
+        if last in cxlkv.DURABILITIES:
             durability, part = last, head
         source, _, capacity = part.rpartition(":")
         if not source or not capacity:
@@ -125,25 +122,24 @@ def parse_tiers(value):
     return tiers
 
 
-def open_store_from_config(extra):
-    """A cxlkv store from LMCache's extra_config (the cxlkv.* keys)."""
+def store_options_from_config(extra):
+    """(tiers, keyword arguments) of cxlkv.open from LMCache's extra_config (the cxlkv.* keys).
+    The keys are the options schema's (cxlkv.OPTION_KEYS); values may be strings, as LMCache's
+    YAML gives them ("4", "2M,4M"): the schema parses them."""
     extra = extra or {}
-    unknown = [k for k in extra if k.startswith("cxlkv.") and k[6:] not in _SETTINGS]
+    known = ("tiers",) + tuple(cxlkv.OPTION_KEYS)
+    unknown = [k for k in extra if k.startswith("cxlkv.") and k[6:] not in known]
     if unknown:
         raise ValueError(f"unknown cxlkv settings {sorted(unknown)} in extra_config (known: "
-                         + ", ".join("cxlkv." + s for s in _SETTINGS) + ")")
-    options = {}
-    chunk_sizes = extra.get("cxlkv.chunk_sizes")
-    if chunk_sizes is not None:
-        options["chunk_sizes"] = (chunk_sizes.split(",") if isinstance(chunk_sizes, str)
-                                  else list(chunk_sizes))
-    for name in ("slab_size", "spill_path", "spill_capacity"):
-        if f"cxlkv.{name}" in extra:
-            options[name] = extra[f"cxlkv.{name}"]
-    for name in ("copy_threads", "ttl_seconds"):
-        if f"cxlkv.{name}" in extra:
-            options[name] = int(extra[f"cxlkv.{name}"])
-    return cxlkv.open(parse_tiers(extra.get("cxlkv.tiers", "dram:1G")), **options)
+                         + ", ".join("cxlkv." + s for s in known) + ")")
+    options = {k[6:]: v for k, v in extra.items() if k.startswith("cxlkv.") and k != "cxlkv.tiers"}
+    return parse_tiers(extra.get("cxlkv.tiers", "dram:1G")), options
+
+
+def open_store_from_config(extra):
+    """A cxlkv store from LMCache's extra_config (the cxlkv.* keys)."""
+    tiers, options = store_options_from_config(extra)
+    return cxlkv.open(tiers, **options)
 
 
 class CxlkvBackend(_Base):

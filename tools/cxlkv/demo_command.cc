@@ -18,6 +18,7 @@
 
 #include "cxlkv/memory_source.h"
 #include "cxlkv/store.h"
+#include "options/store_flags.h"
 #include "tools/cxlkv/commands.h"
 #include "tools/cxlkv/demo_chunks.h"
 #include "tools/cxlkv/demo_replay.h"
@@ -140,23 +141,25 @@ Result<std::vector<TraceRequest>> PickTrace(const DemoOptions& options, DemoRepo
   return GenerateSyntheticTrace(options.seed, options.requests);
 }
 
-// One --tier SPEC,CAPACITY.
-struct TierFlag {
-  std::string spec;
-  std::size_t capacity = 0;
-};
-
-Result<std::vector<TierFlag>> ParseTierFlags(const std::vector<std::string>& flags,
-                                             std::size_t slab) {
-  std::vector<TierFlag> out;
+// The --tier flags, in the options schema's syntax (options/store_flags.h):
+// SPEC,CAPACITY[,EVICTION][,DURABILITY][,KEY=VALUE...]. The demo names a tier by its spec
+// ("numa:1"; a path-bearing one by its kind: "file", "devdax"), gives it --eviction unless the
+// flag names a policy, and checks its capacity as --dram-capacity's (a slab at least, whole pages).
+Result<std::vector<TierOptions>> ParseTierFlags(const std::vector<std::string>& flags,
+                                                std::size_t slab, const std::string& eviction) {
+  std::vector<TierOptions> out;
   for (const std::string& flag : flags) {
-    const std::size_t comma = flag.rfind(',');
-    if (comma == std::string::npos || comma == 0) {
-      return Status::InvalidArgument("--tier " + flag + ": expected SPEC,CAPACITY (numa:1,512M)");
+    const std::string spec = flag.substr(0, flag.find(','));
+    TierOptions tier;
+    tier.name = spec.find('/') == std::string::npos ? spec : spec.substr(0, spec.find(':'));
+    tier.eviction = eviction;
+    CXLKV_RETURN_IF_ERROR(options::ApplyTierFlag(flag, tier));
+    if (tier.capacity < slab) {
+      return Status::InvalidArgument("--tier " + flag + ": capacity is below one slab (" +
+                                     FormatBytes(slab) + ")");
     }
-    CXLKV_ASSIGN_OR_RETURN(std::size_t capacity,
-                           ParseCapacity("--tier " + flag, flag.substr(comma + 1), slab));
-    out.push_back({flag.substr(0, comma), capacity});
+    tier.capacity = static_cast<std::size_t>(AlignUp(tier.capacity, 4096));
+    out.push_back(std::move(tier));
   }
   return out;
 }
@@ -164,22 +167,12 @@ Result<std::vector<TierFlag>> ParseTierFlags(const std::vector<std::string>& fla
 Result<std::unique_ptr<Store>> OpenStore(const DemoOptions& options, std::size_t dram_capacity,
                                          std::size_t file_capacity, std::size_t full_chunk,
                                          std::size_t slab, const std::string& dir,
-                                         const std::vector<TierFlag>& tier_flags) {
+                                         std::vector<TierOptions> tiers) {
   StoreOptions store;
   store.chunk_sizes = {full_chunk};  // full chunks waste no byte; tails get geometric classes
   store.slab_size = slab;
-  if (!tier_flags.empty()) {
-    for (const TierFlag& flag : tier_flags) {
-      TierOptions tier;
-      // "dram", "numa:1"; a path-bearing spec by its kind: "file", "devdax"
-      tier.name = flag.spec.find('/') == std::string::npos
-                      ? flag.spec
-                      : flag.spec.substr(0, flag.spec.find(':'));
-      tier.source_spec = flag.spec;
-      tier.capacity = flag.capacity;
-      tier.eviction = options.eviction;
-      store.tiers.push_back(std::move(tier));
-    }
+  if (!tiers.empty()) {
+    store.tiers = std::move(tiers);
     return Store::Open(std::move(store));
   }
 
@@ -220,12 +213,15 @@ int RunDemo(const DemoOptions& options) {
   const Result<std::size_t> file_capacity =
       ParseCapacity("--file-capacity", options.file_capacity, slab);
   if (!file_capacity.ok()) return UsageError(file_capacity.status().message());
-  const Result<std::vector<TierFlag>> tier_flags = ParseTierFlags(options.tiers, slab);
+  Result<std::vector<TierOptions>> tier_flags =
+      ParseTierFlags(options.tiers, slab, options.eviction);
   if (!tier_flags.ok()) return UsageError(tier_flags.status().message());
   std::size_t largest = std::max(LargestSlot(*dram_capacity, slab), LargestSlot(*file_capacity, slab));
   if (!tier_flags->empty()) {
     largest = 0;
-    for (const TierFlag& t : *tier_flags) largest = std::max(largest, LargestSlot(t.capacity, slab));
+    for (const TierOptions& t : *tier_flags) {
+      largest = std::max(largest, LargestSlot(t.capacity, slab));
+    }
   }
   if (largest < full_chunk) {
     return UsageError("a " + std::to_string(options.chunk_tokens) + "-token chunk of " +
@@ -252,7 +248,7 @@ int RunDemo(const DemoOptions& options) {
   {
     Result<std::unique_ptr<Store>> store = OpenStore(options, *dram_capacity, *file_capacity,
                                                      full_chunk, slab, (*scratch)->path(),
-                                                     *tier_flags);
+                                                     std::move(tier_flags).value());
     if (!store.ok()) return UsageError(store.status().ToString());
 
     ReplayOptions replay;
@@ -333,9 +329,11 @@ Command AddDemoCommand(CLI::App& root) {
                   "Size of tier 1, a file-backed pool mapped through libpmem2 (e.g. 1G)")
       ->capture_default_str();
   app->add_option("--tier", options->tiers,
-                  "SPEC,CAPACITY: a tier, fastest first; repeat it for more. Replaces the DRAM "
-                  "and file tiers. SPEC: dram, numa:N (a CXL expander's node), file:PATH, "
-                  "devdax:/dev/daxX.Y (e.g. --tier dram,64M --tier numa:1,256M)")
+                  "SPEC,CAPACITY[,EVICTION][,DURABILITY][,KEY=VALUE...]: a tier, fastest "
+                  "first; repeat it for more. Replaces the DRAM and file tiers. SPEC: dram, "
+                  "numa:N (a CXL expander's node), file:PATH, devdax:/dev/daxX.Y (e.g. --tier "
+                  "dram,64M --tier numa:1,256M); KEY=VALUE: the [[tier]] keys of `cxlkv serve "
+                  "--help`")
       ->excludes(app->get_option("--dram-capacity"))
       ->excludes(app->get_option("--file-capacity"));
   app->add_option("--eviction", options->eviction, "Eviction policy of both tiers")

@@ -90,7 +90,7 @@ std::string FormatDemoReport(const DemoReport& r) {
   for (std::size_t i = 0; i < r.stats.tiers.size(); ++i) {
     const TierStats& t = r.stats.tiers[i];
     out += "tier " + std::to_string(i) + " " + t.name + ": " + t.source + ", " +
-           FormatBytes(t.capacity) + ", " + r.eviction + "\n";
+           FormatBytes(t.capacity) + ", " + t.eviction + "\n";
   }
   const double mean_prompt = Fraction(p.total_prompt_tokens, p.requests);
   out += "prompts " + std::to_string(p.min_prompt_tokens) + ".." +
@@ -153,7 +153,7 @@ nlohmann::ordered_json DemoReportToJson(const DemoReport& r) {
         {"name", t.name},
         {"source", t.source},
         {"capacity_bytes", t.capacity},
-        {"eviction", r.eviction},
+        {"eviction", t.eviction},
         {"used_bytes", t.used_bytes},
         {"chunks", t.chunks},
         {"hits", t.hits},

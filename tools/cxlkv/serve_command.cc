@@ -4,17 +4,23 @@
 // the file. Runs until SIGINT or SIGTERM.
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cxlkv/store.h"
+#include "options/option_schema.h"
+#include "options/store_flags.h"
+#include "options/store_schema.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "server/server_schema.h"
 #include "tools/cxlkv/commands.h"
 #include "util/format.h"
 
@@ -23,22 +29,24 @@ namespace {
 
 struct ServeFlags {
   std::string config;
-  std::string host;
-  int port = 0;
-  std::string unix_path;
-  std::vector<std::string> tiers;  // SPEC,CAPACITY[,EVICTION]
-  std::string spill;               // PATH,CAPACITY
-  unsigned threads = 2;
-  std::string max_payload;
-  int metrics_port = -1;
-  bool quiet = false;
+  std::vector<std::string> tiers;  // SPEC,CAPACITY[,ITEM...]
+  std::string spill;               // PATH,CAPACITY[,KEY=VALUE...]
+  std::vector<std::string> store;  // KEY=VALUE
   std::vector<std::string> chunk_sizes;
-  // Budgets (ServerOptions; docs/security.md). Empty or -1: not given.
-  std::int64_t request_timeout_ms = -1, reply_timeout_ms = -1, idle_timeout_ms = -1;
-  std::string min_transfer_rate, max_reserved, max_reply_bytes, max_list_bytes;
-  std::int64_t max_connections = -1, max_connections_per_peer = -1;
-  double log_rate = -1;
+  bool print_options = false;
+  // The [server] options, one flag each, generated from the schema: the text of each given
+  // value-taking flag and the state of each boolean one, by key.
+  std::map<std::string, std::string, std::less<>> server_values;
+  std::map<std::string, bool, std::less<>> server_flags;
 };
+
+// A server option's flag: "--" and the key with dashes, or the name the schema keeps for it.
+std::string FlagName(const options::OptionInfo& info) {
+  if (!info.flag.empty()) return "--" + std::string(info.flag);
+  std::string name = "--" + std::string(info.key);
+  for (char& c : name) c = c == '_' ? '-' : c;
+  return name;
+}
 
 // Without chunk sizes from the command line or the file: an exact slab class for every power
 // of two from 256 KiB to 64 MiB. LMCache's chunk (256 tokens of K and V) is a power of two for
@@ -58,97 +66,44 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
-std::vector<std::string> SplitCommas(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t comma = s.find(',', start);
-    out.push_back(s.substr(start, comma - start));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
-}
-
 // The file's settings, then the flags given on the command line.
 Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
   serve::ServeConfig c;
   if (!f.config.empty()) {
     CXLKV_ASSIGN_OR_RETURN(c, serve::LoadServeConfig(f.config, std::move(c)));
   }
-  if (app.count("--host") != 0) c.server.host = f.host;
-  if (app.count("--port") != 0) c.server.port = f.port;
-  if (app.count("--unix") != 0) c.server.unix_path = f.unix_path;
-  if (app.count("--threads") != 0) c.server.threads = f.threads;
-  if (app.count("--metrics-port") != 0) c.server.metrics_port = f.metrics_port;
-  if (app.count("--quiet") != 0) c.server.quiet = f.quiet;
-  auto bytes_flag = [](const std::string& text, const char* flag, std::size_t& out) -> Status {
-    if (text.empty()) return Status::Ok();
-    Result<std::uint64_t> bytes = ParseBytes(text);
-    if (!bytes.ok()) return bytes.status().WithContext(flag);
-    out = static_cast<std::size_t>(*bytes);
-    return Status::Ok();
-  };
-  if (f.request_timeout_ms >= 0) c.server.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
-  if (f.reply_timeout_ms >= 0) c.server.reply_timeout = std::chrono::milliseconds(f.reply_timeout_ms);
-  if (f.idle_timeout_ms >= 0) c.server.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
-  CXLKV_RETURN_IF_ERROR(bytes_flag(f.min_transfer_rate, "--min-transfer-rate", c.server.min_transfer_rate));
-  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_reserved, "--max-reserved", c.server.max_reserved_bytes));
-  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_reply_bytes, "--max-reply-bytes", c.server.max_reply_bytes));
-  CXLKV_RETURN_IF_ERROR(bytes_flag(f.max_list_bytes, "--max-list-bytes", c.server.max_list_bytes));
-  if (f.max_connections >= 0) c.server.max_connections = static_cast<unsigned>(f.max_connections);
-  if (f.max_connections_per_peer >= 0) {
-    c.server.max_connections_per_peer = static_cast<unsigned>(f.max_connections_per_peer);
-  }
-  if (f.log_rate >= 0) c.server.log_lines_per_second = f.log_rate;
-  if (!f.chunk_sizes.empty()) {
-    c.store.chunk_sizes.clear();
-    for (const std::string& size : f.chunk_sizes) {
-      Result<std::uint64_t> bytes = ParseBytes(size);
-      if (!bytes.ok()) return bytes.status().WithContext("--chunk-size " + size);
-      c.store.chunk_sizes.push_back(static_cast<std::size_t>(*bytes));
+  std::vector<options::NamedValue> server;
+  for (const options::OptionSpec<serve::ServerOptions>& o : serve::ServerSchema()) {
+    const std::string flag = FlagName(o.info);
+    if (app.count(flag) == 0) continue;
+    const std::string key(o.info.key);
+    if (o.info.type == options::OptionType::kBool) {
+      server.push_back({key, {f.server_flags.find(key)->second}, flag});
+    } else {
+      server.push_back({key, {f.server_values.find(key)->second}, flag});
     }
   }
-  if (c.store.chunk_sizes.empty()) c.store.chunk_sizes = DefaultChunkSizes();
-  if (!f.max_payload.empty()) {
-    Result<std::uint64_t> bytes = ParseBytes(f.max_payload);
-    if (!bytes.ok()) return bytes.status().WithContext("--max-payload");
-    c.server.max_payload = static_cast<std::size_t>(*bytes);
+  CXLKV_RETURN_IF_ERROR(options::Apply(serve::ServerSchema(), server, "", c.server));
+  for (const std::string& item : f.store) {
+    CXLKV_RETURN_IF_ERROR(options::ApplyStoreFlag(item, c.store));
   }
+  if (!f.chunk_sizes.empty()) {  // --store chunk_sizes=..., one size a flag
+    std::vector<options::OptionValue> sizes;
+    for (const std::string& size : f.chunk_sizes) sizes.push_back({size});
+    const options::NamedValue nv{"chunk_sizes", {std::move(sizes)}, "--chunk-size"};
+    CXLKV_RETURN_IF_ERROR(options::Apply(options::StoreSchema(), std::span(&nv, 1), "", c.store));
+  }
+  if (c.store.chunk_sizes.empty()) c.store.chunk_sizes = DefaultChunkSizes();
   if (!f.tiers.empty()) {
     c.store.tiers.clear();
     for (const std::string& t : f.tiers) {
-      const std::vector<std::string> parts = SplitCommas(t);
-      if (parts.size() < 2 || parts.size() > 4) {
-        return Status::InvalidArgument("--tier " + t +
-                                       ": expected SPEC,CAPACITY[,EVICTION][,DURABILITY]");
-      }
       TierOptions tier;
-      tier.source_spec = parts[0];
-      tier.name = parts[0].substr(0, parts[0].find(':'));
-      Result<std::uint64_t> cap = ParseBytes(parts[1]);
-      if (!cap.ok()) return cap.status().WithContext("--tier " + t);
-      tier.capacity = static_cast<std::size_t>(*cap);
-      // The options after the capacity, in any order: a durability mode or an eviction policy
-      // (the store refuses an unknown policy by name).
-      for (std::size_t i = 2; i < parts.size(); ++i) {
-        const std::string& o = parts[i];
-        if (o == "volatile" || o == "persist-on-put" || o == "background") {
-          tier.durability = o;
-        } else {
-          tier.eviction = o;
-        }
-      }
+      tier.name = t.substr(0, t.find_first_of(":,"));  // its kind: "dram", "numa", "file"
+      CXLKV_RETURN_IF_ERROR(options::ApplyTierFlag(t, tier));
       c.store.tiers.push_back(std::move(tier));
     }
   }
-  if (!f.spill.empty()) {
-    const std::vector<std::string> parts = SplitCommas(f.spill);
-    if (parts.size() != 2) return Status::InvalidArgument("--spill " + f.spill + ": expected PATH,CAPACITY");
-    c.store.spill.path = parts[0];
-    Result<std::uint64_t> cap = ParseBytes(parts[1]);
-    if (!cap.ok()) return cap.status().WithContext("--spill");
-    c.store.spill.capacity = *cap;
-  }
+  if (!f.spill.empty()) CXLKV_RETURN_IF_ERROR(options::ApplySpillFlag(f.spill, c.store));
   if (c.store.tiers.empty()) {  // one DRAM tier of 1 GiB
     TierOptions tier;
     tier.name = "dram";
@@ -171,6 +126,10 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   }
   Result<serve::ServeConfig> config = Configure(app, flags);
   if (!config.ok()) return UsageError(config.status().ToString());
+  if (flags.print_options) {
+    std::printf("%s", serve::DescribeServeConfig(*config).c_str());
+    return kExitOk;
+  }
   std::string tiers;
   for (const TierOptions& t : config->store.tiers) {
     tiers += (tiers.empty() ? "" : ", ") + t.source_spec + " " + FormatBytes(t.capacity) + " " +
@@ -220,62 +179,54 @@ Command AddServeCommand(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "serve", "Serve LMCache's lm:// remote protocol (remote_url: lm://HOST:PORT) from cxlkv tiers");
   app->add_option("--config", flags->config, "TOML file: [server], [store], [[tier]], [spill]");
-  app->add_option("--host", flags->host, "TCP address to bind (default 127.0.0.1; \"\" for none)");
-  app->add_option("--port", flags->port, "TCP port (default 0: a free one, printed)")
-      ->check(CLI::Range(0, 65535));
-  app->add_option("--unix", flags->unix_path, "Also listen on this Unix domain socket");
   app->add_option("--tier", flags->tiers,
-                  "A tier, fastest first: SPEC,CAPACITY[,EVICTION][,DURABILITY], e.g. dram,1G,lru "
-                  "or file:/pool,8G,persist-on-put (a pool that keeps its chunks across "
-                  "restarts; default: dram,1G)");
-  app->add_option("--spill", flags->spill, "NVMe spill tier below the memory tiers: PATH,CAPACITY");
-  app->add_option("--threads", flags->threads, "Event-loop threads (default 2)")
-      ->check(CLI::Range(1, 64));
-  app->add_option("--max-payload", flags->max_payload, "Largest PUT accepted (default 1G)");
-  app->add_option("--metrics-port", flags->metrics_port,
-                  "Serve Prometheus metrics over HTTP on this port (0: a free one)")
-      ->check(CLI::Range(0, 65535));
-  app->add_flag("--quiet", flags->quiet, "Log only bad input and cut connections");
+                  "A tier, fastest first: SPEC,CAPACITY[,EVICTION][,DURABILITY][,KEY=VALUE...] "
+                  "with [[tier]] keys, e.g. dram,1G,lru or file:/pool,8G,persist-on-put (a pool "
+                  "that keeps its chunks across restarts; default: dram,1G)");
+  app->add_option("--spill", flags->spill,
+                  "NVMe spill tier below the memory tiers: PATH,CAPACITY[,KEY=VALUE...] with "
+                  "[spill] keys");
+  app->add_option("--store", flags->store, "A [store] option, KEY=VALUE (repeatable)");
   app->add_option("--chunk-size", flags->chunk_sizes,
                   "A chunk size to give an exact slot class (repeatable): LMCache's chunk is "
                   "chunk_size (256) tokens x layers x 2 x KV heads x head dim x dtype bytes, "
                   "e.g. 32M for Llama 3 8B in bf16. Default: every power of two from 256K to "
                   "64M; another size gets a slot up to 25% larger unless named here");
-  app->add_option("--request-timeout-ms", flags->request_timeout_ms,
-                  "A request's header and PUT payload must arrive within this (default 30000; "
-                  "0: no deadline); a stalled PUT is aborted and its slot freed")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
-  app->add_option("--reply-timeout-ms", flags->reply_timeout_ms,
-                  "A reply must be read within this (default 30000; 0: no deadline); else its "
-                  "chunk is unpinned and the connection closed")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
-  app->add_option("--min-transfer-rate", flags->min_transfer_rate,
-                  "Bytes/s a PUT payload or a reply must average after its first second "
-                  "(default 4M; 0: none)");
-  app->add_option("--idle-timeout-ms", flags->idle_timeout_ms,
-                  "Close connections idle this long between requests (default 0: never; "
-                  "LMCache keeps its connection open)")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
-  app->add_option("--max-reserved", flags->max_reserved,
-                  "Slot bytes that PUTs being received may reserve at once; a PUT over it is "
-                  "dropped (default: a quarter of the first tier; past half of it, only for "
-                  "connections that have already moved half as many bytes)");
-  app->add_option("--max-reply-bytes", flags->max_reply_bytes,
-                  "Bytes that unread replies (pinned chunks, LIST copies) may hold at once; a "
-                  "GET over it is answered as a miss (default: a quarter of the first tier; "
-                  "past half of it, as for --max-reserved)");
-  app->add_option("--max-connections", flags->max_connections,
-                  "lm:// connections at once (default 1024, lowered to fit ulimit -n); at the "
-                  "limit a new one replaces one idle for over 1 s, else is closed")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
-  app->add_option("--max-connections-per-peer", flags->max_connections_per_peer,
-                  "lm:// connections per client address or Unix uid (default 0: no limit)")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
-  app->add_option("--max-list-bytes", flags->max_list_bytes,
-                  "LIST replies are cut at this size (default 1M)");
-  app->add_option("--log-rate", flags->log_rate,
-                  "Log lines per second; more are dropped and counted (default 100; 0: no limit)")
-      ->check(CLI::Range(0.0, 1e6));
+  app->add_flag("--print-options", flags->print_options,
+                "Print the options the file and flags give, as a TOML file, and exit");
+  // The [server] options, from the schema: the flags and the file take the same keys.
+  const serve::ServerOptions defaults;
+  for (const options::OptionSpec<serve::ServerOptions>& o : serve::ServerSchema()) {
+    std::string names = FlagName(o.info);
+    if (!o.info.flag.empty()) {  // also the key's own name
+      std::string own = std::string(o.info.key);
+      for (char& c : own) c = c == '_' ? '-' : c;
+      names += ",--" + own;
+    }
+    std::string doc(o.info.doc);
+    if (const std::optional<options::OptionValue> d = o.get(defaults)) {
+      doc += " (default " + options::ToToml(*d) + ")";
+    }
+    doc[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(doc[0])));
+    const std::string key(o.info.key);
+    switch (o.info.type) {
+      case options::OptionType::kBool:
+        app->add_flag(names, flags->server_flags[key], doc);
+        break;
+      case options::OptionType::kInteger:
+        app->add_option(names, flags->server_values[key], doc)->type_name("INT");
+        break;
+      case options::OptionType::kBytes:
+        app->add_option(names, flags->server_values[key], doc)->type_name("SIZE");
+        break;
+      default:
+        app->add_option(names, flags->server_values[key], doc);
+        break;
+    }
+  }
+  app->footer(
+      "Keys of the --config file's tables, --tier and --spill KEY=VALUE items and --store:\n" +
+      options::StoreOptionsHelp());
   return {app, [app, flags] { return RunServe(*app, *flags); }};
 }
 
