@@ -44,8 +44,9 @@ StoreOptions Options(const py::list& tiers, const py::object& chunk_sizes,
                      const py::object& spill_capacity, int ttl_seconds, bool background,
                      unsigned copy_threads);
 
-// Store::Stats() as a dict: "tiers" (a dict each), "misses", "index_entries" and the
-// latency summaries.
+// Store::Stats() as a dict, keyed as cxlkv/store_counters.h names them: "tiers" (a list of
+// dicts: the tier's labels and counters), the store-wide counters ("misses", ...), "prefetch"
+// (a dict) and one dict per latency summary ("put_latency", ...).
 py::dict StatsDict(const StoreStats& st);
 
 }  // namespace cxlkv::python

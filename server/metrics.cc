@@ -2,7 +2,13 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <span>
 #include <string_view>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "cxlkv/store_counters.h"
 
 namespace cxlkv::serve {
 namespace {
@@ -84,6 +90,68 @@ void Histogram(Writer& w, std::string_view name, const std::string& labels,
   w.Sample(std::string(name) + "_count", labels, count);
 }
 
+// One struct's numbers, with the labels that say whose they are (`tier="dram"`, or none).
+template <typename Stats>
+struct Labelled {
+  std::string labels;
+  const Stats* stats;
+};
+
+// A sample in Prometheus' units: seconds for durations, 0 or 1 for a flag.
+void CounterSample(Writer& w, std::string_view name, const std::string& labels,
+                   const CounterInfo& info, CounterValue value) {
+  std::visit(
+      [&](auto v) {
+        if (info.unit == CounterUnit::kNanoseconds) {
+          w.Sample(name, labels, static_cast<double>(v) * 1e-9);
+        } else if constexpr (std::is_same_v<decltype(v), bool>) {
+          w.Sample(name, labels, std::uint64_t{v});
+        } else {
+          w.Sample(name, labels, v);
+        }
+      },
+      value);
+}
+
+// The latency quantiles as one summary per operation, with its _sum and _count.
+void LatencySummaries(Writer& w, const CounterInfo& first,
+                      std::span<const Labelled<LatencySummary>> ops) {
+  w.Help(first.metric, "summary", first.help);
+  const std::string name(first.metric);
+  for (const Labelled<LatencySummary>& op : ops) {
+    const std::string sep = op.labels.empty() ? "" : ",";
+    for (const Counter<LatencySummary>& c : Counters<LatencySummary>()) {
+      if (c.info.type != CounterType::kQuantile || c.info.metric != first.metric) continue;
+      CounterSample(w, name, op.labels + sep + "quantile=\"" + std::string(c.info.quantile) + "\"",
+                    c.info, c.read(*op.stats));
+    }
+    const LatencySummary& l = *op.stats;
+    w.Sample(name + "_sum", op.labels, l.mean_ns * static_cast<double>(l.count) * 1e-9);
+    w.Sample(name + "_count", op.labels, l.count);
+  }
+}
+
+// A family for each row of Counters<Stats>() (the quantile rows make one summary), with a
+// sample for each of items.
+template <typename Stats>
+void Families(Writer& w, std::span<const Labelled<Stats>> items) {
+  std::string_view summary;  // the quantiles' family, once written
+  for (const Counter<Stats>& c : Counters<Stats>()) {
+    if (c.info.type == CounterType::kQuantile) {
+      if constexpr (std::is_same_v<Stats, LatencySummary>) {
+        if (c.info.metric != summary) LatencySummaries(w, c.info, items);
+        summary = c.info.metric;
+      }
+      continue;
+    }
+    w.Help(c.info.metric, c.info.type == CounterType::kCounter ? "counter" : "gauge",
+           c.info.help);
+    for (const Labelled<Stats>& item : items) {
+      CounterSample(w, c.info.metric, item.labels, c.info, c.read(*item.stats));
+    }
+  }
+}
+
 }  // namespace
 
 std::string ServerMetrics::RenderPrometheus(const Store& store, const ServerGauges& g) const {
@@ -158,64 +226,32 @@ std::string ServerMetrics::RenderPrometheus(const Store& store, const ServerGaug
          "metrics requests closed unanswered: too slow, or too many at once");
   w.Sample("cxlkv_metrics_clients_dropped_total", "", metrics_clients_dropped.load());
 
-  const StoreStats st = store.Stats();
-  struct TierCounter {
-    const char* name;
-    const char* type;
-    const char* help;
-    std::uint64_t (*get)(const TierStats&);
-  };
-  const TierCounter tier_counters[] = {
-      {"cxlkv_tier_hits_total", "counter", "reads served from the tier",
-       [](const TierStats& t) -> std::uint64_t { return t.hits; }},
-      {"cxlkv_tier_chunks", "gauge", "chunks held by the tier",
-       [](const TierStats& t) -> std::uint64_t { return t.chunks; }},
-      {"cxlkv_tier_used_bytes", "gauge", "slot bytes held by chunks and their headers",
-       [](const TierStats& t) -> std::uint64_t { return t.used_bytes; }},
-      {"cxlkv_tier_capacity_bytes", "gauge", "bytes mapped for the tier",
-       [](const TierStats& t) -> std::uint64_t { return t.capacity; }},
-      {"cxlkv_tier_evictions_total", "counter", "chunks that left the tier to make room",
-       [](const TierStats& t) -> std::uint64_t { return t.evictions; }},
-      {"cxlkv_tier_demotions_total", "counter", "evicted chunks copied into a lower tier",
-       [](const TierStats& t) -> std::uint64_t { return t.demotions; }},
-      {"cxlkv_tier_promotions_total", "counter", "chunks moved up to the first tier",
-       [](const TierStats& t) -> std::uint64_t { return t.promotions; }},
-      {"cxlkv_tier_expirations_total", "counter", "chunks freed when their TTL passed",
-       [](const TierStats& t) -> std::uint64_t { return t.expirations; }},
-      {"cxlkv_tier_bytes_in_total", "counter", "chunk bytes written into the tier",
-       [](const TierStats& t) -> std::uint64_t { return t.bytes_in; }},
-      {"cxlkv_tier_bytes_out_total", "counter", "chunk bytes read out of the tier",
-       [](const TierStats& t) -> std::uint64_t { return t.bytes_out; }},
-      {"cxlkv_tier_recovered_chunks", "gauge",
-       "chunks a durable tier or the spill log found when the store opened (warm restart)",
-       [](const TierStats& t) -> std::uint64_t { return t.recovered; }},
-      {"cxlkv_tier_corrupt_dropped_total", "counter",
-       "chunks dropped because their bytes, header or record on the media were damaged",
-       [](const TierStats& t) -> std::uint64_t { return t.corrupt_dropped; }},
-  };
-  for (const TierCounter& c : tier_counters) {
-    w.Help(c.name, c.type, c.help);
-    for (const TierStats& t : st.tiers) w.Sample(c.name, Label("tier", t.name), c.get(t));
-  }
-  w.Help("cxlkv_tier_recovery_seconds", "gauge", "time the tier took to open and recover");
+  return w.Take() + RenderStorePrometheus(store.Stats());
+}
+
+std::string RenderStorePrometheus(const StoreStats& st) {
+  Writer w;
+  w.Help("cxlkv_tier_info", "gauge", "1 for each tier, labelled with what it is made of");
   for (const TierStats& t : st.tiers) {
-    w.Sample("cxlkv_tier_recovery_seconds", Label("tier", t.name), t.recovery_seconds);
+    std::string labels;
+    for (const TierLabel& label : TierLabels()) {
+      labels += (labels.empty() ? "" : ",") +
+                Label(label.key == "name" ? "tier" : label.key, t.*label.field);
+    }
+    w.Sample("cxlkv_tier_info", labels, std::uint64_t{1});
   }
-  w.Help("cxlkv_store_misses_total", "counter", "store reads that found no chunk");
-  w.Sample("cxlkv_store_misses_total", "", st.misses);
-  w.Help("cxlkv_store_index_entries", "gauge", "chunks in the store's index");
-  w.Sample("cxlkv_store_index_entries", "", static_cast<std::uint64_t>(st.index_entries));
-  const std::pair<const char*, const LatencySummary*> store_latencies[] = {
-      {"put", &st.put_latency}, {"get", &st.get_latency}, {"batch_get", &st.batch_get_latency}};
-  w.Help("cxlkv_store_latency_seconds", "summary", "store operation latency (within 12.5%)");
-  for (const auto& [op, l] : store_latencies) {
-    const std::string lop = Label("op", op);
-    w.Sample("cxlkv_store_latency_seconds", lop + ",quantile=\"0.5\"", double(l->p50_ns) * 1e-9);
-    w.Sample("cxlkv_store_latency_seconds", lop + ",quantile=\"0.99\"", double(l->p99_ns) * 1e-9);
-    w.Sample("cxlkv_store_latency_seconds_sum", lop,
-             l->mean_ns * static_cast<double>(l->count) * 1e-9);
-    w.Sample("cxlkv_store_latency_seconds_count", lop, l->count);
+  std::vector<Labelled<TierStats>> tiers;
+  for (const TierStats& t : st.tiers) tiers.push_back({Label("tier", t.name), &t});
+  Families<TierStats>(w, tiers);
+  const Labelled<StoreStats> store[] = {{"", &st}};
+  Families<StoreStats>(w, store);
+  const Labelled<PrefetchStats> prefetch[] = {{"", &st.prefetch}};
+  Families<PrefetchStats>(w, prefetch);
+  std::vector<Labelled<LatencySummary>> ops;
+  for (const TimedOperation& op : TimedOperations()) {
+    ops.push_back({Label("op", op.name), &(st.*op.summary)});
   }
+  Families<LatencySummary>(w, ops);
   return w.Take();
 }
 

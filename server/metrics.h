@@ -1,5 +1,5 @@
 // ServerMetrics: what `cxlkv serve` counts, and its Prometheus text rendering together with
-// the store's own statistics (per tier: hits, bytes, chunks, evictions; misses; latencies).
+// the store's own statistics (every counter of cxlkv/store_counters.h).
 //
 // Thread-safety: counters and histograms are atomic; every member function is thread-safe.
 #pragma once
@@ -59,5 +59,9 @@ struct ServerMetrics {
   // store.Stats().
   std::string RenderPrometheus(const Store& store, const ServerGauges& gauges) const;
 };
+
+// The Prometheus text of a store's statistics: every row of cxlkv/store_counters.h, per tier
+// (`tier="dram"`), store-wide, the prefetcher's, and per timed operation (`op="put"`).
+std::string RenderStorePrometheus(const StoreStats& stats);
 
 }  // namespace cxlkv::serve
