@@ -3,33 +3,11 @@
 #include "cxlkv/store_counters.h"
 
 #include <cstdio>
-#include <type_traits>
 
 #include "util/format.h"
 
 namespace cxlkv {
 namespace {
-
-template <typename T>
-struct MemberOf;
-template <typename C, typename V>
-struct MemberOf<V C::*> {
-  using Class = C;
-};
-
-// Reads the field Field points to, widened to the CounterValue alternative of its kind.
-template <auto Field>
-CounterValue Read(const typename MemberOf<decltype(Field)>::Class& stats) {
-  const auto value = stats.*Field;
-  using V = std::remove_cvref_t<decltype(value)>;
-  if constexpr (std::is_same_v<V, bool>) {
-    return value;
-  } else if constexpr (std::is_floating_point_v<V>) {
-    return static_cast<double>(value);
-  } else {
-    return static_cast<std::uint64_t>(value);
-  }
-}
 
 constexpr CounterType kCounter = CounterType::kCounter;
 constexpr CounterType kGauge = CounterType::kGauge;
@@ -44,104 +22,108 @@ constexpr CounterUnit kFlag = CounterUnit::kFlag;
 using T = TierStats;
 constexpr Counter<TierStats> kTierCounters[] = {
     {{"used_bytes", "used", "cxlkv_tier_used_bytes", kGauge, kBytes,
-      "slot bytes held by chunks and their headers"}, Read<&T::used_bytes>},
+      "slot bytes held by chunks and their headers"}, ReadField<&T::used_bytes>},
     {{"capacity", "capacity", "cxlkv_tier_capacity_bytes", kGauge, kBytes,
-      "bytes mapped for the tier"}, Read<&T::capacity>},
+      "bytes mapped for the tier"}, ReadField<&T::capacity>},
     {{"chunks", "chunks", "cxlkv_tier_chunks", kGauge, kCount,
-      "chunks held by the tier"}, Read<&T::chunks>},
+      "chunks held by the tier"}, ReadField<&T::chunks>},
     {{"hits", "hits", "cxlkv_tier_hits_total", kCounter, kCount,
-      "reads served from the tier"}, Read<&T::hits>},
+      "reads served from the tier"}, ReadField<&T::hits>},
     {{"evictions", "evictions", "cxlkv_tier_evictions_total", kCounter, kCount,
-      "chunks that left the tier to make room"}, Read<&T::evictions>},
+      "chunks that left the tier to make room"}, ReadField<&T::evictions>},
     {{"demotions", "demoted", "cxlkv_tier_demotions_total", kCounter, kCount,
-      "evicted chunks copied into a lower tier"}, Read<&T::demotions>},
+      "evicted chunks copied into a lower tier"}, ReadField<&T::demotions>},
     {{"sync_evictions", "evicted in puts", "cxlkv_tier_sync_evictions_total", kCounter, kCount,
-      "evictions done inside a put, which waited for them"}, Read<&T::sync_evictions>},
+      "evictions done inside a put, which waited for them"}, ReadField<&T::sync_evictions>},
     {{"promotions", "promoted", "cxlkv_tier_promotions_total", kCounter, kCount,
-      "chunks moved up to the first tier"}, Read<&T::promotions>},
+      "chunks moved up to the first tier"}, ReadField<&T::promotions>},
     {{"expirations", "expired", "cxlkv_tier_expirations_total", kCounter, kCount,
-      "chunks freed when their TTL passed"}, Read<&T::expirations>},
+      "chunks freed when their TTL passed"}, ReadField<&T::expirations>},
     {{"bytes_in", "in", "cxlkv_tier_bytes_in_total", kCounter, kBytes,
-      "chunk bytes written into the tier"}, Read<&T::bytes_in>},
+      "chunk bytes written into the tier"}, ReadField<&T::bytes_in>},
     {{"bytes_out", "out", "cxlkv_tier_bytes_out_total", kCounter, kBytes,
-      "chunk bytes read out of the tier"}, Read<&T::bytes_out>},
+      "chunk bytes read out of the tier"}, ReadField<&T::bytes_out>},
     {{"recovered", "recovered", "cxlkv_tier_recovered_chunks", kGauge, kCount,
       "chunks a durable tier or the spill log found when the store opened (warm restart)"},
-     Read<&T::recovered>},
+     ReadField<&T::recovered>},
     {{"recovery_seconds", "recovery", "cxlkv_tier_recovery_seconds", kGauge, kSeconds,
-      "time the tier took to open and recover"}, Read<&T::recovery_seconds>},
+      "time the tier took to open and recover"}, ReadField<&T::recovery_seconds>},
     {{"recovered_from_snapshot", "from snapshot", "cxlkv_tier_recovered_from_snapshot",
       kGauge, kFlag, "1 when the tier's pool was rebuilt from the snapshot of a clean close"},
-     Read<&T::recovered_from_snapshot>},
+     ReadField<&T::recovered_from_snapshot>},
     {{"corrupt_dropped", "corrupt dropped", "cxlkv_tier_corrupt_dropped_total", kCounter, kCount,
       "chunks dropped because their bytes, header or record on the media were damaged"},
-     Read<&T::corrupt_dropped>},
+     ReadField<&T::corrupt_dropped>},
     {{"read_errors", "read errors", "cxlkv_tier_read_errors_total", kCounter, kCount,
       "reads of the spill tier that failed: a damaged record, or its segment evicted"},
-     Read<&T::read_errors>},
+     ReadField<&T::read_errors>},
 };
 
 using S = StoreStats;
 constexpr Counter<StoreStats> kStoreCounters[] = {
     {{"misses", "misses", "cxlkv_store_misses_total", kCounter, kCount,
-      "store reads that found no chunk"}, Read<&S::misses>},
+      "store reads that found no chunk"}, ReadField<&S::misses>},
     {{"index_entries", "index entries", "cxlkv_store_index_entries", kGauge, kCount,
-      "chunks in the store's index"}, Read<&S::index_entries>},
+      "chunks in the store's index"}, ReadField<&S::index_entries>},
     {{"index_bytes_per_entry", "DRAM per entry", "cxlkv_store_index_bytes_per_entry", kGauge,
       kBytes, "DRAM the index spends per chunk: entries, hash tables, slab bookkeeping"},
-     Read<&S::index_bytes_per_entry>},
+     ReadField<&S::index_bytes_per_entry>},
     {{"policy_bytes", "policy DRAM", "cxlkv_store_policy_bytes", kGauge, kBytes,
       "DRAM held by the eviction policies' own state (the S3-FIFO ghost list)"},
-     Read<&S::policy_bytes>},
+     ReadField<&S::policy_bytes>},
     {{"spill_write_amplification", "spill write amplification",
       "cxlkv_spill_write_amplification", kGauge, kRatio,
       "device bytes the spill log wrote per chunk byte spilled"},
-     Read<&S::spill_write_amplification>},
+     ReadField<&S::spill_write_amplification>},
 };
 
 using P = PrefetchStats;
 constexpr Counter<PrefetchStats> kPrefetchCounters[] = {
     {{"streams", "streams", "cxlkv_prefetch_streams_total", kCounter, kCount,
-      "batched gets announced to the prefetcher"}, Read<&P::streams>},
+      "batched gets announced to the prefetcher"}, ReadField<&P::streams>},
     {{"pages_touched", "pages touched", "cxlkv_prefetch_pages_touched_total", kCounter, kCount,
-      "pages the prefetch threads touched"}, Read<&P::pages_touched>},
+      "pages the prefetch threads touched"}, ReadField<&P::pages_touched>},
     {{"slow_touches", "slow touches", "cxlkv_prefetch_slow_touches_total", kCounter, kCount,
-      "touches slower than a resident page can be: misses"}, Read<&P::slow_touches>},
+      "touches slower than a resident page can be: misses"}, ReadField<&P::slow_touches>},
     {{"touch_ns", "touch time", "cxlkv_prefetch_touch_seconds_total", kCounter, kNs,
-      "time spent touching, summed over touches"}, Read<&P::touch_ns>},
+      "time spent touching, summed over touches"}, ReadField<&P::touch_ns>},
     {{"max_ahead_seen", "furthest ahead", "cxlkv_prefetch_max_ahead_bytes", kGauge, kBytes,
-      "the largest distance claimed ahead of a reader"}, Read<&P::max_ahead_seen>},
+      "the largest distance claimed ahead of a reader"}, ReadField<&P::max_ahead_seen>},
     {{"wakeups", "wakeups", "cxlkv_prefetch_wakeups_total", kCounter, kCount,
-      "prefetch threads woken to work"}, Read<&P::wakeups>},
+      "prefetch threads woken to work"}, ReadField<&P::wakeups>},
     {{"probes", "probes", "cxlkv_prefetch_probes_total", kCounter, kCount,
-      "run-length probes made"}, Read<&P::probes>},
+      "run-length probes made"}, ReadField<&P::probes>},
     {{"inflight_limit", "misses in flight", "cxlkv_prefetch_inflight_limit", kGauge, kCount,
       "prefetch threads allowed to touch at once (misses in flight)"},
-     Read<&P::inflight_limit>},
+     ReadField<&P::inflight_limit>},
     {{"inflight_limit_max", "max misses in flight", "cxlkv_prefetch_inflight_limit_max", kGauge,
-      kCount, "the largest the in-flight limit has been"}, Read<&P::inflight_limit_max>},
+      kCount, "the largest the in-flight limit has been"}, ReadField<&P::inflight_limit_max>},
     {{"run_pages", "run pages", "cxlkv_prefetch_run_pages", kGauge, kCount,
-      "the device's run length: pages one miss brings"}, Read<&P::run_pages>},
+      "the device's run length: pages one miss brings"}, ReadField<&P::run_pages>},
     {{"miss_ns", "miss latency", "cxlkv_prefetch_miss_seconds", kGauge, kNs,
-      "recent mean latency of a slow touch"}, Read<&P::miss_ns>},
+      "recent mean latency of a slow touch"}, ReadField<&P::miss_ns>},
 };
 
 using L = LatencySummary;
 constexpr Counter<LatencySummary> kLatencyCounters[] = {
     {{"count", "ops", "cxlkv_store_operations_total", kCounter, kCount,
-      "store operations timed"}, Read<&L::count>},
+      "store operations timed"}, ReadField<&L::count>},
     {{"mean_ns", "mean", "cxlkv_store_latency_mean_seconds", kGauge, kNs,
-      "mean store operation latency"}, Read<&L::mean_ns>},
+      "mean store operation latency"}, ReadField<&L::mean_ns>},
     {{"p50_ns", "p50", "cxlkv_store_latency_seconds", kQuantile, kNs,
-      "store operation latency (within 12.5%)", "0.5"}, Read<&L::p50_ns>},
+      "store operation latency (within 12.5%)",
+      "quantile=\"0.5\""}, ReadField<&L::p50_ns>},
     {{"p90_ns", "p90", "cxlkv_store_latency_seconds", kQuantile, kNs,
-      "store operation latency (within 12.5%)", "0.9"}, Read<&L::p90_ns>},
+      "store operation latency (within 12.5%)",
+      "quantile=\"0.9\""}, ReadField<&L::p90_ns>},
     {{"p99_ns", "p99", "cxlkv_store_latency_seconds", kQuantile, kNs,
-      "store operation latency (within 12.5%)", "0.99"}, Read<&L::p99_ns>},
+      "store operation latency (within 12.5%)",
+      "quantile=\"0.99\""}, ReadField<&L::p99_ns>},
     {{"p999_ns", "p99.9", "cxlkv_store_latency_seconds", kQuantile, kNs,
-      "store operation latency (within 12.5%)", "0.999"}, Read<&L::p999_ns>},
+      "store operation latency (within 12.5%)",
+      "quantile=\"0.999\""}, ReadField<&L::p999_ns>},
     {{"max_ns", "max", "cxlkv_store_latency_max_seconds", kGauge, kNs,
-      "the slowest store operation"}, Read<&L::max_ns>},
+      "the slowest store operation"}, ReadField<&L::max_ns>},
 };
 
 constexpr TierLabel kTierLabels[] = {

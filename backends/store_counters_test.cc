@@ -34,7 +34,7 @@ void ExpectWellFormed(const char* what) {
               std::string_view::npos) << i.metric;
     const bool total = i.metric.ends_with("_total");
     EXPECT_EQ(total, i.type == CounterType::kCounter) << i.metric;
-    EXPECT_EQ(i.quantile.empty(), i.type != CounterType::kQuantile) << i.key;
+    EXPECT_EQ(i.labels.starts_with("quantile=\""), i.type == CounterType::kQuantile) << i.key;
     if (i.type != CounterType::kQuantile) ++rows_of_metric[i.metric];
   }
   for (const auto& [metric, rows] : rows_of_metric) EXPECT_EQ(rows, 1) << metric;

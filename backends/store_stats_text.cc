@@ -6,21 +6,6 @@
 #include "cxlkv/store_counters.h"
 
 namespace cxlkv {
-namespace {
-
-// "head: a 1, b 2\n" from the rows of Counters<Stats>().
-template <typename Stats>
-std::string Line(std::string head, const Stats& stats) {
-  std::string out = std::move(head) + ":";
-  const char* separator = " ";
-  VisitCounters(stats, [&](const CounterInfo& info, auto value) {
-    out += separator + FormatCounter(info, value);
-    separator = ", ";
-  });
-  return out + "\n";
-}
-
-}  // namespace
 
 std::string StoreStats::ToString() const {
   std::string out;
@@ -35,12 +20,12 @@ std::string StoreStats::ToString() const {
         details += (details.empty() ? "" : ", ") + value;
       }
     }
-    out += Line(name + " (" + details + ")", t);
+    out += CountersLine(name + " (" + details + ")", t);
   }
-  out += Line("store", *this);
-  out += Line("prefetch", prefetch);
+  out += CountersLine("store", *this);
+  out += CountersLine("prefetch", prefetch);
   for (const TimedOperation& op : TimedOperations()) {
-    out += Line(std::string(op.name), this->*op.summary);
+    out += CountersLine(std::string(op.name), this->*op.summary);
   }
   return out;
 }

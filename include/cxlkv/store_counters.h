@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 
 #include "cxlkv/prefetcher.h"
@@ -24,7 +25,7 @@ namespace cxlkv {
 enum class CounterType {
   kCounter,   // only grows while the store is open
   kGauge,     // says what is now
-  kQuantile,  // a latency quantile: the quantile rows make one Prometheus summary
+  kQuantile,  // a latency quantile (labels `quantile="0.5"`): with the others, a summary
 };
 
 // What a value measures; renderers format (text) or convert (Prometheus: seconds) by it.
@@ -36,8 +37,9 @@ struct CounterInfo {
   std::string_view metric;  // the Prometheus metric family
   CounterType type;
   CounterUnit unit;
-  std::string_view help;    // one line, for Prometheus' HELP
-  std::string_view quantile = {};  // kQuantile: the quantile label, "0.5"
+  std::string_view help;    // one line, for Prometheus' HELP (a family's first row's)
+  // Prometheus labels of this row's sample, `quantile="0.5"`: rows of one family differ by them.
+  std::string_view labels = {};
 };
 
 // A counter's value as the stats struct holds it.
@@ -50,6 +52,27 @@ struct Counter {
   CounterInfo info;
   CounterValue (*read)(const Stats&);
 };
+
+// A row's reader for a field, widened to the CounterValue alternative of its kind:
+// Counter<TierStats>{{...}, ReadField<&TierStats::hits>}.
+template <typename T>
+struct MemberOf;
+template <typename C, typename V>
+struct MemberOf<V C::*> {
+  using Class = C;
+};
+template <auto Field>
+CounterValue ReadField(const typename MemberOf<decltype(Field)>::Class& stats) {
+  const auto value = stats.*Field;
+  using V = std::remove_cvref_t<decltype(value)>;
+  if constexpr (std::is_same_v<V, bool>) {
+    return value;
+  } else if constexpr (std::is_floating_point_v<V>) {
+    return static_cast<double>(value);
+  } else {
+    return static_cast<std::uint64_t>(value);
+  }
+}
 
 // The rows of each part of StoreStats, in the order renderers show them. The tier rows are
 // shown once per tier, the latency rows once per TimedOperations() entry; Counters<StoreStats>
@@ -92,5 +115,18 @@ void VisitCounters(const Stats& stats, F&& f) {
 
 // "hits 22", "used 1.5 GiB", "p99 4095 ns", "from snapshot yes": how ToString shows a counter.
 std::string FormatCounter(const CounterInfo& info, CounterValue value);
+
+// "head: hits 22, used 1.5 GiB\n": a text line of every row of Counters<Stats>().
+template <typename Stats>
+std::string CountersLine(std::string_view head, const Stats& stats) {
+  std::string out(head);
+  out += ':';
+  const char* separator = " ";
+  VisitCounters(stats, [&](const CounterInfo& info, auto value) {
+    out += separator + FormatCounter(info, value);
+    separator = ", ";
+  });
+  return out + "\n";
+}
 
 }  // namespace cxlkv
