@@ -27,8 +27,9 @@ struct ServerGauges {
   std::uint64_t log_lines_dropped = 0;
 };
 
-// ServerMetrics' counters and the gauges, read at one moment, as plain numbers: what the rows
-// of Counters<ServerStats>() (server/metrics.cc) read, and so what /metrics and the text show.
+// ServerMetrics' counters and the gauges as plain numbers (each read once, one after
+// another): what the rows of Counters<ServerStats>() (server/metrics.cc) read, and so what
+// /metrics and the text show. A value: not shared between threads.
 struct ServerStats {
   std::uint64_t requests_put = 0, requests_get = 0, requests_exist = 0, requests_list = 0,
                 requests_health = 0;

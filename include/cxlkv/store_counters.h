@@ -4,7 +4,8 @@
 // StoreStats::ToString, `cxlkv serve`'s /metrics, Python's Store.stats() and `cxlkv demo
 // --json`. So a counter added to StoreStats is shown everywhere by adding one row here
 // (backends/store_counters.cc), and a test that walks the rows checks that every renderer shows
-// every counter.
+// every counter. `cxlkv serve` describes its own counters with rows of the same kind
+// (server/metrics.h).
 //
 // Thread-safety: the tables are immutable after static initialization; every function here
 // is thread-safe.
