@@ -3,7 +3,6 @@
 #include "cxlkv/store.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -29,18 +28,6 @@ std::uint64_t ElapsedNs(Clock::time_point start) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
 }
 
-std::string LatencyLine(const char* what, const LatencySummary& l) {
-  char buf[200];
-  std::snprintf(buf, sizeof(buf),
-                "%s: %llu ops, mean %.0f ns, p50 %llu, p99 %llu, p99.9 %llu, max %llu ns\n", what,
-                static_cast<unsigned long long>(l.count), l.mean_ns,
-                static_cast<unsigned long long>(l.p50_ns),
-                static_cast<unsigned long long>(l.p99_ns),
-                static_cast<unsigned long long>(l.p999_ns),
-                static_cast<unsigned long long>(l.max_ns));
-  return buf;
-}
-
 }  // namespace
 
 Result<ChunkMeta> ChunkMeta::From(std::span<const std::byte> data) {
@@ -56,39 +43,6 @@ Result<ChunkMeta> ChunkMeta::From(std::span<const std::byte> data) {
 
 bool operator==(const ChunkMeta& a, const ChunkMeta& b) {
   return a.size == b.size && std::memcmp(a.bytes.data(), b.bytes.data(), a.size) == 0;
-}
-
-std::string StoreStats::ToString() const {
-  std::string out;
-  for (const TierStats& t : tiers) {
-    out += t.name + " (" + t.source + ", " + t.eviction + ", " + t.copy + "): " +
-           FormatBytes(t.used_bytes) + " of " + FormatBytes(t.capacity) + ", " +
-           std::to_string(t.chunks) + " chunks, hits " + std::to_string(t.hits) +
-           ", evictions " + std::to_string(t.evictions) + " (demoted " +
-           std::to_string(t.demotions) + ", in puts " + std::to_string(t.sync_evictions) +
-           "), promoted " + std::to_string(t.promotions) + ", expired " +
-           std::to_string(t.expirations) + ", in " + FormatBytes(t.bytes_in) + ", out " +
-           FormatBytes(t.bytes_out);
-    if (t.recovered != 0 || t.corrupt_dropped != 0 ||
-        (!t.durability.empty() && t.durability != "volatile")) {
-      char rec[160];
-      std::snprintf(rec, sizeof(rec), "; %s, %llu recovered in %.0f ms%s, %llu corrupt dropped",
-                    t.durability.empty() ? "log" : t.durability.c_str(),
-                    static_cast<unsigned long long>(t.recovered), t.recovery_seconds * 1e3,
-                    t.recovered_from_snapshot ? " from the snapshot" : "",
-                    static_cast<unsigned long long>(t.corrupt_dropped));
-      out += rec;
-    }
-    out += "\n";
-  }
-  char buf[160];
-  std::snprintf(buf, sizeof(buf), "misses %llu, index entries %zu, %.1f B of DRAM per entry\n",
-                static_cast<unsigned long long>(misses), index_entries, index_bytes_per_entry);
-  out += buf;
-  out += LatencyLine("put", put_latency);
-  out += LatencyLine("get", get_latency);
-  out += LatencyLine("batched get", batch_get_latency);
-  return out;
 }
 
 // --- Impl: lookup and lifetime ---
@@ -676,6 +630,8 @@ StoreStats Store::Stats() const {
     ts.bytes_in = sp.bytes_in.load();
     ts.bytes_out = sp.bytes_out.load();
     ts.corrupt_dropped = sp.corrupt_dropped.load() + log.recovery_skipped_records;
+    ts.read_errors = sp.read_errors.load();
+    ts.recovered = log.recovered_chunks;
     st.tiers.push_back(std::move(ts));
     st.spill_write_amplification = log.write_amplification();
   }

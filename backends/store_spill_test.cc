@@ -191,6 +191,9 @@ TEST(StoreSpillTest, ACorruptedChunkIsCorruptionNeverWrongBytes) {
   EXPECT_FALSE(s->Contains(Key(3)));  // dropped: the next lookup is a plain miss
   EXPECT_TRUE(s->Get(Key(3), dst).status().IsNotFound());
   for (int i : {2, 4}) ExpectChunk(*s, i);  // its neighbours are fine
+  const TierStats spill = s->Stats().tiers[kSpill];
+  EXPECT_EQ(spill.read_errors, 1u);
+  EXPECT_EQ(spill.corrupt_dropped, 1u);
 }
 
 TEST(StoreSpillTest, BatchedGetsMixMemoryAndLogInOrder) {
@@ -238,6 +241,7 @@ TEST(StoreSpillTest, ReopenFindsTheSpilledChunks) {
   ASSERT_NE(s, nullptr);
   const StoreStats st = s->Stats();
   EXPECT_EQ(st.tiers[kSpill].chunks, 24u);
+  EXPECT_EQ(st.tiers[kSpill].recovered, 24u);
   for (int i = 0; i < 24; ++i) ExpectChunk(*s, i);
   for (int i = 24; i < 40; ++i) EXPECT_FALSE(s->Contains(Key(i))) << i;  // DRAM is volatile
   // Write once holds across the restart: the recovered chunk is not replaced.

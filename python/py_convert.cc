@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <span>
+#include <string_view>
 #include <stdexcept>
 
+#include "cxlkv/store_counters.h"
 #include "options/store_schema.h"
 #include "util/format.h"
 
@@ -142,15 +144,12 @@ StoreOptions ConnectorOptions(const py::kwargs& adapter_params) {
 
 namespace {
 
-py::dict LatencyDict(const LatencySummary& l) {
-  py::dict d;
-  d["count"] = l.count;
-  d["mean_ns"] = l.mean_ns;
-  d["p50_ns"] = l.p50_ns;
-  d["p90_ns"] = l.p90_ns;
-  d["p99_ns"] = l.p99_ns;
-  d["p999_ns"] = l.p999_ns;
-  d["max_ns"] = l.max_ns;
+py::str Key(std::string_view key) { return py::str(key.data(), key.size()); }
+
+// d[key] = value for every row of Counters<Stats>().
+template <typename Stats>
+py::dict AddCounters(py::dict d, const Stats& stats) {
+  VisitCounters(stats, [&](const CounterInfo& info, auto value) { d[Key(info.key)] = value; });
   return d;
 }
 
@@ -160,35 +159,15 @@ py::dict StatsDict(const StoreStats& st) {
   py::list tiers;
   for (const TierStats& t : st.tiers) {
     py::dict d;
-    d["name"] = t.name;
-    d["source"] = t.source;
-    d["eviction"] = t.eviction;
-    d["copy"] = t.copy;
-    d["capacity"] = t.capacity;
-    d["used_bytes"] = t.used_bytes;
-    d["chunks"] = t.chunks;
-    d["hits"] = t.hits;
-    d["evictions"] = t.evictions;
-    d["demotions"] = t.demotions;
-    d["sync_evictions"] = t.sync_evictions;
-    d["promotions"] = t.promotions;
-    d["expirations"] = t.expirations;
-    d["bytes_in"] = t.bytes_in;
-    d["bytes_out"] = t.bytes_out;
-    d["durability"] = t.durability;
-    d["recovered"] = t.recovered;
-    d["corrupt_dropped"] = t.corrupt_dropped;
-    d["recovery_seconds"] = t.recovery_seconds;
-    d["recovered_from_snapshot"] = t.recovered_from_snapshot;
-    tiers.append(d);
+    for (const TierLabel& label : TierLabels()) d[Key(label.key)] = t.*label.field;
+    tiers.append(AddCounters(std::move(d), t));
   }
-  py::dict d;
+  py::dict d = AddCounters(py::dict(), st);
   d["tiers"] = tiers;
-  d["misses"] = st.misses;
-  d["index_entries"] = st.index_entries;
-  d["put_latency"] = LatencyDict(st.put_latency);
-  d["get_latency"] = LatencyDict(st.get_latency);
-  d["batch_get_latency"] = LatencyDict(st.batch_get_latency);
+  d["prefetch"] = AddCounters(py::dict(), st.prefetch);
+  for (const TimedOperation& op : TimedOperations()) {
+    d[Key(op.key)] = AddCounters(py::dict(), st.*op.summary);
+  }
   return d;
 }
 

@@ -44,8 +44,9 @@ StoreOptions Options(const py::handle& tiers, const py::dict& kwargs);
 // LMCache's adapter_params: the same, with "tiers" among them (default one DRAM tier of 1 GiB).
 StoreOptions ConnectorOptions(const py::kwargs& adapter_params);
 
-// Store::Stats() as a dict: "tiers" (a dict each), "misses", "index_entries" and the
-// latency summaries.
+// Store::Stats() as a dict, keyed as cxlkv/store_counters.h names them: "tiers" (a list of
+// dicts: the tier's labels and counters), the store-wide counters ("misses", ...), "prefetch"
+// (a dict) and one dict per latency summary ("put_latency", ...).
 py::dict StatsDict(const StoreStats& st);
 
 }  // namespace cxlkv::python

@@ -1,15 +1,17 @@
 // ServerMetrics: what `cxlkv serve` counts, and its Prometheus text rendering together with
-// the store's own statistics (per tier: hits, bytes, chunks, evictions; misses; latencies).
+// the store's own statistics (every counter of cxlkv/store_counters.h).
 //
 // Thread-safety: counters and histograms are atomic; every member function is thread-safe.
 #pragma once
 
 #include <array>
+#include <span>
 #include <atomic>
 #include <cstdint>
 #include <string>
 
 #include "cxlkv/store.h"
+#include "cxlkv/store_counters.h"
 #include "server/protocol.h"
 #include "util/histogram.h"
 
@@ -23,6 +25,26 @@ struct ServerGauges {
   std::size_t max_reply_bytes = 0;
   std::size_t max_connections = 0;
   std::uint64_t log_lines_dropped = 0;
+};
+
+// ServerMetrics' counters and the gauges as plain numbers (each read once, one after
+// another): what the rows of Counters<ServerStats>() (server/metrics.cc) read, and so what
+// /metrics and the text show. A value: not shared between threads.
+struct ServerStats {
+  std::uint64_t requests_put = 0, requests_get = 0, requests_exist = 0, requests_list = 0,
+                requests_health = 0;
+  std::uint64_t get_hits = 0, get_misses = 0, gets_over_budget = 0;
+  std::uint64_t exist_hits = 0, exist_misses = 0;
+  std::uint64_t puts_stored = 0, puts_already_stored = 0, puts_refused = 0, puts_over_budget = 0;
+  std::uint64_t bytes_received = 0, bytes_sent = 0;
+  std::uint64_t connections_accepted = 0, connections_open = 0;
+  std::uint64_t connections_closed_bad_input = 0, connections_closed_timeout = 0,
+                connections_closed_idle = 0, connections_replaced = 0;
+  std::uint64_t connections_refused = 0, max_connections = 0, accept_failures = 0;
+  std::uint64_t reserved_bytes = 0, max_reserved_bytes = 0, reply_bytes = 0, max_reply_bytes = 0;
+  std::uint64_t lists_truncated = 0, lists_over_budget = 0;
+  std::uint64_t log_lines_dropped = 0, metrics_clients_dropped = 0;
+  std::string ToString() const;  // "server: PUT requests 3, ...\n"
 };
 
 struct ServerMetrics {
@@ -55,9 +77,22 @@ struct ServerMetrics {
   std::atomic<std::uint64_t> accept_failures{0};       // accept() errors (out of descriptors)
   std::atomic<std::uint64_t> metrics_clients_dropped{0};  // scrapes cut: slow, or too many
 
+  ServerStats Snapshot(const ServerGauges& gauges) const;
+
   // The Prometheus text exposition (version 0.0.4) of these counters, the gauges and
   // store.Stats().
   std::string RenderPrometheus(const Store& store, const ServerGauges& gauges) const;
+  // The server's part of it: these counters, the gauges and the request latency histograms.
+  std::string RenderServerPrometheus(const ServerGauges& gauges) const;
 };
 
+// The Prometheus text of a store's statistics: every row of cxlkv/store_counters.h, per tier
+// (`tier="dram"`), store-wide, the prefetcher's, and per timed operation (`op="put"`).
+std::string RenderStorePrometheus(const StoreStats& stats);
+
 }  // namespace cxlkv::serve
+
+namespace cxlkv {
+template <>
+std::span<const Counter<serve::ServerStats>> Counters<serve::ServerStats>();
+}  // namespace cxlkv

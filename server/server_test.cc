@@ -138,8 +138,9 @@ TEST(ServerTest, MetricsShowWhatADurableTierRecovered) {
   EXPECT_NE(text.find("cxlkv_tier_recovered_chunks{tier=\"pool\"} 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("cxlkv_tier_corrupt_dropped_total{tier=\"pool\"} 0\n"), std::string::npos);
   EXPECT_NE(text.find("cxlkv_tier_recovery_seconds{tier=\"pool\"} "), std::string::npos);
-  EXPECT_NE(store->Stats().ToString().find("persist-on-put, 3 recovered in"), std::string::npos)
-      << store->Stats().ToString();
+  const std::string stats = store->Stats().ToString();
+  EXPECT_NE(stats.find(", persist-on-put): "), std::string::npos) << stats;
+  EXPECT_NE(stats.find(", recovered 3, "), std::string::npos) << stats;
   (*server)->Stop();
 }
 

@@ -119,7 +119,7 @@ def check(out_path, expect_path, mode):
     for t in tiers:
         assert abs(t["hit_ratio"] - t["hits"] / d["lookups"]) < 1e-9, t
         assert t["get_bytes"] <= t["bytes_out"], t
-        assert t["used_bytes"] <= t["capacity_bytes"], t
+        assert t["used_bytes"] <= t["capacity"], t
     # Bytes into the tiers are the puts plus the demotions; bytes out are the gets plus the
     # same demotions.
     demoted_in = sum(t["bytes_in"] for t in tiers) - d["bytes_written"]

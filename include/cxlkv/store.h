@@ -178,11 +178,12 @@ struct TierStats {
   std::uint64_t bytes_in = 0;    // chunk bytes written into the tier (puts and moves)
   std::uint64_t bytes_out = 0;   // chunk bytes read out of the tier (gets and moves)
   std::string durability;        // "volatile", "persist-on-put", "background"
-  std::uint64_t recovered = 0;   // chunks found in the pool at open
+  std::uint64_t recovered = 0;   // chunks found in the pool (the spill tier: the log) at open
   // Damage found and dropped, never returned: at open, committed headers that fail their
   // checks (and no crash can leave: docs/persistence.md); on first read, recovered chunks whose
   // bytes fail their checksum. In the spill tier, chunks whose read found them corrupt.
   std::uint64_t corrupt_dropped = 0;
+  std::uint64_t read_errors = 0;  // spill tier: reads that failed (damaged, or segment evicted)
   double recovery_seconds = 0;   // time the pool took to open
   bool recovered_from_snapshot = false;
 };

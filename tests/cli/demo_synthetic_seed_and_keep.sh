@@ -19,6 +19,6 @@ for key in ("lookups", "hits", "bytes_read", "bytes_written", "unbounded_hit_rat
 assert a["lookups"] != c["lookups"], "another seed, the same trace"
 assert a["kept"] and os.path.dirname(a["dir"]) == parent, a["dir"]
 pool = os.path.join(a["dir"], "tier1.pool")
-assert os.path.getsize(pool) == a["tiers"][1]["capacity_bytes"], pool
+assert os.path.getsize(pool) == a["tiers"][1]["capacity"], pool
 print("synthetic seed and --keep ok")
 ' "$dir"

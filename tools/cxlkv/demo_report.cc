@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cxlkv/store_counters.h"
 #include "util/format.h"
 
 namespace cxlkv::cli {
@@ -70,7 +71,31 @@ std::string Indent(const std::string& lines) {
   return out;
 }
 
+// json[key] = value for every row of Counters<Stats>().
+template <typename Stats>
+nlohmann::ordered_json AddCounters(nlohmann::ordered_json json, const Stats& stats) {
+  VisitCounters(stats, [&](const CounterInfo& info, auto value) {
+    json[std::string(info.key)] = value;
+  });
+  return json;
+}
+
 }  // namespace
+
+nlohmann::ordered_json TierJson(const TierStats& t) {
+  nlohmann::ordered_json json = nlohmann::ordered_json::object();
+  for (const TierLabel& label : TierLabels()) json[std::string(label.key)] = t.*label.field;
+  return AddCounters(std::move(json), t);
+}
+
+nlohmann::ordered_json StoreJson(const StoreStats& st) {
+  nlohmann::ordered_json json = AddCounters(nlohmann::ordered_json::object(), st);
+  json["prefetch"] = AddCounters(nlohmann::ordered_json::object(), st.prefetch);
+  for (const TimedOperation& op : TimedOperations()) {
+    json[std::string(op.key)] = AddCounters(nlohmann::ordered_json::object(), st.*op.summary);
+  }
+  return json;
+}
 
 std::string FormatDemoReport(const DemoReport& r) {
   const ReplayResult& p = r.replay;
@@ -149,25 +174,16 @@ nlohmann::ordered_json DemoReportToJson(const DemoReport& r) {
   for (std::size_t i = 0; i < r.stats.tiers.size(); ++i) {
     const TierStats& t = r.stats.tiers[i];
     const TierReads reads = i < p.tier_reads.size() ? p.tier_reads[i] : TierReads{};
-    tiers.push_back({
-        {"name", t.name},
-        {"source", t.source},
-        {"capacity_bytes", t.capacity},
-        {"eviction", t.eviction},
-        {"used_bytes", t.used_bytes},
-        {"chunks", t.chunks},
-        {"hits", t.hits},
-        {"hit_ratio", Fraction(t.hits, p.lookups)},
-        {"get_chunks", reads.chunks},
-        {"get_bytes", reads.bytes},
-        {"get_gbps", Median(reads.gbps_each)},
-        {"get_gbps_total", GigabytesPerSecond(reads.bytes, reads.seconds)},
-        {"evictions", t.evictions},
-        {"demotions", t.demotions},
-        {"bytes_in", t.bytes_in},
-        {"bytes_out", t.bytes_out},
-    });
+    nlohmann::ordered_json tier = TierJson(t);
+    tier["hit_ratio"] = Fraction(t.hits, p.lookups);
+    tier["get_chunks"] = reads.chunks;
+    tier["get_bytes"] = reads.bytes;
+    tier["get_gbps"] = Median(reads.gbps_each);
+    tier["get_gbps_total"] = GigabytesPerSecond(reads.bytes, reads.seconds);
+    tiers.push_back(std::move(tier));
   }
+  nlohmann::ordered_json store = StoreJson(r.stats);
+  store["text"] = r.stats.ToString();
   return {
       {"trace", {{"path", r.trace_path.empty() ? nullptr : nlohmann::ordered_json(r.trace_path)},
                  {"synthetic", r.trace_path.empty()},
@@ -206,10 +222,7 @@ nlohmann::ordered_json DemoReportToJson(const DemoReport& r) {
       {"put_vs_memcpy", RatioOrNull(PutGbps(r), MemcpyGbps(r))},
       {"replay_seconds", p.replay_seconds},
       {"requests_per_second", RequestsPerSecond(r)},
-      {"store", {{"misses", r.stats.misses},
-                 {"index_entries", r.stats.index_entries},
-                 {"index_bytes_per_entry", r.stats.index_bytes_per_entry},
-                 {"text", r.stats.ToString()}}},
+      {"store", std::move(store)},
       {"dir", r.dir},
       {"kept", r.kept},
       {"elapsed_seconds", r.elapsed_seconds},

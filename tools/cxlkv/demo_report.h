@@ -32,6 +32,11 @@ struct DemoReport {
   double elapsed_seconds = 0;
 };
 
+// A tier's labels and counters, and the store-wide rest of StoreStats (its counters,
+// "prefetch", "put_latency", ...), keyed as cxlkv/store_counters.h names them.
+nlohmann::ordered_json TierJson(const TierStats& tier);
+nlohmann::ordered_json StoreJson(const StoreStats& stats);
+
 std::string FormatDemoReport(const DemoReport& report);
 nlohmann::ordered_json DemoReportToJson(const DemoReport& report);
 

@@ -168,7 +168,9 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   while (sigwait(&stop_signals, &sig) != 0) {
   }
   (*server)->Stop();
-  std::printf("cxlkv serve: stopped by signal %d\n%s", sig, (*store)->Stats().ToString().c_str());
+  std::printf("cxlkv serve: stopped by signal %d\n%s%s", sig,
+              (*server)->metrics().Snapshot((*server)->gauges()).ToString().c_str(),
+              (*store)->Stats().ToString().c_str());
   return kExitOk;
 }
 
