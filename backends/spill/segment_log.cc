@@ -7,7 +7,6 @@
 #include <array>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <utility>
 
@@ -15,6 +14,7 @@
 #include "backends/spill/log_device.h"
 #include "backends/spill/record_io.h"
 #include "backends/spill/segment_log_impl.h"
+#include "util/mutex.h"
 
 namespace cxlkv::internal {
 namespace {
@@ -48,7 +48,7 @@ bool SegmentLog::Impl::OpenSegmentFits(std::uint32_t record_blocks, std::size_t 
 Status SegmentLog::Impl::OpenNewSegment() {
   std::uint32_t index = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = std::find_if(segments_.begin(), segments_.end(),
                            [](const Segment& s) { return s.state == Segment::State::kFree; });
     if (it == segments_.end()) {
@@ -68,7 +68,7 @@ Status SegmentLog::Impl::OpenNewSegment() {
   spill::EncodeSegmentHeader(SegmentHeader{sb_.log_id, seq, index, sb_.segment_size}, block);
   CXLKV_RETURN_IF_ERROR(writer_->WriteRange(SegmentOffset(index), block));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Segment& seg = segments_[index];
   seg = Segment{Segment::State::kOpen, seq, {}, 0};
   open_ = index;
@@ -80,10 +80,10 @@ Status SegmentLog::Impl::OpenNewSegment() {
 }
 
 Status SegmentLog::Impl::SealOpenSegment() {
-  const std::uint32_t index = *open_;
+  const std::uint32_t index = *WriterOpenSegment();
   std::uint64_t seq;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     seq = segments_[index].seq;
   }
   const std::uint64_t summary_blocks_bytes = RoundUpToBlock(open_summary_.size());
@@ -108,7 +108,7 @@ Status SegmentLog::Impl::SealOpenSegment() {
   spill::EncodeSegmentTrailer(t, std::span(tail).subspan(summary_blocks_bytes));
   CXLKV_RETURN_IF_ERROR(writer_->WriteRange(SegmentOffset(index) + t.summary_offset, tail));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   segments_[index].state = Segment::State::kSealed;
   sealed_by_seq_[seq] = index;
   open_.reset();
@@ -159,7 +159,7 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
     plan.push_back({i, data_size, blocks, spill::SummaryEntrySize(it.key.size(), it.meta.size())});
   }
 
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(write_mu_);
   spill::SlotWriter w(*writer_);
   // Records queued and not yet known to be on the device, all in the open segment. Their blocks
   // and summary entries are taken as they are queued (the next record goes after them); their
@@ -173,7 +173,7 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
   std::vector<Queued> queued;
   std::uint32_t queued_first_block = 0;
   std::size_t queued_summary_size = 0;
-  auto complete = [&]() -> Status {
+  auto complete = [&]() REQUIRES(write_mu_) -> Status {
     const Status s = w.Finish();
     if (queued.empty()) return s;
     if (!s.ok()) {  // nothing of the group counts; the next records go over its blocks
@@ -185,7 +185,7 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
       return s;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       Segment& seg = segments_[queued.front().loc.segment];
       for (const Queued& q : queued) {
         seg.chunks.push_back(SegmentChunk{q.key_hash, q.loc.Pack(), q.data_size});
@@ -207,12 +207,12 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
     const Planned& pl = plan[p];
     SegmentLog::AppendItem& it = items[pl.item];
     Status s;
-    if (open_ && !OpenSegmentFits(pl.blocks, pl.entry_size)) {
+    if (WriterOpenSegment() && !OpenSegmentFits(pl.blocks, pl.entry_size)) {
       // A summary lists records that are on the device: the queued ones first.
       s = complete();
       if (s.ok()) s = SealOpenSegment();
     }
-    if (s.ok() && !open_) s = OpenNewSegment();
+    if (s.ok() && !WriterOpenSegment()) s = OpenNewSegment();
     if (!s.ok()) {  // this and every later item (no segment to put them in, or a failed seal)
       for (std::size_t rest = p; rest < plan.size(); ++rest) items[plan[rest].item].status = s;
       break;
@@ -221,11 +221,11 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
       queued_first_block = open_next_block_;
       queued_summary_size = open_summary_.size();
     }
-    const std::uint32_t index = *open_;
+    const std::uint32_t index = *WriterOpenSegment();
     RecordHeader h;
     h.log_id = sb_.log_id;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       h.seq = segments_[index].seq;
     }
     h.segment = index;
@@ -274,7 +274,7 @@ Status SegmentLog::Impl::ReadBatch(std::span<ChunkRead> reads) {
   std::vector<spill::RecordJob> jobs(reads.size());
   const std::uint32_t seg_blocks = SegmentBlocks();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (std::size_t i = 0; i < reads.size(); ++i) {
       const ChunkRead& r = reads[i];
       spill::RecordJob& job = jobs[i];
@@ -302,7 +302,7 @@ Status SegmentLog::Impl::ReadBatch(std::span<ChunkRead> reads) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(read_mu_);
+    MutexLock lock(read_mu_);
     spill::ReadRecords(*reader_, sb_.log_id, jobs);
   }
   Status first;
@@ -359,12 +359,12 @@ std::optional<std::uint32_t> SegmentLog::Impl::OldestSegmentLocked() const {
 }
 
 std::optional<std::uint32_t> SegmentLog::Impl::OldestSegment() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return OldestSegmentLocked();
 }
 
 Result<std::vector<SegmentChunk>> SegmentLog::Impl::SegmentChunks(std::uint32_t segment) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (segment >= segments_.size() || segments_[segment].state == Segment::State::kFree) {
     return Status::NotFound("segment " + std::to_string(segment) + " of " + options_.path +
                             " is free");
@@ -373,9 +373,13 @@ Result<std::vector<SegmentChunk>> SegmentLog::Impl::SegmentChunks(std::uint32_t 
 }
 
 Result<std::vector<SegmentChunk>> SegmentLog::Impl::EvictSegment(std::uint32_t segment) {
-  std::lock_guard<std::mutex> write_lock(write_mu_);
+  MutexLock write_lock(write_mu_);
+  return EvictSegmentLocked(segment);
+}
+
+Result<std::vector<SegmentChunk>> SegmentLog::Impl::EvictSegmentLocked(std::uint32_t segment) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (segment >= segments_.size() || segments_[segment].state == Segment::State::kFree) {
       return Status::NotFound("segment " + std::to_string(segment) + " of " + options_.path +
                               " is free");
@@ -385,7 +389,7 @@ Result<std::vector<SegmentChunk>> SegmentLog::Impl::EvictSegment(std::uint32_t s
   const std::array<std::byte, kBlockSize> zeros{};
   CXLKV_RETURN_IF_ERROR(writer_->WriteRange(SegmentOffset(segment), zeros));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Segment& seg = segments_[segment];
   std::vector<SegmentChunk> chunks = std::move(seg.chunks);
   live_chunks_ -= chunks.size();
@@ -402,15 +406,16 @@ Result<std::vector<SegmentChunk>> SegmentLog::Impl::EvictSegment(std::uint32_t s
 }
 
 Result<std::vector<SegmentChunk>> SegmentLog::Impl::EvictOldestSegment() {
-  // OldestSegment and EvictSegment lock separately; under write_mu_ nothing else can seal,
-  // open or evict in between, so the choice stays valid.
+  // The victim is chosen under write_mu_: nothing else can seal, open or evict until it is
+  // evicted, so the choice stays valid.
+  MutexLock write_lock(write_mu_);
   std::optional<std::uint32_t> victim;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     victim = OldestSegmentLocked();
   }
   if (!victim) return Status::NotFound("every segment of " + options_.path + " is free");
-  return EvictSegment(*victim);
+  return EvictSegmentLocked(*victim);
 }
 
 SegmentLogStats SegmentLog::Impl::GetStats() const {
@@ -419,7 +424,7 @@ SegmentLogStats SegmentLog::Impl::GetStats() const {
   s.segment_size = sb_.segment_size;
   s.segments = static_cast<std::uint32_t>(sb_.segment_count);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const Segment& seg : segments_) {
       if (seg.state == Segment::State::kFree) ++s.free_segments;
       if (seg.state == Segment::State::kSealed) ++s.sealed_segments;
@@ -441,9 +446,9 @@ SegmentLogStats SegmentLog::Impl::GetStats() const {
   s.recovered_chunks = recovered_.load(r);
   s.recovery_skipped_records = recovery_skipped_.load(r);
   s.direct_io = dev_.direct_io();
-  s.io_uring = writer_->ring().uses_io_uring();
-  s.fixed_buffers = writer_->ring().fixed_buffer() && reader_->ring().fixed_buffer();
-  s.fixed_file = writer_->ring().fixed_file() && reader_->ring().fixed_file();
+  s.io_uring = io_modes_.io_uring;
+  s.fixed_buffers = io_modes_.fixed_buffers;
+  s.fixed_file = io_modes_.fixed_file;
   return s;
 }
 

@@ -25,6 +25,10 @@ constexpr std::size_t kScanWindow = 4u << 20;
 }  // namespace
 
 Status SegmentLog::Impl::Init(const RecoveryCallback& on_recovered) {
+  // No other thread can reach the log before Open returns; the locks are held anyway, so that
+  // the channels and the writer's state are touched under their mutexes here as everywhere.
+  MutexLock write_lock(write_mu_);
+  MutexLock read_lock(read_mu_);
   spill::IoChannel::Warned warned;
   const spill::IoChannel::Options channel{dev_.fd(), options_.path, options_.queue_depth,
                                           options_.io_size, options_.use_io_uring};
@@ -32,7 +36,13 @@ Status SegmentLog::Impl::Init(const RecoveryCallback& on_recovered) {
   CXLKV_ASSIGN_OR_RETURN(reader_, spill::IoChannel::Create(channel, &io_, &warned));
   CXLKV_ASSIGN_OR_RETURN(sb_, spill::OpenSuperblock(options_, dev_, *reader_, *writer_));
   seq_base_ = sb_.epoch << 32;
-  segments_.resize(sb_.segment_count);
+  io_modes_.io_uring = writer_->ring().uses_io_uring();
+  io_modes_.fixed_buffers = writer_->ring().fixed_buffer() && reader_->ring().fixed_buffer();
+  io_modes_.fixed_file = writer_->ring().fixed_file() && reader_->ring().fixed_file();
+  {
+    MutexLock lock(mu_);
+    segments_.resize(sb_.segment_count);
+  }
   last_use_ = std::make_unique<std::atomic<std::uint64_t>[]>(sb_.segment_count);
   return Recover(on_recovered);
 }
@@ -130,10 +140,12 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
         }
       }
 
-      Segment& seg = segments_[f.index];
-      seg.seq = f.seq;
       if (f.trailer && why.empty()) {
-        seg.state = Segment::State::kSealed;
+        {
+          MutexLock lock(mu_);
+          segments_[f.index].seq = f.seq;
+          segments_[f.index].state = Segment::State::kSealed;
+        }
         ReportRecovered(f.index, entries, on_recovered);
         continue;
       }
@@ -141,22 +153,21 @@ Status SegmentLog::Impl::Recover(const RecoveryCallback& on_recovered) {
       // Unsealed (or its seal is unusable): scan, then seal what was found.
       std::vector<ScannedRecord> scanned;
       CXLKV_RETURN_IF_ERROR(ScanSegment(f.index, f.seq, &scanned));
-      if (scanned.empty()) {
-        seg = Segment{};  // nothing in it: free (its header is rewritten when it is reused)
-        continue;
-      }
+      if (scanned.empty()) continue;  // nothing in it: free (its header is rewritten on reuse)
       entries.clear();
       for (const ScannedRecord& r : scanned) entries.push_back(r.entry);
       {
-        std::lock_guard<std::mutex> lock(write_mu_);
-        if (const Status s = SealRecovered(f.index, entries); !s.ok()) {
-          // Its chunks stay readable; the next Open scans it again.
-          internal::LogF("cxlkv: %s: segment %u: sealing after recovery failed (%s)",
-                         path.c_str(), f.index, s.ToString().c_str());
-          seg.state = Segment::State::kSealed;
-          sealed_by_seq_[seg.seq] = f.index;
-          open_.reset();
-        }
+        MutexLock lock(mu_);
+        segments_[f.index].seq = f.seq;
+      }
+      if (const Status s = SealRecovered(f.index, entries); !s.ok()) {
+        // Its chunks stay readable; the next Open scans it again.
+        internal::LogF("cxlkv: %s: segment %u: sealing after recovery failed (%s)",
+                       path.c_str(), f.index, s.ToString().c_str());
+        MutexLock lock(mu_);
+        segments_[f.index].state = Segment::State::kSealed;
+        sealed_by_seq_[f.seq] = f.index;
+        open_.reset();
       }
       ReportRecovered(f.index, entries, on_recovered);
     }
@@ -176,8 +187,11 @@ Status SegmentLog::Impl::SealRecovered(std::uint32_t index,
   }
   const SummaryEntry& last = entries.back();
   open_next_block_ = last.block + last.blocks;
-  segments_[index].state = Segment::State::kOpen;
-  open_ = index;
+  {
+    MutexLock lock(mu_);
+    segments_[index].state = Segment::State::kOpen;
+    open_ = index;
+  }
   CXLKV_RETURN_IF_ERROR(dev_.Allocate(SegmentOffset(index), sb_.segment_size));
   return SealOpenSegment();
 }
@@ -185,21 +199,28 @@ Status SegmentLog::Impl::SealRecovered(std::uint32_t index,
 void SegmentLog::Impl::ReportRecovered(std::uint32_t index,
                                        const std::vector<SummaryEntry>& entries,
                                        const RecoveryCallback& on_recovered) {
-  Segment& seg = segments_[index];
-  seg.chunks.clear();
-  seg.data_bytes = 0;
-  for (const SummaryEntry& e : entries) {
-    const std::uint64_t location = ChunkLocation{index, e.block, e.blocks}.Pack();
-    seg.chunks.push_back(SegmentChunk{e.key_hash, location, e.data_size});
-    seg.data_bytes += e.data_size;
-    if (on_recovered)
-      on_recovered(RecoveredChunk{e.key, e.key_hash, e.data_size, e.meta, location});
+  {
+    MutexLock lock(mu_);
+    Segment& seg = segments_[index];
+    seg.chunks.clear();
+    seg.data_bytes = 0;
+    for (const SummaryEntry& e : entries) {
+      const std::uint64_t location = ChunkLocation{index, e.block, e.blocks}.Pack();
+      seg.chunks.push_back(SegmentChunk{e.key_hash, location, e.data_size});
+      seg.data_bytes += e.data_size;
+    }
+    if (seg.state == Segment::State::kSealed) sealed_by_seq_[seg.seq] = index;
+    live_chunks_ += seg.chunks.size();
+    live_bytes_ += seg.data_bytes;
   }
-  if (seg.state == Segment::State::kSealed) sealed_by_seq_[seg.seq] = index;
   MarkUsed(index);
-  live_chunks_ += seg.chunks.size();
-  live_bytes_ += seg.data_bytes;
-  recovered_.fetch_add(seg.chunks.size(), std::memory_order_relaxed);
+  recovered_.fetch_add(entries.size(), std::memory_order_relaxed);
+  if (!on_recovered) return;
+  // Outside the lock: the callback runs the caller's code.
+  for (const SummaryEntry& e : entries) {
+    on_recovered(RecoveredChunk{e.key, e.key_hash, e.data_size, e.meta,
+                                ChunkLocation{index, e.block, e.blocks}.Pack()});
+  }
 }
 
 Status SegmentLog::Impl::ScanSegment(std::uint32_t index, std::uint64_t seq,
