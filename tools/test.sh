@@ -16,8 +16,8 @@
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
 # The host runs leave out the label "qemu" (those tests only skip outside the guest).
-# Build trees go to build/ci, build/asan, build/tsan, build/thread-safety and build/fuzz. Exits non-zero on the first
-# failure.
+# Build trees go to build/ci, build/asan, build/tsan, build/thread-safety and build/fuzz. Exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

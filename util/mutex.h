@@ -64,7 +64,8 @@ class CondVar {
     cv_.wait(lock);
     lock.release();  // still held: the caller's
   }
-  // False once `deadline` has passed.
+  // False once `deadline` has passed. (A timed wait with a condition: loop while the condition
+  // is unmet and this returns true.)
   template <typename Clock, typename Duration>
   bool WaitUntil(Mutex& mu, const std::chrono::time_point<Clock, Duration>& deadline)
       REQUIRES(mu) {
@@ -72,11 +73,6 @@ class CondVar {
     const bool woken = cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
     lock.release();
     return woken;
-  }
-  // False once `timeout` has passed.
-  template <typename Rep, typename Period>
-  bool WaitFor(Mutex& mu, const std::chrono::duration<Rep, Period>& timeout) REQUIRES(mu) {
-    return WaitUntil(mu, std::chrono::steady_clock::now() + timeout);
   }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }

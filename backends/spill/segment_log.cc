@@ -284,7 +284,8 @@ Status SegmentLog::Impl::ReadBatch(std::span<ChunkRead> reads) {
       job.meta_dst = r.meta_dst;
       if (job.loc.segment >= sb_.segment_count || job.loc.block == 0 || job.loc.blocks == 0 ||
           std::uint64_t{job.loc.block} + job.loc.blocks >= seg_blocks) {
-        job.status = Status::InvalidArgument("location " + HexLocation(r.location) + " is not in the log");
+        job.status =
+            Status::InvalidArgument("location " + HexLocation(r.location) + " is not in the log");
         continue;
       }
       if (r.key.empty()) {
