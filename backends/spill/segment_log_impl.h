@@ -8,12 +8,15 @@
 // (CXLKV_THREAD_SAFETY=ON, tools/test.sh).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/spill/chunk_record.h"
