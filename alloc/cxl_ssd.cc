@@ -25,7 +25,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <functional>
-#include <mutex>
 #include <queue>
 #include <thread>
 
@@ -35,6 +34,8 @@
 #include "util/cpu.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv {
@@ -76,8 +77,8 @@ class CxlSsd::Impl {
     int cpu = -1;
     UniqueFd wake;  // eventfd: mail arrived while asleep, or stop
     std::atomic<bool> asleep{false};
-    std::mutex mail_mu;
-    std::vector<os::Userfaultfd::Fault> mail;
+    internal::Mutex mail_mu;
+    std::vector<os::Userfaultfd::Fault> mail GUARDED_BY(mail_mu);
     std::thread thread;
     std::vector<Route> routes;  // the handler's own cache, touched only by its thread
   };
@@ -99,7 +100,10 @@ class CxlSsd::Impl {
       handlers_[i].wake = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (handlers_[i].wake.get() < 0) return Status::FromErrno("eventfd", errno);
     }
-    stats_start_ns_ = NowNs();
+    {
+      internal::MutexLock lock(model_mu_);  // no handler runs yet; the lock is for the analysis
+      stats_start_ns_ = NowNs();
+    }
     for (std::size_t i = 0; i < handlers_.size(); ++i) {
       handlers_[i].thread = std::thread([this, i] { HandlerLoop(static_cast<int>(i)); });
     }
@@ -123,12 +127,12 @@ class CxlSsd::Impl {
 
   void SetTiming(bool on) { timing_.store(on); }
   void SetNextN(unsigned n) {
-    std::lock_guard lock(model_mu_);
+    internal::MutexLock lock(model_mu_);
     model_.SetNextN(n);
   }
 
   void SetLatencies(std::chrono::nanoseconds read, std::chrono::nanoseconds program) {
-    std::lock_guard lock(model_mu_);
+    internal::MutexLock lock(model_mu_);
     model_.SetLatencies(static_cast<std::uint64_t>(std::max<std::int64_t>(0, read.count())),
                         static_cast<std::uint64_t>(std::max<std::int64_t>(0, program.count())));
   }
@@ -139,7 +143,7 @@ class CxlSsd::Impl {
                                      std::to_string(internal::kMaxDilation) + ", not " +
                                      std::to_string(d));
     }
-    std::lock_guard lock(model_mu_);
+    internal::MutexLock lock(model_mu_);
     model_.SetDilation(d);
     dilation_.store(d);
     return Status::Ok();
@@ -153,7 +157,7 @@ class CxlSsd::Impl {
     const std::uint64_t give_up = NowNs() + 5'000'000'000ull;
     for (;;) {
       {
-        std::lock_guard lock(model_mu_);
+        internal::MutexLock lock(model_mu_);
         if (model_.inflight_pages() == 0) {
           model_.DropAll(NowNs(), &unmap);
           break;
@@ -168,7 +172,7 @@ class CxlSsd::Impl {
   }
 
   void ResetStats() {
-    std::lock_guard lock(model_mu_);
+    internal::MutexLock lock(model_mu_);
     model_.ResetStats();
     model_.ResetDies(NowNs());
     forwarded_ = 0;
@@ -182,7 +186,7 @@ class CxlSsd::Impl {
   CxlSsdStats Stats() const {
     CxlSsdStats s;
     const std::uint64_t now = NowNs();
-    std::lock_guard lock(model_mu_);
+    internal::MutexLock lock(model_mu_);
     const internal::CxlSsdModelStats& m = model_.stats();
     s.faults = m.faults;
     s.read_misses = m.read_misses;
@@ -211,7 +215,7 @@ class CxlSsd::Impl {
   }
 
   Status health() const {
-    std::lock_guard lock(error_mu_);
+    internal::MutexLock lock(error_mu_);
     return first_error_;
   }
 
@@ -227,7 +231,7 @@ class CxlSsd::Impl {
  private:
   void Record(const Status& s) {
     if (s.ok()) return;
-    std::lock_guard lock(error_mu_);
+    internal::MutexLock lock(error_mu_);
     if (first_error_.ok()) first_error_ = s;
   }
 
@@ -254,7 +258,7 @@ class CxlSsd::Impl {
                               run.count * options_.page_size);
     Record(s);
     {
-      std::lock_guard lock(model_mu_);
+      internal::MutexLock lock(model_mu_);
       model_.OnMapped(run);
     }
     const std::uint64_t now = NowNs();
@@ -299,7 +303,7 @@ class CxlSsd::Impl {
     const std::uint64_t page = off / options_.page_size;
     const std::uint64_t now = NowNs();
     {
-      std::lock_guard lock(model_mu_);
+      internal::MutexLock lock(model_mu_);
       model_.OnFault(page, f.write, now, &outcome);
     }
     switch (outcome.kind) {
@@ -354,7 +358,7 @@ class CxlSsd::Impl {
           }
           Handler& other = handlers_[static_cast<std::size_t>(target)];
           {
-            std::lock_guard lock(other.mail_mu);
+            internal::MutexLock lock(other.mail_mu);
             other.mail.push_back(faults[i]);
           }
           forwarded_.fetch_add(1, std::memory_order_relaxed);
@@ -362,7 +366,7 @@ class CxlSsd::Impl {
         }
       }
       {
-        std::lock_guard lock(self.mail_mu);
+        internal::MutexLock lock(self.mail_mu);
         mine.insert(mine.end(), self.mail.begin(), self.mail.end());
         self.mail.clear();
       }
@@ -401,7 +405,7 @@ class CxlSsd::Impl {
     self.asleep.store(true);
     bool has_mail;
     {
-      std::lock_guard lock(self.mail_mu);
+      internal::MutexLock lock(self.mail_mu);
       has_mail = !self.mail.empty();
     }
     if (!has_mail && !stopping_.load()) {
@@ -422,8 +426,8 @@ class CxlSsd::Impl {
   }
 
   const CxlSsdOptions options_;
-  mutable std::mutex model_mu_;
-  CxlSsdModel model_;
+  mutable internal::Mutex model_mu_;
+  CxlSsdModel model_ GUARDED_BY(model_mu_);
   UniqueFd memfd_;
   os::AnonymousMapping mapping_;
   os::Userfaultfd uffd_;
@@ -435,9 +439,9 @@ class CxlSsd::Impl {
   std::atomic<unsigned> dilation_{1};
   std::atomic<std::uint64_t> forwarded_{0}, unmap_calls_{0}, late_ns_{0}, mappings_{0},
       busy_ns_{0};
-  std::uint64_t stats_start_ns_ = 0;  // under model_mu_
-  mutable std::mutex error_mu_;
-  Status first_error_;
+  std::uint64_t stats_start_ns_ GUARDED_BY(model_mu_) = 0;
+  mutable internal::Mutex error_mu_;
+  Status first_error_ GUARDED_BY(error_mu_);
 };
 
 namespace {

@@ -14,7 +14,6 @@
 #include <bit>
 #include <cstdio>
 #include <functional>
-#include <mutex>
 
 #include "alloc/cpu_cache.h"
 #include "alloc/size_classes.h"
@@ -22,6 +21,8 @@
 #include "alloc/span.h"
 #include "alloc/spin_lock.h"
 #include "util/format.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 namespace {
@@ -50,8 +51,8 @@ struct SlabAllocator::Impl {
 
   // A real mutex, unlike the others: a rebalance holds it while it drains every CPU cache and
   // walks every class, and waiters should sleep through that, not spin.
-  std::mutex pool_mu;
-  std::unique_ptr<SlabPool> pool;  // guarded by pool_mu
+  internal::Mutex pool_mu;
+  std::unique_ptr<SlabPool> pool GUARDED_BY(pool_mu);
   // Per slab: the head slab of the span holding it, or kNoSpan. Written under pool_mu.
   std::unique_ptr<std::atomic<std::uint32_t>[]> span_head;
   // Per head slab: the owning class. Changes only under pool_mu while the span is empty, so a
@@ -73,8 +74,8 @@ struct SlabAllocator::Impl {
   // span. Arrays are kept until the allocator goes (in live_arrays), so a stray Free racing
   // with a span changing owner reads stale flags, never freed memory.
   std::unique_ptr<std::atomic<std::atomic<std::uint8_t>*>[]> span_live;
-  std::unique_ptr<std::size_t[]> span_live_capacity;  // bytes, per head slab; under pool_mu
-  std::vector<std::unique_ptr<std::atomic<std::uint8_t>[]>> live_arrays;  // guarded by pool_mu
+  std::unique_ptr<std::size_t[]> span_live_capacity GUARDED_BY(pool_mu);  // bytes, per head slab
+  std::vector<std::unique_ptr<std::atomic<std::uint8_t>[]>> live_arrays GUARDED_BY(pool_mu);
   std::atomic<std::uint64_t> rebalanced_slabs{0};
   // DRAM kept per slot: live flag arrays and free stacks (see SlabAllocatorStats).
   std::atomic<std::size_t> bookkeeping_bytes{0};
@@ -154,7 +155,7 @@ struct SlabAllocator::Impl {
   }
 
   // --- pool level: pool_mu held ---
-  void GiveSpanLocked(std::uint32_t cls, std::size_t first) {
+  void GiveSpanLocked(std::uint32_t cls, std::size_t first) REQUIRES(pool_mu) {
     const SizeClass& sc = table.at(cls);
     const auto head = static_cast<std::uint32_t>(first);
     // The durable pool records the span before any slot of it can hold a chunk.
@@ -189,7 +190,7 @@ struct SlabAllocator::Impl {
   }
   // Gives every empty span of class `cls` back to the pool but `keep` of them; returns the
   // slabs freed. The class's lock held too.
-  std::size_t ReleaseEmptySpansLocked(std::uint32_t cls, std::size_t keep) {
+  std::size_t ReleaseEmptySpansLocked(std::uint32_t cls, std::size_t keep) REQUIRES(pool_mu) {
     ClassState& c = classes[cls];
     const SizeClass& sc = table.at(cls);
     std::size_t freed = 0;
@@ -211,7 +212,7 @@ struct SlabAllocator::Impl {
     return freed;
   }
   // Puts every cached slot back into its class so that empty spans show as empty.
-  void DrainCachesLocked() {
+  void DrainCachesLocked() REQUIRES(pool_mu) {
     for (std::size_t i = 0; i < caches->size(); ++i) {
       CpuCache& cache = (*caches)[i];
       std::lock_guard<SpinLock> cache_lock(cache.mu);
@@ -226,7 +227,7 @@ struct SlabAllocator::Impl {
   }
   // Gives class `cls` a new span, rebalancing if no free run is left. False when impossible.
   bool GrowClass(std::uint32_t cls) {
-    std::lock_guard<std::mutex> pool_lock(pool_mu);
+    internal::MutexLock pool_lock(pool_mu);
     {
       // Another thread may have grown the class while this one waited for pool_mu.
       std::lock_guard<SpinLock> class_lock(classes[cls].mu);
@@ -253,7 +254,7 @@ struct SlabAllocator::Impl {
   }
   // A class keeps at most one empty span (to absorb alloc/free churn); the others go back.
   void TrimEmptySpans(std::uint32_t cls) {
-    std::lock_guard<std::mutex> pool_lock(pool_mu);
+    internal::MutexLock pool_lock(pool_mu);
     std::lock_guard<SpinLock> class_lock(classes[cls].mu);
     ReleaseEmptySpansLocked(cls, 1);
   }
@@ -342,7 +343,7 @@ struct SlabAllocator::Impl {
   Status NoSpace(std::size_t size, const SizeClass& sc) {
     std::size_t free_slabs;
     {
-      std::lock_guard<std::mutex> pool_lock(pool_mu);
+      internal::MutexLock pool_lock(pool_mu);
       free_slabs = pool->free_slabs();
     }
     return Status::NoSpace("slab allocator: no free slot of " + FormatBytes(size) + " (class " +
@@ -389,6 +390,9 @@ Result<std::unique_ptr<SlabAllocator>> SlabAllocator::Create(const MemoryRegion&
                                    " reserved slabs leave none of the " +
                                    std::to_string(slab_count) + " in the region");
   }
+  // The pool's fields are written under pool_mu here too, although no other thread can see
+  // the allocator yet: so the analysis checks every access the same way.
+  internal::MutexLock pool_lock(m.pool_mu);
   m.pool = std::make_unique<SlabPool>(slab_count);
   if (options.reserved_slabs > 0) m.pool->Take(0, options.reserved_slabs);
   m.on_span_change = std::move(options.on_span_change);
@@ -472,7 +476,7 @@ Status SlabAllocator::RestoreSpan(std::size_t first_slab, std::size_t slot_size)
                                    std::to_string(slot_size) + " B");
   }
   const SizeClass& sc = m.table.at(static_cast<std::uint32_t>(cls));
-  std::lock_guard<std::mutex> pool_lock(m.pool_mu);
+  internal::MutexLock pool_lock(m.pool_mu);
   if (first_slab >= m.slab_count || sc.slabs_per_span > m.slab_count - first_slab) {
     return Status::InvalidArgument("slab allocator: a span of " +
                                    std::to_string(sc.slabs_per_span) + " slabs at slab " +
@@ -531,7 +535,7 @@ Result<Allocation> SlabAllocator::ClaimSlot(std::byte* slot, std::size_t size) {
 
 void SlabAllocator::FinishRestore() {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> pool_lock(m.pool_mu);
+  internal::MutexLock pool_lock(m.pool_mu);
   for (const std::uint32_t head : m.restored) {
     const std::uint32_t cls = m.span_class[head].load(std::memory_order_relaxed);
     const SizeClass& sc = m.table.at(cls);
@@ -587,7 +591,7 @@ SlabAllocatorStats SlabAllocator::Stats() const {
   // pool_mu keeps spans where they are; holding every CPU cache at once makes the use counts
   // one consistent snapshot (a slot freed on one CPU and allocated on another in between
   // would otherwise be counted twice or not at all).
-  std::lock_guard<std::mutex> pool_lock(m.pool_mu);
+  internal::MutexLock pool_lock(m.pool_mu);
   s.slabs_free = m.pool->free_slabs();
   s.largest_free_run = m.pool->LargestRun();
   for (const SizeClass& sc : m.table.classes()) {

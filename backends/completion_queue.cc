@@ -8,11 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <mutex>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 
@@ -21,17 +22,18 @@ struct CompletionQueue::Impl {
     if (fd >= 0) ::close(fd);
   }
   int fd = -1;
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Completion> done;  // guarded by mu
+  mutable internal::Mutex mu;
+  internal::CondVar cv;  // a completion was posted
+  std::deque<Completion> done GUARDED_BY(mu);
 
-  // Caller holds mu. An eventfd write of 1 or read of the counter fails only on misuse (a
-  // closed or foreign descriptor): that would break the readiness contract, so it aborts.
-  void Signal() {
+  // An eventfd write of 1 or read of the counter fails only on misuse (a closed or foreign
+  // descriptor): that would break the readiness contract, so it aborts. Under mu, so that the
+  // eventfd's readiness changes with the deque.
+  void Signal() REQUIRES(mu) {
     const std::uint64_t one = 1;
     if (::write(fd, &one, sizeof(one)) != sizeof(one)) Die("write");
   }
-  void Clear() {
+  void Clear() REQUIRES(mu) {
     std::uint64_t value;
     if (::read(fd, &value, sizeof(value)) != sizeof(value) && errno != EAGAIN) Die("read");
   }
@@ -53,7 +55,7 @@ Result<std::unique_ptr<CompletionQueue>> CompletionQueue::Create() {
 
 std::size_t CompletionQueue::Poll(std::span<Completion> out) {
   Impl& im = *impl_;
-  std::lock_guard lock(im.mu);
+  internal::MutexLock lock(im.mu);
   std::size_t n = 0;
   while (n < out.size() && !im.done.empty()) {
     out[n++] = std::move(im.done.front());
@@ -67,15 +69,17 @@ std::size_t CompletionQueue::Wait(std::span<Completion> out, std::size_t min_cou
                                   std::chrono::milliseconds timeout) {
   Impl& im = *impl_;
   {
-    std::unique_lock lock(im.mu);
+    internal::MutexLock lock(im.mu);
     const std::size_t want = std::min(min_count, out.size());
-    im.cv.wait_for(lock, timeout, [&] { return im.done.size() >= want; });
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (im.done.size() < want && im.cv.WaitUntil(im.mu, deadline)) {
+    }
   }
   return Poll(out);
 }
 
 std::size_t CompletionQueue::pending() const {
-  std::lock_guard lock(impl_->mu);
+  internal::MutexLock lock(impl_->mu);
   return impl_->done.size();
 }
 
@@ -87,10 +91,10 @@ void PostCompletion(CompletionQueue& queue, Completion completion) {
   CompletionQueue::Impl& im = *queue.impl_;
   // Notified under the mutex: once a waiter has taken the last completion it may destroy the
   // queue, so the poster must not touch it after the unlock.
-  std::lock_guard lock(im.mu);
+  internal::MutexLock lock(im.mu);
   if (im.done.empty()) im.Signal();
   im.done.push_back(std::move(completion));
-  im.cv.notify_all();
+  im.cv.SignalAll();
 }
 
 }  // namespace internal

@@ -16,14 +16,14 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <set>
 #include <thread>
 
 #include "prefetch/inflight_limit.h"
 #include "util/cpu.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 
@@ -103,7 +103,7 @@ class DeviceEstimates {
 
   // A miss that took `ns` (see inflight_limit.h). Returns true when the limit grew.
   bool OnMiss(std::uint64_t ns) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const bool grew = limit_model_.OnMiss(ns, NowNs());
     limit_.store(limit_model_.limit(), std::memory_order_relaxed);
     max_seen_.store(limit_model_.max_seen(), std::memory_order_relaxed);
@@ -113,20 +113,20 @@ class DeviceEstimates {
 
   // A probe's first touch: a miss no other touch asked for.
   void OnProbeMiss(std::uint64_t ns) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     limit_model_.OnUnloadedSample(ns);
     unloaded_ns_.store(limit_model_.unloaded_ns(), std::memory_order_relaxed);
   }
 
   void OnRate(std::uint64_t rate_x1024) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const std::uint64_t r = rate_x1024_.load(std::memory_order_relaxed);
     rate_x1024_.store(r == 0 ? rate_x1024 : (r * 7 + rate_x1024) / 8, std::memory_order_relaxed);
   }
 
   // A probe saw runs of `run` pages: R becomes the median of the last few probes.
   void OnProbe(unsigned run) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     probes_.push_back(std::clamp(run, 1u, kMaxRun));
     if (probes_.size() > kProbesKept) probes_.pop_front();
     std::vector<unsigned> sorted(probes_.begin(), probes_.end());
@@ -142,14 +142,17 @@ class DeviceEstimates {
   std::atomic<std::uint64_t> rate_x1024_{0};  // the readers' pages per microsecond x 1024
   std::atomic<std::uint64_t> last_slow_end_ns_{0};
   std::atomic<std::uint64_t> unloaded_ns_{0};  // from the probes; 0 before any
-  std::mutex mu_;  // the limit's model and the probes
-  InflightLimit limit_model_;
-  std::deque<unsigned> probes_;
+  Mutex mu_;
+  InflightLimit limit_model_ GUARDED_BY(mu_);
+  std::deque<unsigned> probes_ GUARDED_BY(mu_);
 };
 
 }  // namespace internal
 
+using internal::CondVar;
 using internal::DeviceEstimates;
+using internal::Mutex;
+using internal::MutexLock;
 
 class Prefetcher::Stream::State {
  public:
@@ -179,7 +182,7 @@ class Prefetcher::Stream::State {
     ahead_pages_.store(max_pages_);  // sampling looks over the whole budget
     if (learnt_->RecentlyMissed(NowNs())) {
       slow_score_.store(kSlowScore);
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       EnterSlowLocked();
     }
   }
@@ -288,7 +291,7 @@ class Prefetcher::Stream::State {
     }
     if (page <= cur) return 0;
     if (slow_.load()) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       const std::uint64_t now = NowNs();
       if (last_started_ns_ != 0 && now > last_started_ns_ && page > last_started_page_) {
         learnt_->OnRate((page - last_started_page_) * 1024 * 1000 / (now - last_started_ns_));
@@ -340,7 +343,7 @@ class Prefetcher::Stream::State {
   bool Learn(std::uint64_t ns);
 
   // Starts chasing misses from the reader's position, with a probe first.
-  void EnterSlowLocked() {
+  void EnterSlowLocked() REQUIRES(mu_) {
     slow_.store(true);
     const std::size_t start = started_page_.load();
     lead_.store(start);
@@ -350,7 +353,7 @@ class Prefetcher::Stream::State {
   }
 
   // ahead = 4 x rate x miss latency + 2 x (misses in flight x R) + a probe, within [min, max].
-  void ResizeWindowLocked() {
+  void ResizeWindowLocked() REQUIRES(mu_) {
     const std::uint64_t rate_x1024 = learnt_->rate_x1024();
     const std::uint64_t miss_ns = std::max<std::uint64_t>(learnt_->miss_ns(), 1);
     std::size_t want = static_cast<std::size_t>(4 * rate_x1024 * miss_ns / 1000 / 1024) +
@@ -382,9 +385,9 @@ class Prefetcher::Stream::State {
   std::atomic<bool> slow_{false};
   std::atomic<bool> finished_{false};
   std::atomic<int> touching_{0};
-  std::mutex mu_;  // mode switches and the reader's rate
-  std::uint64_t last_started_ns_ = 0;
-  std::size_t last_started_page_ = 0;
+  Mutex mu_;  // mode switches (the atomics above change together under it)
+  std::uint64_t last_started_ns_ GUARDED_BY(mu_) = 0;  // the reader's rate
+  std::size_t last_started_page_ GUARDED_BY(mu_) = 0;
 };
 
 class Prefetcher::Impl {
@@ -401,18 +404,18 @@ class Prefetcher::Impl {
 
   ~Impl() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
-    work_cv_.notify_all();
-    gate_cv_.notify_all();
+    work_cv_.SignalAll();
+    gate_cv_.SignalAll();
     for (std::thread& t : threads_) t.join();
   }
 
   std::shared_ptr<Stream> Announce(std::span<const std::span<const std::byte>> ranges) {
     auto state = std::make_shared<Stream::State>(this, &learnt_, options_, ranges);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       active_.push_back(state);
     }
     streams_.fetch_add(1);
@@ -425,25 +428,25 @@ class Prefetcher::Impl {
     if (how_many == 0) return;
     std::size_t n;
     {
-      std::lock_guard lock(mu_);  // pairs with the predicate check of a thread going to sleep
+      MutexLock lock(mu_);  // pairs with the predicate check of a thread going to sleep
       n = std::min(how_many, waiting_);
     }
     wakeups_.fetch_add(n);
-    for (std::size_t i = 0; i < n; ++i) work_cv_.notify_one();
+    for (std::size_t i = 0; i < n; ++i) work_cv_.Signal();
   }
 
   // More threads are due (more work, or a higher limit): wake them all.
   void WakeAll() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       wakeups_.fetch_add(waiting_ + gated_);
     }
-    work_cv_.notify_all();
-    gate_cv_.notify_all();
+    work_cv_.SignalAll();
+    gate_cv_.SignalAll();
   }
 
   void Remove(const Stream::State* state) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     active_.erase(std::remove_if(active_.begin(), active_.end(),
                                  [state](const auto& s) { return s.get() == state; }),
                   active_.end());
@@ -483,12 +486,12 @@ class Prefetcher::Impl {
   // The next stream with work, taken round-robin, for thread `index`; null when stopping.
   // Threads at or above the in-flight limit wait apart until it grows.
   std::shared_ptr<Stream::State> NextStream(unsigned index) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     for (;;) {
       if (stopping_) return nullptr;
       if (index >= learnt_.limit()) {
         ++gated_;
-        gate_cv_.wait(lock);
+        gate_cv_.Wait(mu_);
         --gated_;
         continue;
       }
@@ -497,7 +500,7 @@ class Prefetcher::Impl {
         if (active_[rr_]->HasWork()) return active_[rr_];
       }
       ++waiting_;
-      work_cv_.wait(lock);
+      work_cv_.Wait(mu_);
       --waiting_;
     }
   }
@@ -516,14 +519,14 @@ class Prefetcher::Impl {
   const PrefetchOptions options_;
   DeviceEstimates learnt_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::condition_variable work_cv_;  // threads under the limit, waiting for work
-  std::condition_variable gate_cv_;  // threads at or above the limit
-  std::vector<std::shared_ptr<Stream::State>> active_;
-  std::size_t rr_ = 0;
-  std::size_t waiting_ = 0;
-  std::size_t gated_ = 0;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar work_cv_;  // threads under the limit, waiting for work
+  CondVar gate_cv_;  // threads at or above the limit
+  std::vector<std::shared_ptr<Stream::State>> active_ GUARDED_BY(mu_);
+  std::size_t rr_ GUARDED_BY(mu_) = 0;
+  std::size_t waiting_ GUARDED_BY(mu_) = 0;
+  std::size_t gated_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> streams_{0}, touched_{0}, slow_{0}, touch_ns_{0}, max_ahead_{0},
       wakeups_{0}, probes_{0};
 };
@@ -544,13 +547,13 @@ bool Prefetcher::Stream::State::Learn(std::uint64_t ns) {
   slow_score_.store(next_score, std::memory_order_relaxed);
   const bool slow = slow_.load();
   if (!slow && next_score >= kSlowScore) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!slow_.load()) {
       EnterSlowLocked();
       return true;
     }
   } else if (slow && next_avg < kFastAverageNs) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     slow_.store(false);
     ahead_pages_.store(max_pages_);
   }

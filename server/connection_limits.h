@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstddef>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::serve {
 
@@ -54,7 +56,7 @@ class ConnectionLimits {
   // A ticket when the server and the peer are both under their limits; otherwise an empty
   // ticket and, in *verdict, which limit refused it.
   ConnectionTicket Admit(const std::string& peer, Verdict* verdict) {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     if (total_ >= max_total_) {
       *verdict = Verdict::kServerFull;
       return {};
@@ -72,7 +74,7 @@ class ConnectionLimits {
     return ConnectionTicket(this, max_per_peer_ > 0 ? peer : std::string());
   }
   std::size_t open() const {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     return total_;
   }
   std::size_t max_total() const { return max_total_; }
@@ -80,7 +82,7 @@ class ConnectionLimits {
  private:
   friend class ConnectionTicket;
   void Leave(const std::string& peer) {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     --total_;
     if (max_per_peer_ == 0) return;
     auto it = per_peer_.find(peer);
@@ -89,9 +91,9 @@ class ConnectionLimits {
 
   const std::size_t max_total_;
   const std::size_t max_per_peer_;
-  mutable std::mutex mu_;
-  std::size_t total_ = 0;                                   // mu_
-  std::unordered_map<std::string, std::size_t> per_peer_;  // mu_; only with max_per_peer_
+  mutable internal::Mutex mu_;
+  std::size_t total_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::string, std::size_t> per_peer_ GUARDED_BY(mu_);  // with max_per_peer_
 };
 
 inline void ConnectionTicket::Release() {

@@ -11,19 +11,20 @@
 // Thread-safety: every member function is thread-safe.
 #pragma once
 
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 
 #include "server/chunk_store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::serve {
 
 class KeyList {
  public:
   void Add(std::string_view key, const ChunkStore& store) {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     keys_.emplace(key);
     if (keys_.size() >= 2 * kept_ + 1024) {
       std::erase_if(keys_, [&store](const std::string& k) { return !store.Contains(k); });
@@ -31,14 +32,14 @@ class KeyList {
     }
   }
   std::size_t size() {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     return keys_.size();
   }
   // Newline-separated keys the store still holds (any order), at most max_bytes of them;
   // *truncated (when given) says whether keys were left out. Forgets the keys it finds the
   // store no longer holds.
   std::string Snapshot(const ChunkStore& store, std::size_t max_bytes, bool* truncated = nullptr) {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     std::string out;
     bool cut = false;
     for (auto it = keys_.begin(); it != keys_.end();) {
@@ -60,9 +61,9 @@ class KeyList {
   }
 
  private:
-  std::mutex mu_;
-  std::unordered_set<std::string> keys_;  // guarded by mu_
-  std::size_t kept_ = 0;                   // keys_.size() after the last full pruning; mu_
+  internal::Mutex mu_;
+  std::unordered_set<std::string> keys_ GUARDED_BY(mu_);
+  std::size_t kept_ GUARDED_BY(mu_) = 0;  // keys_.size() after the last full pruning
 };
 
 }  // namespace cxlkv::serve

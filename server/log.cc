@@ -24,10 +24,10 @@ ServerLog::ServerLog(double lines_per_second, int fd)
 
 ServerLog::~ServerLog() {
   {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_one();
+  cv_.Signal();
   const std::uint64_t one = 1;
   // Without the eventfd (it failed to open) the writer's poll still times out at shutdown.
   if (stop_event_.get() >= 0 && ::write(stop_event_.get(), &one, sizeof(one)) < 0) {
@@ -37,7 +37,7 @@ ServerLog::~ServerLog() {
 
 void ServerLog::Line(std::string line) {
   {
-    std::lock_guard lock(mu_);
+    internal::MutexLock lock(mu_);
     if (rate_ > 0) {
       const Clock::time_point now = Clock::now();
       const double elapsed = std::chrono::duration<double>(now - refilled_).count();
@@ -51,23 +51,23 @@ void ServerLog::Line(std::string line) {
     if (rate_ > 0) tokens_ -= 1;
     queue_.push_back("cxlkv serve: " + std::move(line) + "\n");
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 std::uint64_t ServerLog::dropped() const {
-  std::lock_guard lock(mu_);
+  internal::MutexLock lock(mu_);
   return dropped_;
 }
 
 std::uint64_t ServerLog::written() const {
-  std::lock_guard lock(mu_);
+  internal::MutexLock lock(mu_);
   return written_;
 }
 
 void ServerLog::WriterMain() {
-  std::unique_lock lock(mu_);
+  internal::MutexLock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    while (!stop_ && queue_.empty()) cv_.Wait(mu_);
     if (queue_.empty()) return;  // stopping, nothing left
     std::string text;
     if (dropped_ > reported_) {
@@ -78,9 +78,9 @@ void ServerLog::WriterMain() {
     text += std::move(queue_.front());
     queue_.pop_front();
     const bool stopping = stop_;
-    lock.unlock();
+    lock.Unlock();
     const bool ok = WriteAll(text, stopping);
-    lock.lock();
+    lock.Lock();
     if (ok) {
       ++written_;
     } else {

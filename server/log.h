@@ -11,13 +11,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv::serve {
@@ -41,7 +41,7 @@ class ServerLog {
   std::uint64_t written() const;  // lines written so far
 
  private:
-  void WriterMain();
+  void WriterMain() EXCLUDES(mu_);
   // Writes all of text unless the stop event fires first (or, stopping, the output is not
   // writable within the grace); false when it gave up.
   bool WriteAll(const std::string& text, bool stopping);
@@ -51,15 +51,15 @@ class ServerLog {
   const double rate_;
   UniqueFd stop_event_;  // eventfd: wakes a writer waiting for the output to drain
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;  // mu_
-  double tokens_;                  // mu_
-  Clock::time_point refilled_;     // mu_
-  std::uint64_t dropped_ = 0;      // mu_
-  std::uint64_t reported_ = 0;     // dropped_ already announced in a line; mu_
-  std::uint64_t written_ = 0;      // mu_
-  bool stop_ = false;              // mu_
+  mutable internal::Mutex mu_;
+  internal::CondVar cv_;  // the queue or stop_ changed
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  double tokens_ GUARDED_BY(mu_);
+  Clock::time_point refilled_ GUARDED_BY(mu_);
+  std::uint64_t dropped_ GUARDED_BY(mu_) = 0;
+  std::uint64_t reported_ GUARDED_BY(mu_) = 0;  // dropped_ already announced in a line
+  std::uint64_t written_ GUARDED_BY(mu_) = 0;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread writer_;
 };
 

@@ -3,7 +3,8 @@
 #   1. warnings as errors, optimised with debug info: all tests, the install test included;
 #      then the hostile-client soak of `cxlkv serve` ($CXLKV_SOAK_SECONDS, default 30);
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer: all unit and CLI tests;
-#   3. ThreadSanitizer: the suites labelled "concurrent";
+#   3. ThreadSanitizer: the suites labelled "concurrent"; then clang's -Wthread-safety over the
+#      library's and the server's sources (the GUARDED_BY/REQUIRES annotations; about a minute);
 #   4. libFuzzer (clang, ASan+UBSan): each fuzz target of backends/pool/fuzz/ (the pool format
 #      and recovery scan, the spill log's record and summary decoders) and server/fuzz/ (the
 #      lm:// frame parser and the connection state machine) for $CXLKV_FUZZ_SECONDS (default
@@ -15,8 +16,8 @@
 #      node, /dev/dax, kmem, CXL type-3) booted once, its "qemu_<mode>" tests run inside.
 #      CXLKV_SKIP_QEMU=1 skips it (host-only development; .ci/run never skips it).
 # The host runs leave out the label "qemu" (those tests only skip outside the guest).
-# Build trees go to build/ci, build/asan, build/tsan and build/fuzz. Exits non-zero on the first
-# failure.
+# Build trees go to build/ci, build/asan, build/tsan, build/thread-safety and build/fuzz. Exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,11 +28,12 @@ jobs=$(nproc)
 start=$SECONDS
 step() { printf '\n=== %s (%ds elapsed)\n' "$*" $((SECONDS - start)); }
 
-configure_and_build() {  # DIR [cmake args...]; TARGET=t builds only that target
+configure_and_build() {  # DIR [cmake args...]; TARGET="t ..." builds only those targets
   local dir=$1; shift
   cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; return 1; }
-  cmake --build "$dir" -j "$jobs" ${TARGET:+--target "$TARGET"}
+  # shellcheck disable=SC2086 # TARGET is a list of target names
+  cmake --build "$dir" -j "$jobs" ${TARGET:+--target $TARGET}
 }
 
 mkdir -p build
@@ -67,6 +69,12 @@ TARGET=concurrent_tests configure_and_build build/tsan -DCMAKE_BUILD_TYPE=RelWit
 step "tests: TSan (label concurrent)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan --output-on-failure --no-tests=error -j "$jobs" -L concurrent
+
+# Compiled, not linked or run, at -O0: the analysis needs no optimiser and no tests.
+step "thread-safety check (clang -Wthread-safety -Werror: library and server objects)"
+CC=clang CXX=clang++ TARGET="cxlkv_objects cxlkv_server" configure_and_build build/thread-safety \
+  -DCMAKE_BUILD_TYPE=None -DCXLKV_THREAD_SAFETY=ON -DCXLKV_BUILD_TESTS=OFF \
+  -DCXLKV_BUILD_BENCH=OFF -DCXLKV_CUDA=OFF
 
 # Each target runs on a copy of its corpus, so CI never writes into the repository; a crash,
 # leak, timeout or out-of-memory stops libFuzzer with a non-zero status and its input saved.

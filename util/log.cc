@@ -4,10 +4,11 @@
 #include <cstdarg>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "cxlkv/log.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 namespace {
@@ -15,13 +16,13 @@ namespace {
 // The sink, replaced whole: a logger copies the pointer under the mutex and calls the sink
 // outside it, so a slow sink never holds up SetLogSink or other loggers, and a sink being
 // replaced stays alive until its last call returns.
-std::mutex& SinkMutex() {
-  static std::mutex mu;
-  return mu;
-}
-std::shared_ptr<const LogSink>& CurrentSink() {
-  static std::shared_ptr<const LogSink> sink;  // null: stderr
-  return sink;
+struct SinkState {
+  internal::Mutex mu;
+  std::shared_ptr<const LogSink> sink GUARDED_BY(mu);  // null: stderr
+};
+SinkState& Sink() {
+  static SinkState state;
+  return state;
 }
 
 }  // namespace
@@ -29,8 +30,9 @@ std::shared_ptr<const LogSink>& CurrentSink() {
 void SetLogSink(LogSink sink) {
   std::shared_ptr<const LogSink> next;
   if (sink) next = std::make_shared<const LogSink>(std::move(sink));
-  std::lock_guard lock(SinkMutex());
-  CurrentSink().swap(next);
+  SinkState& state = Sink();
+  internal::MutexLock lock(state.mu);
+  state.sink.swap(next);
 }  // the old sink goes here, or with its last caller
 
 namespace internal {
@@ -38,8 +40,9 @@ namespace internal {
 void LogLine(std::string_view line) {
   std::shared_ptr<const LogSink> sink;
   {
-    std::lock_guard lock(SinkMutex());
-    sink = CurrentSink();
+    SinkState& state = Sink();
+    internal::MutexLock lock(state.mu);
+    sink = state.sink;
   }
   if (sink != nullptr) {
     (*sink)(line);

@@ -98,10 +98,10 @@ DurablePool::~DurablePool() { StopFlusher(); }
 void DurablePool::StopFlusher() {
   if (!flusher_.joinable()) return;
   {
-    std::lock_guard lock(pending_mu_);
+    MutexLock lock(pending_mu_);
     stop_ = true;
   }
-  pending_cv_.notify_all();
+  pending_cv_.SignalAll();
   flusher_.join();  // it flushes what it holds before it returns
 }
 
@@ -231,10 +231,10 @@ void DurablePool::Commit(ChunkHeader* slot, ChunkHeader& header, const std::byte
   }
   {
     // The flusher reads reused header slots under commit_mu_: write this one under it too.
-    std::lock_guard lock(commit_mu_);
+    MutexLock lock(commit_mu_);
     std::memcpy(slot, &header, sizeof header);
   }
-  std::lock_guard lock(pending_mu_);
+  MutexLock lock(pending_mu_);
   pending_.push_back({slot, header.sequence, data, size});
 }
 
@@ -246,7 +246,7 @@ void DurablePool::Release(ChunkHeader* slot) {
   // Under commit_mu_, so the flusher never commits a header after it was freed. Not flushed:
   // after a power loss the chunk may come back, and its data checksum decides whether it is
   // whole (its slot may have been reused meanwhile).
-  std::lock_guard lock(commit_mu_);
+  MutexLock lock(commit_mu_);
   StoreCommitWord(slot, FreeCommitWord());
 }
 
@@ -258,7 +258,7 @@ void DurablePool::FlushPending(std::vector<Pending>& batch) {
   }
   region_.Drain();
   {
-    std::lock_guard lock(commit_mu_);
+    MutexLock lock(commit_mu_);
     for (const Pending& p : batch) {
       // Freed (and perhaps reused by a later put) since: not this flush's to commit.
       if (p.header->state != kHeaderPending || p.header->sequence != p.sequence) continue;
@@ -275,10 +275,10 @@ void DurablePool::Flush() {
   // One flush at a time, and each takes every pending header: a Flush (Store::Sync) that
   // found the flusher thread committing a batch waits for it, so that every chunk put before
   // the call is durable when it returns.
-  std::lock_guard flush_lock(flush_mu_);
+  MutexLock flush_lock(flush_mu_);
   std::vector<Pending> batch;
   {
-    std::lock_guard lock(pending_mu_);
+    MutexLock lock(pending_mu_);
     batch.swap(pending_);
   }
   FlushPending(batch);
@@ -288,8 +288,10 @@ void DurablePool::FlusherLoop() {
   for (;;) {
     bool stopping;
     {
-      std::unique_lock lock(pending_mu_);
-      pending_cv_.wait_for(lock, options_.flush_interval, [this] { return stop_; });
+      MutexLock lock(pending_mu_);
+      const auto deadline = std::chrono::steady_clock::now() + options_.flush_interval;
+      while (!stop_ && pending_cv_.WaitUntil(pending_mu_, deadline)) {
+      }
       stopping = stop_;
     }
     Flush();

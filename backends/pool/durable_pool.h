@@ -19,11 +19,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <thread>
 #include <vector>
@@ -34,6 +32,8 @@
 #include "cxlkv/memory_source.h"
 #include "cxlkv/slab_allocator.h"
 #include "cxlkv/status.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::internal {
 
@@ -120,7 +120,7 @@ class DurablePool {
   void WriteSlabRecords(const SlabAllocatorOptions::SpanChange& change);
   void FlusherLoop();
   void StopFlusher();
-  void FlushPending(std::vector<Pending>& batch);
+  void FlushPending(std::vector<Pending>& batch) REQUIRES(flush_mu_) EXCLUDES(commit_mu_);
 
   const MemoryRegion& region_;
   DurablePoolOptions options_;
@@ -130,12 +130,14 @@ class DurablePool {
   PoolOpenReport report_;
   std::atomic<std::uint64_t> next_sequence_{1};
 
-  std::mutex commit_mu_;  // background: between the flusher's commit and Release
-  std::mutex flush_mu_;    // one Flush at a time (the flusher's and Sync's)
-  std::mutex pending_mu_;  // guards pending_, stop_
-  std::condition_variable pending_cv_;
-  std::vector<Pending> pending_;
-  bool stop_ = false;
+  // Background durability: the header words on the media, between the flusher's commit and
+  // Release (not a field, so not annotated).
+  Mutex commit_mu_;
+  Mutex flush_mu_ ACQUIRED_BEFORE(commit_mu_, pending_mu_);  // one Flush at a time
+  Mutex pending_mu_;
+  CondVar pending_cv_;  // stop_ was set
+  std::vector<Pending> pending_ GUARDED_BY(pending_mu_);
+  bool stop_ GUARDED_BY(pending_mu_) = false;
   std::thread flusher_;
 };
 

@@ -1,0 +1,243 @@
+// The segment log's I/O channel: one io_uring (uring.h) and its staging memory, cut into slots,
+// with the two ways the log moves bytes through it: SlotWriter keeps writes in flight slot by
+// slot, PipelinedRead keeps reads in flight and hands their pieces back in issue order. Every
+// byte a channel moves is counted in the IoCounters it was made with (the log's statistics).
+//
+// Internal to backends/spill/ (segment_log.cc, the superblock, recovery, record I/O).
+//
+// Thread-safety: an IoChannel and the SlotWriter over it are used by one thread at a time (the
+// log serialises each channel under its own mutex); IoCounters may be read from any thread.
+#pragma once
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "alloc/os_memory.h"
+#include "backends/spill/uring.h"
+#include "cxlkv/status.h"
+
+namespace cxlkv::internal::spill {
+
+// Device bytes moved, for SegmentLogStats (relaxed: statistics only).
+struct IoCounters {
+  std::atomic<std::uint64_t> read{0};
+  std::atomic<std::uint64_t> written{0};
+};
+
+// XXH3-64 streaming state, owned. The update calls fail only for a null pointer with a
+// non-zero length; the first failure is remembered and reported by Digest.
+class Hasher {
+ public:
+  Hasher() : state_(XXH3_createState()) {}
+  ~Hasher() { static_cast<void>(XXH3_freeState(state_)); }
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  bool valid() const { return state_ != nullptr; }
+  void Reset() { ok_ = XXH3_64bits_reset(state_) == XXH_OK; }
+  void Update(const std::byte* p, std::size_t n) {
+    if (n != 0) ok_ = ok_ && XXH3_64bits_update(state_, p, n) == XXH_OK;
+  }
+  Result<std::uint64_t> Digest() const {
+    if (!ok_) return Status::IOError("xxhash refused its input");
+    return static_cast<std::uint64_t>(XXH3_64bits_digest(state_));
+  }
+
+ private:
+  XXH3_state_t* state_;
+  bool ok_ = false;
+};
+
+// A device range read into memory.
+struct RangeRead {
+  std::uint64_t dev_offset = 0;
+  std::uint64_t length = 0;  // a multiple of 4 KiB
+  std::byte* dst = nullptr;
+  Status status;
+};
+
+class IoChannel {
+ public:
+  struct Options {
+    int fd = -1;        // kept open by the caller for the channel's lifetime
+    std::string path;   // for messages
+    unsigned slots = 0;  // I/Os in flight at most
+    std::uint32_t slot_size = 0;  // bytes per I/O; a multiple of 4 KiB
+    bool use_io_uring = true;
+  };
+  // What the log has already warned about, so each fallback is one line however many channels.
+  struct Warned {
+    bool uring = false;
+    bool registration = false;
+  };
+  // A ring over options.fd with its staging registered where the kernel allows it; a fallback
+  // (synchronous I/O, unregistered buffers) is warned about once per `warned`.
+  static Result<std::unique_ptr<IoChannel>> Create(const Options& options, IoCounters* counters,
+                                                   Warned* warned);
+  IoChannel(const IoChannel&) = delete;
+  IoChannel& operator=(const IoChannel&) = delete;
+
+  IoRing& ring() { return *ring_; }
+  const IoRing& ring() const { return *ring_; }
+  const std::string& path() const { return path_; }
+  std::uint32_t slots() const { return slots_; }
+  std::uint32_t slot_size() const { return slot_size_; }
+  std::byte* slot(std::uint32_t i) const { return staging_.data() + std::size_t{i} * slot_size_; }
+  Hasher& hasher() { return hasher_; }
+  IoCounters& counters() { return *counters_; }
+
+  // Reads every range, up to one I/O per slot in flight; each range gets its own status. An
+  // error only when the ring itself fails.
+  Status ReadRanges(std::span<RangeRead> ranges);
+  // Writes `bytes` (a multiple of 4 KiB) at dev_offset and waits for it.
+  Status WriteRange(std::uint64_t dev_offset, std::span<const std::byte> bytes);
+
+ private:
+  IoChannel() = default;
+
+  std::unique_ptr<IoRing> ring_;
+  os::AnonymousMapping staging_;  // staging for O_DIRECT: page-aligned
+  std::uint32_t slot_size_ = 0;
+  std::uint32_t slots_ = 0;
+  Hasher hasher_;
+  std::string path_;
+  IoCounters* counters_ = nullptr;
+};
+
+// Writes through a channel's slots: Acquire a slot, fill it, Submit it; Finish waits for
+// everything. The destructor drains what is still in flight, so no I/O outlives the writer and
+// no slot is reused while the kernel may still read it. Bytes written are counted as their
+// completions are reaped.
+class SlotWriter {
+ public:
+  explicit SlotWriter(IoChannel& ch);
+  ~SlotWriter() { static_cast<void>(Finish()); }
+  SlotWriter(const SlotWriter&) = delete;
+  SlotWriter& operator=(const SlotWriter&) = delete;
+
+  Result<std::uint32_t> Acquire();
+  // Writes slot[0, len) at dev_offset; len is a multiple of 4 KiB.
+  Status Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset);
+  // Waits for every write in flight; the first failure, if any.
+  Status Finish();
+
+ private:
+  struct Op {
+    std::uint64_t offset = 0;
+    std::uint32_t len = 0;
+  };
+  Status ReapOne();
+
+  IoChannel& ch_;
+  std::uint64_t unsubmitted_bytes_ = 0;
+  std::vector<Op> ops_;
+  std::vector<std::uint32_t> free_;
+  Status first_error_;
+};
+
+// Reads `n` jobs through a channel, up to one I/O per slot in flight, issued job by job in
+// order. `extent(j)` gives job j's device range (offset, length: multiples of 4 KiB; length 0
+// skips the job). `consume(j, offset_in_job, bytes, len)` sees every piece of every job in
+// order (job by job, piece by piece), whatever order the device completes them in, so it may
+// hash as it goes. `fail(j, status)` reports a failed I/O; consume is still called for the
+// job's later pieces, and must ignore them. Bytes past the end of a file read as zeros.
+// Returns an error only when the ring itself fails; every unfinished job is then failed too.
+template <typename Extent, typename Consume, typename Fail>
+Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail) {
+  struct Piece {
+    std::size_t job = 0;
+    std::uint64_t dev_offset = 0;  // of the piece's first byte
+    std::uint64_t job_offset = 0;
+    std::uint32_t len = 0;
+    bool complete = false;
+  };
+  std::vector<Piece> pieces(ch.slots());
+  std::vector<std::uint32_t> free_slots;
+  for (std::uint32_t i = ch.slots(); i > 0; --i) free_slots.push_back(i - 1);
+  std::deque<std::uint32_t> order;  // slots in issue order
+
+  std::size_t job = 0;
+  std::uint64_t job_offset = 0;  // of the next piece to issue within `job`
+  std::pair<std::uint64_t, std::uint64_t> ext{0, 0};
+  if (n > 0) ext = extent(0);
+  Status ring_error;
+
+  while (true) {
+    // Issue pieces while slots are free.
+    while (ring_error.ok() && !free_slots.empty() && job < n) {
+      if (job_offset >= ext.second) {
+        ++job;
+        job_offset = 0;
+        if (job < n) ext = extent(job);
+        continue;
+      }
+      const std::uint32_t slot = free_slots.back();
+      const auto len = static_cast<std::uint32_t>(
+          std::min<std::uint64_t>(ch.slot_size(), ext.second - job_offset));
+      pieces[slot] = Piece{job, ext.first + job_offset, job_offset, len, false};
+      const Status s = ch.ring().QueueRead(ch.slot(slot), len, ext.first + job_offset, slot);
+      if (!s.ok()) {
+        ring_error = s;
+        break;
+      }
+      free_slots.pop_back();
+      order.push_back(slot);
+      job_offset += len;
+    }
+    // Hand completed pieces to the consumer, in issue order.
+    bool progressed = false;
+    while (!order.empty() && pieces[order.front()].complete) {
+      const std::uint32_t slot = order.front();
+      const Piece& p = pieces[slot];
+      consume(p.job, p.job_offset, ch.slot(slot), p.len);
+      order.pop_front();
+      free_slots.push_back(slot);
+      progressed = true;
+    }
+    if (order.empty() && (job >= n || !ring_error.ok())) break;
+    if (progressed && ring_error.ok()) continue;
+    if (!ring_error.ok()) break;
+
+    auto c = ch.ring().WaitOne();
+    if (!c.ok()) {
+      ring_error = c.status();
+      break;
+    }
+    const auto slot = static_cast<std::uint32_t>(c->user_data);
+    Piece& p = pieces[slot];
+    const std::int32_t res = c->result;
+    const std::uint32_t want = p.len;
+    if (res < 0) {
+      fail(p.job, Status::FromErrno("reading " + std::to_string(want) + " bytes at offset " +
+                                        std::to_string(p.dev_offset) + " of " + ch.path(),
+                                    -res));
+    } else {
+      ch.counters().read.fetch_add(static_cast<std::uint64_t>(res), std::memory_order_relaxed);
+      // Short: the end of the file (or device). The rest reads as zeros, as a never-written
+      // region would. It is not re-read: under O_DIRECT the remainder's unaligned offset is
+      // EINVAL on some file systems. Checksums reject whatever the zeros cut short.
+      if (static_cast<std::uint32_t>(res) < want) {
+        std::memset(ch.slot(slot) + res, 0, want - static_cast<std::uint32_t>(res));
+      }
+    }
+    p.complete = true;
+  }
+  if (!ring_error.ok()) {
+    // The ring is broken: what it still holds is abandoned (it refuses all further work, and
+    // its staging memory stays mapped until the log is closed).
+    for (std::size_t j = 0; j < n; ++j) fail(j, ring_error);
+  }
+  return ring_error;
+}
+
+}  // namespace cxlkv::internal::spill
