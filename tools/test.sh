@@ -72,7 +72,7 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 
 # Compiled, not linked or run, at -O0: the analysis needs no optimiser and no tests.
 step "thread-safety check (clang -Wthread-safety -Werror: library and server objects)"
-CC=clang CXX=clang++ TARGET="cxlkv_objects cxlkv_server" configure_and_build build/thread-safety \
+CC=clang CXX=clang++ TARGET="cxlkv_static cxlkv_server" configure_and_build build/thread-safety \
   -DCMAKE_BUILD_TYPE=None -DCXLKV_THREAD_SAFETY=ON -DCXLKV_BUILD_TESTS=OFF \
   -DCXLKV_BUILD_BENCH=OFF -DCXLKV_CUDA=OFF
 
