@@ -5,12 +5,14 @@
 // corrupt record; each fails if the store treats the tier as anything but an UnmappedTier.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/key.h"
@@ -291,6 +293,66 @@ TEST(StoreRemoteStubTierTest, ACorruptRecordIsDroppedNotReturned) {
   EXPECT_EQ(st.tiers[kRemote].corrupt_dropped, 1u);
   EXPECT_EQ(st.tiers[kRemote].chunks, 23u);
   ExpectChunk(*s, 16);
+}
+
+// Readers, pinners, removers and writers at once, with the background thread demoting into the
+// stub while its appends evict: every chunk read is whole and right, and the counters add up.
+TEST(StoreRemoteStubTierTest, ConcurrentReadsWritesAndEvictionsStayConsistent) {
+  TierOptions remote;
+  remote.name = "remote";
+  remote.source_spec = "remote-stub";
+  remote.capacity = 24 * kChunk;
+  remote.promote_after_hits = 2;
+  std::vector<TierOptions> tiers;
+  tiers.push_back(Dram(Slabs(4)));
+  tiers.push_back(std::move(remote));
+  auto s = OpenTiers(std::move(tiers), /*background=*/true);
+  ASSERT_NE(s, nullptr);
+  constexpr int kKeys = 96;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::byte> dst(kChunk);
+      for (int round = 0; round < 400; ++round) {
+        const int i = (round * 7 + t * 13) % kKeys;
+        switch ((round + t) % 4) {
+          case 0:
+            (void)s->Put(Key(i), Bytes(kChunk, Seed(i)), MetaOf(i));
+            break;
+          case 1: {
+            ChunkMeta meta;
+            auto n = s->Get(Key(i), dst, &meta);
+            if (n.ok() && (testing::FirstPatternMismatch(dst.data(), kChunk, Seed(i)) != -1 ||
+                           !(meta == MetaOf(i)))) {
+              wrong.fetch_add(1);
+            }
+            break;
+          }
+          case 2: {
+            auto pin = s->Pin(Key(i));
+            if (pin.ok() && testing::FirstPatternMismatch(pin->data(), kChunk, Seed(i)) != -1) {
+              wrong.fetch_add(1);
+            }
+            break;
+          }
+          default:
+            if (round % 16 == 3) (void)s->Remove(Key(i));
+            break;
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  s->Maintain();
+  const StoreStats st = s->Stats();
+  std::size_t contained = 0;
+  for (int i = 0; i < kKeys; ++i) contained += s->Contains(Key(i)) ? 1 : 0;
+  EXPECT_EQ(st.tiers[0].chunks + st.tiers[kRemote].chunks, contained);
+  EXPECT_EQ(st.tiers[kRemote].used_bytes, st.tiers[kRemote].chunks * kChunk);
+  EXPECT_EQ(RemoteStubTier::last_opened->records(), st.tiers[kRemote].chunks);
+  EXPECT_GT(st.tiers[kRemote].bytes_in, 0u);  // the stub was in play
 }
 
 TEST(StoreRemoteStubTierTest, AMappedTierBelowItIsRefused) {
