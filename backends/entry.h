@@ -41,20 +41,19 @@ struct Entry {
   static constexpr std::uint8_t kNotListed = 0xFF;
 
   KeyHash hash;                  // shard (set when the entry is created)
-  union {                        // shard:
-    std::byte* data = nullptr;   //   in a memory tier: the chunk's slot
-    std::uint64_t location;      //   in the spill tier: its location in the log
-  };
+  // shard: where the chunk's tier keeps it, in that tier's own terms (backends/tier_backend.h):
+  // a memory tier's data and header slots, the log's record location. Only the tier reads it.
+  std::uint64_t locator = 0;
   std::uint32_t size = 0;        // shard: chunk bytes
-  // shard: in a memory tier, the header slot in 256-byte units from the region start; in the
-  // spill tier, the TTL deadline (the header's expires_s), since there is no header there.
-  std::uint32_t header = 0;
+  // shard: the TTL deadline in whole seconds of the store's clock, 0 for none; kept here for
+  // every tier, so an expiry check never reads the chunk's header.
+  std::uint32_t deadline_s = 0;
   EntryId prev = kNoEntry;       // tier: eviction list links
   EntryId next = kNoEntry;       // tier; also the pool's free-list link while the entry is free
   // Leases, readers mid-copy and a move in progress each hold one. Written under the shard
   // mutex; an evictor also reads it without one, as a hint it rechecks.
   std::atomic<std::uint16_t> pins{0};
-  std::uint16_t class_id = 0;    // shard: the data slot's size class
+  std::uint16_t class_id = 0;    // shard: the data slot's size class (tiers with slots only)
   std::uint8_t tier = 0;         // shard
   // All shard: reads since the chunk entered this tier (saturating at 63); whether it is out of
   // the index, to be freed when the last pin ends; and whether its bytes still need checking

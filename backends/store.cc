@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "backends/store_impl.h"
+#include "backends/tier_factory.h"
 #include "util/format.h"
 
 namespace cxlkv {
@@ -17,7 +18,8 @@ using internal::Entry;
 using internal::EntryId;
 using internal::KeyHash;
 using internal::kNoEntry;
-using internal::Tier;
+using internal::MappedTier;
+using internal::TierBackend;
 
 namespace {
 
@@ -58,29 +60,25 @@ EntryId Store::Impl::FindLocked(const KeyHash& h, std::string_view key) const {
   if (local == internal::kNoLocal) return kNoEntry;
   const EntryId id = internal::MakeEntryId(shard, local);
   const Entry& e = entries.at(id);
-  // A spilled chunk's key is on the device: its hash decides here, the read checks the key.
-  if (!IsSpilled(e) && HeaderOf(e).key_view() != key) return kNoEntry;  // same hash, other key
+  // In an unmapped tier the key is not in memory: its hash decides here, the read checks it.
+  const MappedTier* mapped = tiers[e.tier]->mapped();
+  if (mapped != nullptr && mapped->HeaderAt(e.locator)->key_view() != key) {
+    return kNoEntry;  // same hash, other key
+  }
   return id;
 }
 
 bool Store::Impl::ExpiredLocked(const Entry& e, std::chrono::nanoseconds now) const {
   if (ttl.count() == 0) return false;
-  const std::uint32_t deadline = IsSpilled(e) ? e.header : HeaderOf(e).expires_s;
-  return deadline != 0 && now >= std::chrono::seconds(deadline);
+  return e.deadline_s != 0 && now >= std::chrono::seconds(e.deadline_s);
 }
 
 void Store::Impl::FreeEntryLocked(EntryId id) {
   Entry& e = entries.at(id);
-  if (IsSpilled(e)) {
-    // The record stays in its segment until the segment is evicted.
-    spill->used_bytes.fetch_sub(e.size);
-    spill->chunks.fetch_sub(1);
-  } else {
-    Tier& tier = *tiers[e.tier];
-    tier.Free(e);
-    tier.used_bytes.fetch_sub(tier.SlotBytes(e.size));
-    tier.chunks.fetch_sub(1);
-  }
+  TierBackend& tier = *tiers[e.tier];
+  tier.Release(e.locator, e.size, e.class_id);
+  tier.used_bytes.fetch_sub(tier.Charge(e.size));
+  tier.chunks.fetch_sub(1);
   entries.pool(internal::ShardOfId(id)).Free(internal::LocalOfId(id));
 }
 
@@ -88,16 +86,12 @@ void Store::Impl::RemoveLocked(EntryId id, bool expired) {
   Entry& e = entries.at(id);
   shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
   e.removed = 1;
-  if (IsSpilled(e)) {
-    if (expired) spill->expirations.fetch_add(1);
-  } else {
-    Tier& tier = *tiers[e.tier];
-    {
-      std::lock_guard tier_lock(tier.mu);
-      tier.PolicyErase(id, e, /*evicted=*/false);
-    }
-    if (expired) tier.expirations.fetch_add(1);
+  TierBackend& tier = *tiers[e.tier];
+  {
+    std::lock_guard tier_lock(tier.mu);
+    tier.PolicyErase(id, e, /*evicted=*/false);
   }
+  if (expired) tier.expirations.fetch_add(1);
   if (e.pins.load() == 0) FreeEntryLocked(id);
 }
 
@@ -132,43 +126,36 @@ Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
   Entry& e = entries.at(id);
   e.pins.fetch_add(1);
   if (e.hits < 63) e.hits = static_cast<std::uint8_t>(e.hits + 1);
-  if (IsSpilled(e)) {
-    Hit hit;
-    hit.id = id;
-    hit.hash = h;
-    hit.size = e.size;
-    hit.tier = SpillIndex();
-    hit.spilled = true;
-    hit.location = e.location;
-    hit.promote = spill->promote_after_hits != 0 && e.hits >= spill->promote_after_hits;
-    spill->log->Touch(e.location);
-    return hit;
-  }
-  Tier& tier = *tiers[e.tier];
+  TierBackend& tier = *tiers[e.tier];
   Hit hit;
   hit.id = id;
   hit.hash = h;
-  hit.data = e.data;
   hit.size = e.size;
   hit.tier = e.tier;
-  hit.header = tier.header(e.header);
-  hit.promote = tier.promote_after_hits() != 0 && e.hits == tier.promote_after_hits();
+  hit.locator = e.locator;
   hit.verify = e.unverified;
+  const int promote_after = tier.promote_after_hits();
+  if (const MappedTier* mapped = tier.mapped()) {
+    hit.data = mapped->DataAt(e.locator);
+    hit.header = mapped->HeaderAt(e.locator);
+    // Asked once: the background thread moves it.
+    hit.promote = promote_after != 0 && e.hits == promote_after;
+  } else {
+    // Every read from then on: the reader brings it up from the bytes it read, when a slot is
+    // free (PromoteFromRead), so a read that found none leaves the next one to try.
+    hit.promote = promote_after != 0 && e.hits >= promote_after;
+  }
   std::lock_guard tier_lock(tier.mu);
   tier.PolicyTouch(id, e);
   return hit;
 }
 
 void Store::Impl::FinishRead(const Hit& hit) {
-  if (hit.spilled) {
-    spill->hits.fetch_add(1, std::memory_order_relaxed);
-    spill->bytes_out.fetch_add(hit.size, std::memory_order_relaxed);
-    return;  // promoted (or not) by the reader, from the bytes it read
-  }
-  Tier& tier = *tiers[hit.tier];
+  TierBackend& tier = *tiers[hit.tier];
   tier.hits.fetch_add(1, std::memory_order_relaxed);
   tier.bytes_out.fetch_add(hit.size, std::memory_order_relaxed);
-  if (hit.promote) RequestPromotion(hit.id, hit.hash);
+  // Out of an unmapped tier, the reader promoted it (or not) from the bytes it read.
+  if (hit.promote && hit.data != nullptr) RequestPromotion(hit.id, hit.hash);
 }
 
 std::optional<Status> Store::Impl::CheckStoredLocked(Shard& s, const KeyHash& h,
@@ -178,8 +165,9 @@ std::optional<Status> Store::Impl::CheckStoredLocked(Shard& s, const KeyHash& h,
   if (local == internal::kNoLocal) return std::nullopt;
   const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
   const Entry& e = entries.at(id);
-  // A spilled chunk's key is not in memory: its hash stands for it (see FindLocked).
-  const std::string_view stored = IsSpilled(e) ? key : HeaderOf(e).key_view();
+  // In an unmapped tier the key is not in memory: its hash stands for it (see FindLocked).
+  const MappedTier* mapped = tiers[e.tier]->mapped();
+  const std::string_view stored = mapped != nullptr ? mapped->HeaderAt(e.locator)->key_view() : key;
   if (stored != key) {
     return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
                         std::string(stored) + "; not stored");
@@ -213,16 +201,18 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
     }
   }
 
-  std::size_t t = TierFor(size, 0);
+  std::size_t t = TierFor(size, 0, /*mapped_only=*/true);
   if (t == tiers.size()) {
     std::size_t largest = 0;
-    for (const auto& tier : tiers) largest = std::max(largest, tier->max_chunk());
+    for (const auto& tier : tiers) {
+      if (tier->mapped() != nullptr) largest = std::max(largest, tier->max_chunk());
+    }
     return Status::InvalidArgument("chunk of " + FormatBytes(size) +
                                    " is larger than the largest slot of every tier (" +
                                    FormatBytes(largest) + ")");
   }
   Result<internal::ChunkSlots> slots = Status::NoSpace("");
-  for (; t < tiers.size(); t = TierFor(size, t + 1)) {
+  for (; t < tiers.size(); t = TierFor(size, t + 1, /*mapped_only=*/true)) {
     slots = AllocateIn(t, size, /*sync=*/true);
     if (slots.ok()) break;
     if (!slots.status().IsNoSpace()) return slots.status().WithContext("tier " + tiers[t]->name());
@@ -236,7 +226,7 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
   ChunkHeader& header = slot.header;
   header.key_len = static_cast<std::uint8_t>(key.size());
   header.meta_len = meta.size;
-  header.data_ref = tiers[t]->DataRef(slots->data.data);
+  header.data_ref = Mapped(t).DataRef(*slots);
   header.size = static_cast<std::uint32_t>(size);
   if (ttl.count() != 0) {
     // Rounded up to a whole second, so a chunk never expires early.
@@ -253,7 +243,7 @@ Status Store::Impl::PublishSlot(const Slot& slot, bool* published) {
   const std::string_view key = slot.header.key_view();
   const KeyHash& h = slot.hash;
   const std::size_t size = slot.header.size;
-  Tier& tier = *tiers[slot.tier];
+  MappedTier& tier = Mapped(slot.tier);
   Shard& s = ShardOf(h);
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
   bool over_high = false;
@@ -274,13 +264,14 @@ Status Store::Impl::PublishSlot(const Slot& slot, bool* published) {
     const EntryId id = internal::MakeEntryId(ShardIndexOf(h), local);
     Entry& e = entries.at(id);
     e.hash = h;
-    e.data = slot.slots.data.data;
+    e.locator = tier.Locator(slot.slots);
     e.size = static_cast<std::uint32_t>(size);
-    e.header = tier.HeaderRef(slot.slots.header);
+    e.deadline_s = slot.header.expires_s;
     e.class_id = static_cast<std::uint16_t>(slot.slots.data.class_id);
     e.tier = static_cast<std::uint8_t>(slot.tier);
     // Counted before the entry is visible, so a racing Remove never makes them negative.
-    const std::size_t used = tier.used_bytes.fetch_add(tier.SlotBytes(size)) + tier.SlotBytes(size);
+    const std::size_t charge = tier.Charge(size);
+    const std::size_t used = tier.used_bytes.fetch_add(charge) + charge;
     over_high = used > tier.high_bytes();
     tier.chunks.fetch_add(1);
     tier.bytes_in.fetch_add(size, std::memory_order_relaxed);
@@ -300,7 +291,7 @@ Status Store::Impl::PutParts(std::string_view key,
   for (auto part : parts) size += part.size();
   CXLKV_ASSIGN_OR_RETURN(Slot slot, ReserveSlot(key, size, meta));
   if (slot.already_stored) return Status::Ok();  // write once
-  tiers[slot.tier]->Write(slot.slots, parts, slot.header);
+  Mapped(slot.tier).Write(slot.slots, parts, slot.header);
   CXLKV_RETURN_IF_ERROR(PublishSlot(slot));
   put_latency.Record(ElapsedNs(start));
   return Status::Ok();
@@ -338,29 +329,9 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
         Clock::now().time_since_epoch());
   };
   impl->maintenance_interval = options.maintenance_interval;
-  const std::size_t count = options.tiers.size();
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::string label = options.tiers[i].name.empty() ? "tier" + std::to_string(i)
-                                                            : options.tiers[i].name;
-    Result<std::unique_ptr<Tier>> tier =
-        Tier::Open(std::move(options.tiers[i]), i, count, options.chunk_sizes,
-                   options.slab_size, impl->entries);
-    if (!tier.ok()) return tier.status().WithContext("opening tier " + label);
-    impl->tiers.push_back(std::move(tier).value());
-    impl->RecoverTier(i);
-  }
-  if (!options.spill.path.empty()) {
-    // Collected first: the index takes them once the tier exists (the callback must not call
-    // back into the log, and the counters live in the tier).
-    std::vector<internal::SegmentChunk> found;
-    Result<std::unique_ptr<internal::SpillTier>> spill = internal::OpenSpillTier(
-        options.spill, [&found](const internal::RecoveredChunk& c) {
-          found.push_back({c.key_hash, c.location, c.size});
-        });
-    if (!spill.ok()) return spill.status().WithContext("opening the spill tier");
-    impl->spill = std::move(spill).value();
-    for (const internal::SegmentChunk& c : found) impl->RecoverSpilled(c);
-  }
+  CXLKV_ASSIGN_OR_RETURN(impl->tiers, internal::OpenTiers(options, impl->entries));
+  // Fastest first: a key a faster tier recovered keeps that copy.
+  for (std::size_t t = 0; t < impl->tiers.size(); ++t) impl->RecoverTier(t);
   if (options.prefetch) {
     Result<std::unique_ptr<Prefetcher>> prefetcher = Prefetcher::Create(*options.prefetch);
     if (!prefetcher.ok()) return prefetcher.status().WithContext("starting the prefetcher");
@@ -404,17 +375,14 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
                                    " is smaller than the chunk of " + FormatBytes(hit.size) +
                                    " for key " + std::string(key));
   }
-  if (hit.spilled) {
-    ChunkMeta read_meta;
-    Result<std::size_t> n = im.ReadSpilled(hit, key, dst, &read_meta);
-    if (n.ok()) {
-      if (meta != nullptr) *meta = read_meta;
-      if (hit.promote) im.PromoteSpilled(hit, key, dst.first(hit.size), read_meta, false);
-      im.FinishRead(hit);
-    }
+  if (hit.data == nullptr) {  // an unmapped tier: read by I/O
+    Impl::UnmappedGet get{&hit, key, dst.first(hit.size), {}, {}};
+    im.ReadUnmapped({&get, 1});
+    if (get.status.ok() && meta != nullptr) *meta = get.meta;
     im.Unpin(hit.id);
     im.get_latency.Record(ElapsedNs(start));
-    return n;
+    if (!get.status.ok()) return get.status;
+    return hit.size;
   }
   // Plain memcpy out: the caller reads what it asked for next, so the bytes should land in
   // its cache (streaming stores pay off only on the way into a tier).
@@ -429,9 +397,8 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
 Result<PinnedChunk> Store::Pin(std::string_view key) {
   Impl& im = *impl_;
   CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key));
-  if (hit.spilled) {
-    im.FinishRead(hit);
-    CXLKV_ASSIGN_OR_RETURN(hit, im.PinSpilled(hit, key));
+  if (hit.data == nullptr) {  // a lease needs stable bytes: bring it into a mapped tier
+    CXLKV_ASSIGN_OR_RETURN(hit, im.PinUnmapped(hit, key));  // counts the read it made
   }
   PinnedChunk p;
   p.store_ = &im;
@@ -573,68 +540,14 @@ std::size_t Store::LongestPrefix(std::span<const std::string_view> keys) const {
 void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }
 
 void Store::Sync() {
-  for (const auto& t : impl_->tiers) {
-    if (t->pool() != nullptr) t->pool()->Flush();
-  }
+  for (const auto& t : impl_->tiers) t->Sync();
 }
 
 StoreStats Store::Stats() const {
   Impl& im = *impl_;
   StoreStats st;
   if (im.prefetcher) st.prefetch = im.prefetcher->Stats();
-  for (const auto& t : im.tiers) {
-    TierStats ts;
-    ts.name = t->name();
-    ts.source = t->source_spec();
-    ts.copy = CopyMethodName(t->copy_method());
-    ts.capacity = t->capacity();
-    ts.used_bytes = t->used_bytes.load();
-    ts.chunks = t->chunks.load();
-    ts.hits = t->hits.load();
-    ts.evictions = t->evictions.load();
-    ts.demotions = t->demotions.load();
-    ts.sync_evictions = t->sync_evictions.load();
-    ts.promotions = t->promotions.load();
-    ts.expirations = t->expirations.load();
-    ts.bytes_in = t->bytes_in.load();
-    ts.bytes_out = t->bytes_out.load();
-    ts.durability = t->pool() != nullptr ? internal::DurabilityName(t->pool()->durability()) : "volatile";
-    ts.recovered = t->recovered;
-    ts.corrupt_dropped = t->corrupt_dropped.load();
-    if (t->pool() != nullptr) {
-      ts.recovery_seconds = t->pool()->open_report().seconds;
-      ts.recovered_from_snapshot = t->pool()->open_report().counts.used_snapshot;
-    }
-    {
-      std::lock_guard lock(t->mu);
-      ts.eviction = t->policy_name();
-      st.policy_bytes += t->policy_bytes();
-    }
-    st.tiers.push_back(std::move(ts));
-  }
-  if (im.spill != nullptr) {
-    const internal::SegmentLogStats log = im.spill->log->GetStats();
-    const internal::SpillTier& sp = *im.spill;
-    TierStats ts;
-    ts.name = "spill";
-    ts.source = sp.spec;
-    ts.eviction = sp.eviction;
-    ts.copy = log.direct_io ? "o_direct" : "buffered";
-    ts.capacity = log.capacity;
-    ts.used_bytes = sp.used_bytes.load();
-    ts.chunks = sp.chunks.load();
-    ts.hits = sp.hits.load();
-    ts.evictions = sp.evictions.load();
-    ts.promotions = sp.promotions.load();
-    ts.expirations = sp.expirations.load();
-    ts.bytes_in = sp.bytes_in.load();
-    ts.bytes_out = sp.bytes_out.load();
-    ts.corrupt_dropped = sp.corrupt_dropped.load() + log.recovery_skipped_records;
-    ts.read_errors = sp.read_errors.load();
-    ts.recovered = log.recovered_chunks;
-    st.tiers.push_back(std::move(ts));
-    st.spill_write_amplification = log.write_amplification();
-  }
+  for (const auto& t : im.tiers) t->AddStats(st);
   st.misses = im.misses.load();
   std::size_t index_bytes = 0;
   for (std::uint32_t i = 0; i < internal::kShards; ++i) {
@@ -642,7 +555,7 @@ StoreStats Store::Stats() const {
     st.index_entries += im.shards[i]->index.size();
     index_bytes += im.shards[i]->index.bytes() + im.entries.pool(i).touched_bytes();
   }
-  for (const auto& t : im.tiers) index_bytes += t->allocator().slot_bookkeeping_bytes();
+  for (const auto& t : im.tiers) index_bytes += t->bookkeeping_bytes();
   if (st.index_entries > 0) {
     st.index_bytes_per_entry =
         static_cast<double>(index_bytes) / static_cast<double>(st.index_entries);

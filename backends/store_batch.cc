@@ -4,13 +4,12 @@
 // of each chunk. Pieces sit in submission order and the copy threads take them from the front,
 // so the chunks a request reads first are copied first, and a large chunk is copied by every
 // thread at once, each byte once, straight from the tier into the caller's buffer. Chunks in
-// the spill tier make one more piece, put first (device reads take longest): one ReadBatch of
-// all of them, in request order, at the log's queue depth.
+// unmapped tiers (the spill log) make one more piece, put first (device reads take longest):
+// one Read per tier of all of them, in request order (the log's: at its queue depth).
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
-#include <shared_mutex>
 #include <utility>
 
 #include "backends/store_impl.h"
@@ -28,8 +27,8 @@ using Clock = std::chrono::steady_clock;
 // Large enough that taking a piece (a mutex round trip) is noise next to copying it, small
 // enough that two threads share a single 2 MiB chunk.
 constexpr std::size_t kStripe = std::size_t{1} << 20;
-// Piece::op of the piece that reads every spilled chunk of a batch.
-constexpr std::uint32_t kSpillPiece = 0xFFFFFFFF;
+// Piece::op of the piece that reads every chunk of a batch that is in an unmapped tier.
+constexpr std::uint32_t kUnmappedPiece = 0xFFFFFFFF;
 
 }  // namespace
 
@@ -40,7 +39,7 @@ struct Store::Impl::Batch {
     ChunkMeta* meta = nullptr;
     std::uint64_t user_data = 0;
     std::atomic<std::uint32_t> pieces_left{0};
-    std::string key;  // kept for spilled chunks: the log checks it, promotion writes it
+    std::string key;  // kept in an unmapped tier: the tier checks it, promotion writes it
   };
   struct PutOp {
     std::string key;
@@ -61,7 +60,7 @@ struct Store::Impl::Batch {
   std::vector<GetOp> gets;  // sized once at submit: ops never move
   std::vector<PutOp> puts;
   std::vector<Piece> pieces;
-  std::vector<std::uint32_t> spilled;  // gets whose chunk is in the spill tier, in order
+  std::vector<std::uint32_t> unmapped;  // gets whose chunk is in an unmapped tier, in order
   // Prefetch of the batch's memory chunks: range_of_op[i] is op i's range in the stream.
   std::shared_ptr<Prefetcher::Stream> stream;
   std::vector<std::uint32_t> range_of_op;
@@ -94,9 +93,9 @@ Status Store::SubmitGets(std::span<const GetRequest> requests, CompletionQueue& 
     op.dst = r.dst.data();
     op.meta = r.meta;
     op.user_data = r.user_data;
-    if (hit->spilled) {
+    if (hit->data == nullptr) {
       op.key.assign(r.key);
-      batch->spilled.push_back(static_cast<std::uint32_t>(i));
+      batch->unmapped.push_back(static_cast<std::uint32_t>(i));
       continue;
     }
     std::uint32_t pieces = 0;
@@ -106,14 +105,16 @@ Status Store::SubmitGets(std::span<const GetRequest> requests, CompletionQueue& 
     }
     op.pieces_left.store(pieces, std::memory_order_relaxed);
   }
-  if (!batch->spilled.empty()) batch->pieces.insert(batch->pieces.begin(), {kSpillPiece, 0, 0});
+  if (!batch->unmapped.empty()) {
+    batch->pieces.insert(batch->pieces.begin(), {kUnmappedPiece, 0, 0});
+  }
   if (batch->pieces.empty()) return Status::Ok();
   if (im.prefetcher) {
     // The chunks in the order their first stripes will be taken: the pieces' order.
     std::vector<std::span<const std::byte>> ranges;
     batch->range_of_op.assign(batch->gets.size(), 0);
     for (const Impl::Batch::Piece& p : batch->pieces) {
-      if (p.op == kSpillPiece || p.offset != 0) continue;
+      if (p.op == kUnmappedPiece || p.offset != 0) continue;
       const Impl::Batch::GetOp& op = batch->gets[p.op];
       batch->range_of_op[p.op] = static_cast<std::uint32_t>(ranges.size());
       ranges.emplace_back(op.hit.data, op.hit.size);
@@ -210,8 +211,8 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
     PostCompletion(*batch.cq, Completion{op.user_data, std::move(s), size});
     return;
   }
-  if (piece.op == kSpillPiece) {
-    RunSpillReads(batch);
+  if (piece.op == kUnmappedPiece) {
+    RunUnmappedReads(batch);
     return;
   }
   Batch::GetOp& op = batch.gets[piece.op];
@@ -227,55 +228,24 @@ void Store::Impl::RunPiece(Batch& batch, std::size_t index) {
   PostCompletion(*batch.cq, Completion{op.user_data, Status::Ok(), op.hit.size});
 }
 
-void Store::Impl::RunSpillReads(Batch& batch) {
-  std::vector<internal::ChunkRead> reads(batch.spilled.size());
-  std::vector<std::array<std::byte, ChunkMeta::kMaxSize>> metas(batch.spilled.size());
-  for (std::size_t j = 0; j < batch.spilled.size(); ++j) {
-    Batch::GetOp& op = batch.gets[batch.spilled[j]];
-    reads[j].location = op.hit.location;
-    reads[j].key = op.key;
-    reads[j].dst = {op.dst, op.hit.size};
-    reads[j].meta_dst = metas[j];
+void Store::Impl::RunUnmappedReads(Batch& batch) {
+  std::vector<UnmappedGet> gets(batch.unmapped.size());
+  for (std::size_t j = 0; j < gets.size(); ++j) {
+    Batch::GetOp& op = batch.gets[batch.unmapped[j]];
+    gets[j].hit = &op.hit;
+    gets[j].key = op.key;
+    gets[j].dst = {op.dst, op.hit.size};
   }
-  {
-    std::shared_lock lock(spill->segments);
-    // Reads of entries dropped since the lookup (their segment evicted) are misses; the rest
-    // read segments that cannot be evicted until the lock is released.
-    std::vector<internal::ChunkRead> live;
-    std::vector<std::size_t> live_index;
-    for (std::size_t j = 0; j < reads.size(); ++j) {
-      if (SpilledEntryCurrent(batch.gets[batch.spilled[j]].hit)) {
-        live.push_back(reads[j]);
-        live_index.push_back(j);
-      } else {
-        reads[j].status = Status::NotFound("chunk left the spill tier before it could be read");
-      }
-    }
-    (void)spill->log->ReadBatch(live);  // each read has its own status
-    for (std::size_t k = 0; k < live.size(); ++k) reads[live_index[k]] = live[k];
-  }
-  for (std::size_t j = 0; j < batch.spilled.size(); ++j) {
-    Batch::GetOp& op = batch.gets[batch.spilled[j]];
-    Status status = reads[j].status;
-    if (status.ok() && reads[j].size != op.hit.size) {
-      status = Status::Corruption("spilled chunk for key " + op.key + " has the wrong size");
-    }
-    if (status.ok()) {
-      ChunkMeta meta;
-      meta.size = static_cast<std::uint8_t>(std::min(reads[j].meta_size, ChunkMeta::kMaxSize));
-      std::memcpy(meta.bytes.data(), metas[j].data(), meta.size);
-      if (op.meta != nullptr) *op.meta = meta;
-      if (op.hit.promote) PromoteSpilled(op.hit, op.key, {op.dst, op.hit.size}, meta, false);
-      FinishRead(op.hit);
-    } else if (!status.IsNotFound()) {
-      DropSpilledAfterFailedRead(op.hit, status);
-    }
+  ReadUnmapped(gets);
+  for (std::size_t j = 0; j < gets.size(); ++j) {
+    Batch::GetOp& op = batch.gets[batch.unmapped[j]];
+    if (gets[j].status.ok() && op.meta != nullptr) *op.meta = gets[j].meta;
     Unpin(op.hit.id);
     batch_get_latency.Record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - batch.submitted)
             .count()));
-    const std::size_t size = status.ok() ? op.hit.size : 0;
-    PostCompletion(*batch.cq, Completion{op.user_data, std::move(status), size});
+    const std::size_t size = gets[j].status.ok() ? op.hit.size : 0;
+    PostCompletion(*batch.cq, Completion{op.user_data, std::move(gets[j].status), size});
   }
 }
 

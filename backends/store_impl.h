@@ -3,18 +3,28 @@
 //   store_move.cc         making room: eviction, demotion and promotion between tiers;
 //   store_maintenance.cc  the background thread: watermarks, promotions, the TTL sweep;
 //   store_batch.cc        the copy threads behind SubmitGets and SubmitPuts;
-//   store_reserve.cc      ReservedChunk: a put whose bytes are written into the slot in place.
+//   store_reserve.cc      ReservedChunk: a put whose bytes are written into the slot in place;
+//   store_recover.cc      indexing the chunks each tier recovered, and closing them cleanly;
+//   store_unmapped.cc     tiers reached by I/O (the spill log): moves into them by append, reads
+//                         out of them, promotion back to memory, the chunks that left them.
+//
+// The tiers are TierBackends (backends/tier_backend.h), fastest first: the memory tiers of
+// StoreOptions::tiers, then the spill log. The store never asks a tier's kind, only whether its
+// bytes are mapped (read in place, written into slots, evicted by the store's policy) or not
+// (read and appended by I/O, making room on their own).
 //
 // Locks and their order. Two kinds guard chunks:
 //   S: Shard::mu, one per index shard (16, picked by the key hash): the hash table, the
 //      shard's entry pool, and the "shard" fields of its entries;
-//   T: Tier::mu, one per tier: its eviction policy and the "tier" fields of entries in it.
+//   T: TierBackend::mu, one per tier: its eviction policy and the "tier" fields of entries in it.
 // A thread holds at most one S and at most one T, and takes S before T, never the reverse. An
 // evictor that starts from a tier's policy therefore copies the candidate's id and hash under
 // T, drops T, then takes S and rechecks that the candidate is still in the table, in that tier,
 // listed and unpinned. Slab allocators have their own locks and call nothing back, so they may
 // be called under S. No lock is held while chunk bytes are copied. The maintenance and work
-// queue mutexes, and a CompletionQueue's, are leaves: nothing is taken while holding them.
+// queue mutexes, and a CompletionQueue's, are leaves: nothing is taken while holding them. An
+// unmapped tier may hold its own lock around the callbacks it makes into the store (the log's
+// segment lock, see log_tier.h), which take S and T: such a lock comes before S.
 //
 // Visibility and lifetime. A chunk enters the table only after its bytes and header are
 // written, so a reader never sees a partial chunk. Readers take a pin under S and copy
@@ -45,8 +55,7 @@
 #include "backends/chunk_index.h"
 #include "backends/entry.h"
 #include "backends/key.h"
-#include "backends/spill_tier.h"
-#include "backends/tier.h"
+#include "backends/tier_backend.h"
 #include "cxlkv/store.h"
 #include "util/histogram.h"
 
@@ -63,12 +72,11 @@ struct Store::Impl {
   struct Hit {
     internal::EntryId id = internal::kNoEntry;
     internal::KeyHash hash;
-    const std::byte* data = nullptr;
+    const std::byte* data = nullptr;  // null in an unmapped tier: ReadUnmapped reads it
     std::size_t size = 0;
     std::size_t tier = 0;
-    const internal::ChunkHeader* header = nullptr;  // null in the spill tier
-    bool spilled = false;      // in the spill tier: data is null, location names the record
-    std::uint64_t location = 0;
+    const internal::ChunkHeader* header = nullptr;  // null in an unmapped tier
+    std::uint64_t locator = 0;  // the entry's at lookup
     bool promote = false;  // this read crossed the tier's promotion threshold
     bool verify = false;   // recovered from a durable pool: bytes not yet checked
   };
@@ -100,12 +108,8 @@ struct Store::Impl {
     return static_cast<std::uint32_t>(h.hi % internal::kShards);
   }
   Shard& ShardOf(const internal::KeyHash& h) { return *shards[ShardIndexOf(h)]; }
-  const internal::ChunkHeader& HeaderOf(const internal::Entry& e) const {
-    return *tiers[e.tier]->header(e.header);
-  }
-  // The spill tier's index in entries (one past the memory tiers).
-  std::size_t SpillIndex() const { return tiers.size(); }
-  bool IsSpilled(const internal::Entry& e) const { return e.tier == tiers.size(); }
+  // Tier t as a mapped tier; the caller knows it is one.
+  internal::MappedTier& Mapped(std::size_t t) const { return *tiers[t]->mapped(); }
   // The id stored for key under S (held), or kNoEntry; a colliding key is a miss.
   internal::EntryId FindLocked(const internal::KeyHash& h, std::string_view key) const;
   bool ExpiredLocked(const internal::Entry& e, std::chrono::nanoseconds now) const;
@@ -121,7 +125,7 @@ struct Store::Impl {
 
   // --- durable pools (store_recover.cc) ---
   // Puts the chunks tier t recovered into the index (a key already indexed from a faster
-  // tier keeps that copy; this one is freed).
+  // tier keeps that copy, this one is released; found again in the same tier, the later wins).
   void RecoverTier(std::size_t t);
   // Checks a pinned recovered chunk's bytes: Ok (and marked verified), or Corruption with the
   // chunk dropped and the pin released.
@@ -149,22 +153,24 @@ struct Store::Impl {
   Status PublishSlot(const Slot& slot, bool* published = nullptr);
 
   // --- moving chunks (store_move.cc) ---
-  // Index of the first tier in [from, to_end) whose slots can hold size; tiers.size() if none.
-  std::size_t TierFor(std::size_t size, std::size_t from) const;
+  // Index of the first tier from `from` on that takes a chunk of size (a mapped one only, with
+  // mapped_only: puts, promotions and pins need slots); tiers.size() if none.
+  std::size_t TierFor(std::size_t size, std::size_t from, bool mapped_only) const;
   // Both slots for a chunk in tier t, evicting t's coldest while it is full. `sync` marks
   // evictions done for a Put (counted as sync_evictions).
   Result<internal::ChunkSlots> AllocateIn(std::size_t t, std::size_t size, bool sync);
-  // A chunk claimed for the spill tier and not yet moved: EvictOne hands these to the caller
-  // when asked, so that several go to the log in one AppendBatch (MoveClaimedToSpillBatch).
-  struct SpillClaim {
+  // A chunk claimed for an unmapped tier and not yet moved: EvictOne hands these to the caller
+  // when asked, so that several go to the tier in one Append (MoveAppendClaims).
+  struct AppendClaim {
     internal::EntryId id;
     std::size_t size;
+    std::size_t to;
   };
   // Evicts tier t's coldest unpinned chunk: demoted to the next tier that takes it, dropped
   // when there is none. False when t has nothing to evict; true on progress or a lost race.
-  // With spill_batch, a chunk bound for the spill tier is claimed and added there instead of
-  // moved (the caller moves it with MoveClaimedToSpillBatch).
-  bool EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* spill_batch = nullptr);
+  // With claims, a chunk bound for an unmapped tier is claimed and added there instead of
+  // moved (the caller moves it with MoveAppendClaims).
+  bool EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* claims = nullptr);
   // What a move reads of a claimed entry before it copies: the entry is pinned by the mover,
   // so its tier, slots and header stay put until the switch.
   struct ClaimedChunk {
@@ -180,42 +186,49 @@ struct Store::Impl {
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
   void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion, bool sync);
-  // MoveClaimed's demotion into the spill tier, for one chunk or several (background demotion):
-  // one AppendBatch, evicting the log's oldest segments while it is full, then each entry
-  // switched to its record, or put back, or dropped (store_spill.cc).
-  void MoveClaimedToSpill(std::span<const ClaimedChunk> moves, bool sync);
-  // MoveClaimedToSpill for claims EvictOne collected.
-  void MoveClaimedToSpillBatch(std::span<const SpillClaim> claims);
-  // After the append (or its failure): switches the entry to its record, or puts it back or
-  // drops it.
-  void FinishMoveToSpill(const ClaimedChunk& move, const Result<std::uint64_t>& location,
-                         bool sync);
+  // Switches a claimed entry (S held, the caller's pin the only one) to `locator` in tier `to`:
+  // counted there and listed in its policy; its old place released and uncounted. The caller
+  // counts why it left (eviction, demotion, promotion) and drops its pin.
+  void SwitchLocked(internal::EntryId id, std::size_t to, std::uint64_t locator,
+                    std::uint16_t class_id);
+  // A claimed entry (S held, still in the table) whose demotion found no room below: dropped,
+  // counted as an eviction of its tier, the claim released.
+  void DropFailedDemotionLocked(internal::EntryId id, bool sync);
+  // A move into an unmapped tier, for one chunk (MoveClaimed) or several (background
+  // demotion): one Append, then each entry switched to its new place, or put back, or dropped
+  // (store_unmapped.cc).
+  void MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChunk> moves, bool sync);
+  void MoveAppendClaims(std::span<const AppendClaim> claims);
   // Moves a chunk read often in a lower tier up to the first tier that holds it.
   void Promote(internal::EntryId id, internal::KeyHash hash);
 
-  // --- the spill tier (store_spill.cc) ---
-  // Evicts the log's oldest segment and drops the index entries still pointing into it.
-  // False when there is nothing to evict.
-  bool EvictSpillSegment();
-  // Reads a pinned spilled chunk into dst (and its metadata). On Corruption or a vanished
-  // segment the entry is dropped (if it still names that record) and the error returned.
-  Result<std::size_t> ReadSpilled(const Hit& hit, std::string_view key, std::span<std::byte> dst,
-                                  ChunkMeta* meta);
-  // After a failed read: drops the entry (freed at the caller's Unpin) if it still names the
-  // record that failed, counted in corrupt_dropped when `why` is Corruption.
-  void DropSpilledAfterFailedRead(const Hit& hit, const Status& why);
-  // Whether a pinned spilled entry still names the record it named at lookup. Call with
-  // SpillTier::segments held (shared): the answer then holds until it is released.
-  bool SpilledEntryCurrent(const Hit& hit);
-  // Copies a spilled chunk (pinned once by the caller, its bytes in `bytes`) into a free slot
-  // of the first memory tier and switches the entry there; does nothing when no slot is free
-  // without evicting, or when the entry changed. With `evict`, makes room (for Pin).
-  bool PromoteSpilled(const Hit& hit, std::string_view key, std::span<const std::byte> bytes,
-                      const ChunkMeta& meta, bool evict);
-  // Pin of a spilled chunk: reads it into the first memory tier, switches the entry there and
-  // returns it pinned (the caller's pin on the spilled entry moves with it).
-  Result<Hit> PinSpilled(const Hit& hit, std::string_view key);
-  void RecoverSpilled(const internal::SegmentChunk& chunk);
+  // --- unmapped tiers (store_unmapped.cc) ---
+  // A read of a pinned chunk in an unmapped tier into dst: its outcome and metadata.
+  struct UnmappedGet {
+    const Hit* hit = nullptr;
+    std::string_view key;
+    std::span<std::byte> dst;  // the chunk's size
+    ChunkMeta meta;            // out
+    Status status;             // out
+  };
+  // Reads them (each tier's in one Read). A read whose entry left its tier first is NotFound;
+  // an entry whose read failed is dropped. A read that crossed its tier's promotion threshold
+  // brings the chunk up from the bytes read, when the first tier has a free slot. The pins
+  // stay the caller's.
+  void ReadUnmapped(std::span<UnmappedGet> gets);
+  // Whether a pinned entry still names the place it named at lookup.
+  bool EntryCurrent(const Hit& hit);
+  // Copies a chunk of an unmapped tier (pinned once by the caller, its bytes in `bytes`) into a
+  // free slot of the first mapped tier that holds it and switches the entry there; does
+  // nothing when no slot is free without evicting, or when the entry changed. With `evict`,
+  // makes room (for Pin).
+  bool PromoteFromRead(const Hit& hit, std::string_view key, std::span<const std::byte> bytes,
+                       const ChunkMeta& meta, bool evict);
+  // Pin of a chunk in an unmapped tier: reads it into the first mapped tier, switches the entry
+  // there and returns it pinned (the caller's pin moves with it).
+  Result<Hit> PinUnmapped(const Hit& hit, std::string_view key);
+  // Drops the index entries that still name chunks that left unmapped tier t.
+  void DropLeft(std::size_t t, std::span<const internal::TierChunk> gone);
 
   // --- background work (store_maintenance.cc) ---
   void StartMaintenance();
@@ -231,13 +244,12 @@ struct Store::Impl {
   bool Enqueue(std::shared_ptr<Batch> batch);
   void WorkerLoop();
   void RunPiece(Batch& batch, std::size_t piece);
-  void RunSpillReads(Batch& batch);
+  void RunUnmappedReads(Batch& batch);
 
   // --- state ---
   internal::EntryTable entries;
   std::array<std::unique_ptr<Shard>, internal::kShards> shards;
-  std::vector<std::unique_ptr<internal::Tier>> tiers;  // fixed after Open
-  std::unique_ptr<internal::SpillTier> spill;          // null without a spill tier
+  std::vector<std::unique_ptr<internal::TierBackend>> tiers;  // fixed after Open
   std::chrono::seconds ttl{0};
   std::function<std::chrono::nanoseconds()> clock;
 

@@ -6,7 +6,9 @@ namespace cxlkv::internal {
 
 std::vector<const MemoryRegion*> StoreInternals::TierRegions(const Store& store) {
   std::vector<const MemoryRegion*> regions;
-  for (const auto& t : store.impl_->tiers) regions.push_back(&t->region());
+  for (const auto& t : store.impl_->tiers) {
+    if (t->mapped() != nullptr) regions.push_back(&t->mapped()->region());
+  }
   return regions;
 }
 

@@ -16,7 +16,8 @@
 namespace cxlkv::internal {
 
 struct StoreInternals {
-  // The mapped region of each memory tier, fastest first (the spill tier has none).
+  // The region of each mapped tier, fastest first. An unmapped tier (the spill log) has none;
+  // as those sit below every mapped tier, entry t is tier t's region.
   static std::vector<const MemoryRegion*> TierRegions(const Store& store);
   // The prefetcher of StoreOptions::prefetch; null when the store was opened without one.
   static Prefetcher* StorePrefetcher(Store& store);

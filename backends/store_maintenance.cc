@@ -17,11 +17,11 @@ namespace {
 constexpr std::chrono::seconds kSweepPeriod{1};
 // A bound on queued promotions: readers never wait, and a burst beyond it is simply skipped.
 constexpr std::size_t kMaxQueuedPromotions = 4096;
-// A background demotion into the spill tier appends at most this many chunks, or bytes, in one
-// AppendBatch: enough to keep the log's queue full, few enough that the memory they hold
-// (claimed, not yet freed) stays small against a tier.
-constexpr std::size_t kSpillBatchChunks = 32;
-constexpr std::size_t kSpillBatchBytes = std::size_t{64} << 20;
+// A background demotion into an unmapped tier appends at most this many chunks, or bytes, in one
+// Append: enough to keep the log's queue full, few enough that the memory they hold (claimed,
+// not yet freed) stays small against a tier.
+constexpr std::size_t kAppendBatchChunks = 32;
+constexpr std::size_t kAppendBatchBytes = std::size_t{64} << 20;
 }  // namespace
 
 void Store::Impl::StartMaintenance() {
@@ -75,16 +75,17 @@ void Store::Impl::RunMaintenancePass(bool sweep) {
   for (const auto& [id, hash] : todo) Promote(id, hash);
 
   // Top down, so what a tier demotes is seen by the tier below in the same pass. Chunks bound
-  // for the spill tier are claimed a batch at a time and appended together (one AppendBatch:
-  // their writes overlap); their bytes count as gone from the tier while they wait.
-  std::vector<SpillClaim> batch;
+  // for an unmapped tier are claimed a batch at a time and appended together (one Append:
+  // their writes overlap); their bytes count as gone from the tier while they wait. A tier
+  // that makes room on its own has no watermark and is never above it.
+  std::vector<AppendClaim> batch;
   for (std::size_t t = 0; t < tiers.size(); ++t) {
-    internal::Tier& tier = *tiers[t];
+    internal::TierBackend& tier = *tiers[t];
     if (tier.used_bytes.load() <= tier.high_bytes()) continue;
     std::size_t claimed_bytes = 0;
     auto flush = [&] {
       if (batch.empty()) return;
-      MoveClaimedToSpillBatch(batch);
+      MoveAppendClaims(batch);
       batch.clear();
       claimed_bytes = 0;
     };
@@ -92,9 +93,9 @@ void Store::Impl::RunMaintenancePass(bool sweep) {
     for (std::size_t rounds = tier.chunks.load() + 16; rounds > 0; --rounds) {
       if (tier.used_bytes.load() <= tier.low_bytes() + claimed_bytes) break;
       const std::size_t before = batch.size();
-      if (!EvictOne(t, /*sync=*/false, spill != nullptr ? &batch : nullptr)) break;
-      if (batch.size() > before) claimed_bytes += tier.SlotBytes(batch.back().size);
-      if (batch.size() >= kSpillBatchChunks || claimed_bytes >= kSpillBatchBytes) flush();
+      if (!EvictOne(t, /*sync=*/false, &batch)) break;
+      if (batch.size() > before) claimed_bytes += tier.Charge(batch.back().size);
+      if (batch.size() >= kAppendBatchChunks || claimed_bytes >= kAppendBatchBytes) flush();
     }
     flush();
   }

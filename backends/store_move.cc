@@ -5,7 +5,9 @@
 // held, then switches the entry under its shard mutex, then frees the old slots. The mover
 // holds one pin for the whole move: no evictor picks the chunk twice, a Remove defers the
 // free, and a reader that pins it meanwhile makes the mover give up (the reader may be
-// reading the old slot).
+// reading the old slot). Moves start in a mapped tier (only their chunks are picked by the
+// store's policies or promoted by it); into a mapped tier they copy into its slots, into an
+// unmapped one they append (store_unmapped.cc).
 #include <algorithm>
 #include <cstring>
 
@@ -20,10 +22,12 @@ using internal::Entry;
 using internal::EntryId;
 using internal::KeyHash;
 using internal::kNoEntry;
-using internal::Tier;
+using internal::MappedTier;
+using internal::TierBackend;
 
-std::size_t Store::Impl::TierFor(std::size_t size, std::size_t from) const {
+std::size_t Store::Impl::TierFor(std::size_t size, std::size_t from, bool mapped_only) const {
   for (std::size_t t = from; t < tiers.size(); ++t) {
+    if (mapped_only && tiers[t]->mapped() == nullptr) continue;
     if (tiers[t]->max_chunk() >= size) return t;
   }
   return tiers.size();
@@ -31,7 +35,7 @@ std::size_t Store::Impl::TierFor(std::size_t size, std::size_t from) const {
 
 Result<ChunkSlots> Store::Impl::AllocateIn(std::size_t t, std::size_t size, bool sync) {
   for (int attempt = 0; attempt < kMaxEvictAttempts; ++attempt) {
-    Result<ChunkSlots> slots = tiers[t]->Allocate(size);
+    Result<ChunkSlots> slots = Mapped(t).Allocate(size);
     if (slots.ok() || !slots.status().IsNoSpace()) return slots;
     if (!EvictOne(t, sync)) break;
   }
@@ -39,8 +43,8 @@ Result<ChunkSlots> Store::Impl::AllocateIn(std::size_t t, std::size_t size, bool
                          "evicted for " + FormatBytes(size));
 }
 
-bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* spill_batch) {
-  Tier& from = *tiers[t];
+bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* claims) {
+  TierBackend& from = *tiers[t];
   EntryId id = kNoEntry;
   KeyHash hash;
   {
@@ -62,11 +66,8 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* sp
   if (e.tier != t || e.pins.load() != 0) return true;
 
   const bool expired = ExpiredLocked(e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
-  std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1);
-  const bool spillable = to == tiers.size() && !expired && spill != nullptr &&
-                         e.size <= spill->max_chunk;
-  if (spillable) to = SpillIndex();
-  if (to == tiers.size() && !spillable) {  // no tier below takes it, or it expired
+  const std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1, /*mapped_only=*/false);
+  if (to == tiers.size()) {  // no tier below takes it, or it expired
     from.evictions.fetch_add(1);
     if (sync) from.sync_evictions.fetch_add(1);
     s.index.Erase(hash, internal::LocalOfId(id));
@@ -86,8 +87,8 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<SpillClaim>* sp
   }
   const std::size_t size = e.size;
   lock.unlock();
-  if (spill_batch != nullptr && to == SpillIndex()) {
-    spill_batch->push_back({id, size});
+  if (claims != nullptr && tiers[to]->mapped() == nullptr) {
+    claims->push_back({id, size, to});
     return true;
   }
   MoveClaimed(id, to, /*demotion=*/true, sync);
@@ -102,9 +103,10 @@ std::optional<Store::Impl::ClaimedChunk> Store::Impl::ReadClaimed(EntryId id) {
     std::lock_guard lock(shards[internal::ShardOfId(id)]->mu);
     unverified = e.unverified;
     c.tier = e.tier;
-    c.src = e.data;
+    const MappedTier& tier = Mapped(c.tier);
+    c.src = tier.DataAt(e.locator);
     c.size = e.size;
-    std::memcpy(&c.header, tiers[c.tier]->header(e.header), sizeof(c.header));
+    std::memcpy(&c.header, tier.HeaderAt(e.locator), sizeof(c.header));
   }
   if (unverified && !VerifyClaimed(id, c.tier)) return std::nullopt;
   return c;
@@ -115,19 +117,19 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
   Shard& s = *shards[internal::ShardOfId(id)];
   std::optional<ClaimedChunk> claimed = ReadClaimed(id);
   if (!claimed) return;  // never copy corrupt bytes onward
-  if (to == SpillIndex()) {
-    MoveClaimedToSpill({&*claimed, 1}, sync);
+  if (tiers[to]->mapped() == nullptr) {
+    MoveClaimedByAppend(to, {&*claimed, 1}, sync);
     return;
   }
   ChunkHeader& header = claimed->header;
   const std::byte* src = claimed->src;
   const std::size_t size = claimed->size;
-  Tier& from = *tiers[claimed->tier];
-  Tier& dest = *tiers[to];
+  TierBackend& from = *tiers[claimed->tier];
+  MappedTier& dest = Mapped(to);
 
   Result<ChunkSlots> dst = AllocateIn(to, size, /*sync=*/false);
   if (dst.ok()) {
-    header.data_ref = dest.DataRef(dst->data.data);
+    header.data_ref = dest.DataRef(*dst);
     const std::span<const std::byte> parts[1] = {{src, size}};
     dest.Write(*dst, parts, header);
   }
@@ -141,11 +143,7 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
     }
     if (!dst.ok() && demotion) {
       // Every tier below is full of pinned chunks: the demotion becomes a drop.
-      from.evictions.fetch_add(1);
-      if (sync) from.sync_evictions.fetch_add(1);
-      s.index.Erase(e.hash, internal::LocalOfId(id));
-      e.removed = 1;
-      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+      DropFailedDemotionLocked(id, sync);
       return;
     }
     // A reader pinned it during the copy, or no room above: it stays where it was.
@@ -155,23 +153,8 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
     return;
   }
   // The switch: from here readers find the chunk in its new slots.
-  const internal::SlotRef old{e.data, e.size, e.header, e.class_id};
-  e.data = dst->data.data;
-  e.header = dest.HeaderRef(dst->header);
-  e.class_id = static_cast<std::uint16_t>(dst->data.class_id);
-  e.tier = static_cast<std::uint8_t>(to);
-  e.hits = 0;
-  dest.used_bytes.fetch_add(dest.SlotBytes(size));
-  dest.chunks.fetch_add(1);
-  dest.bytes_in.fetch_add(size, std::memory_order_relaxed);
-  {
-    std::lock_guard tier_lock(dest.mu);
-    dest.PolicyInsert(id, e);
-  }
+  SwitchLocked(id, to, dest.Locator(*dst), static_cast<std::uint16_t>(dst->data.class_id));
   e.pins.fetch_sub(1);
-  from.Free(old);
-  from.used_bytes.fetch_sub(from.SlotBytes(size));
-  from.chunks.fetch_sub(1);
   from.bytes_out.fetch_add(size, std::memory_order_relaxed);
   if (demotion) {
     from.evictions.fetch_add(1);
@@ -180,6 +163,39 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
   } else {
     from.promotions.fetch_add(1);
   }
+}
+
+void Store::Impl::DropFailedDemotionLocked(EntryId id, bool sync) {
+  Entry& e = entries.at(id);
+  TierBackend& from = *tiers[e.tier];
+  from.evictions.fetch_add(1);
+  if (sync) from.sync_evictions.fetch_add(1);
+  shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
+  e.removed = 1;
+  if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+}
+
+void Store::Impl::SwitchLocked(EntryId id, std::size_t to, std::uint64_t locator,
+                               std::uint16_t class_id) {
+  Entry& e = entries.at(id);
+  TierBackend& from = *tiers[e.tier];
+  TierBackend& dest = *tiers[to];
+  const std::uint64_t old_locator = e.locator;
+  const std::uint16_t old_class = e.class_id;
+  e.locator = locator;
+  e.class_id = class_id;
+  e.tier = static_cast<std::uint8_t>(to);
+  e.hits = 0;
+  dest.used_bytes.fetch_add(dest.Charge(e.size));
+  dest.chunks.fetch_add(1);
+  dest.bytes_in.fetch_add(e.size, std::memory_order_relaxed);
+  {
+    std::lock_guard tier_lock(dest.mu);
+    dest.PolicyInsert(id, e);
+  }
+  from.Release(old_locator, e.size, old_class);
+  from.used_bytes.fetch_sub(from.Charge(e.size));
+  from.chunks.fetch_sub(1);
 }
 
 void Store::Impl::Promote(EntryId id, KeyHash hash) {
@@ -192,13 +208,14 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
       return;  // removed (and maybe reused) since the request
     }
     Entry& e = entries.at(id);
-    if (IsSpilled(e)) return;  // spilled since: the next reader brings it back
-    to = TierFor(e.size, 0);
+    // Moved to an unmapped tier since: the next reader brings it back.
+    if (tiers[e.tier]->mapped() == nullptr) return;
+    to = TierFor(e.size, 0, /*mapped_only=*/true);
     // Already at the top it can reach, or pinned (a reader may be in the old slot, or a move
     // is under way).
     if (to >= e.tier || e.pins.load() != 0) return;
     e.pins.fetch_add(1);
-    Tier& from = *tiers[e.tier];
+    TierBackend& from = *tiers[e.tier];
     std::lock_guard tier_lock(from.mu);
     from.PolicyErase(id, e, /*evicted=*/false);
   }

@@ -1,6 +1,7 @@
-// Store::Impl, durable pools: indexing what a pool recovered at open, checking a recovered
-// chunk's bytes on its first read, and the clean shutdown that lets the next open skip the
-// header scan.
+// Store::Impl, recovery: indexing what each tier recovered at open (a durable pool's chunks, the
+// log's records), checking a recovered chunk's bytes on its first read (mapped tiers: an
+// unmapped one checks every read itself), and the clean shutdown that lets a durable pool's
+// next open skip the header scan.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -13,45 +14,55 @@ namespace cxlkv {
 
 using internal::Entry;
 using internal::EntryId;
-using internal::Tier;
+using internal::TierBackend;
 
 void Store::Impl::RecoverTier(std::size_t t) {
-  Tier& tier = *tiers[t];
-  std::vector<internal::PoolChunk> chunks = tier.TakeRecovered();
+  TierBackend& tier = *tiers[t];
+  std::vector<internal::TierChunk> chunks = tier.TakeRecovered();
   std::uint32_t deadline = 0;
   if (ttl.count() != 0) {
     // The old deadlines are of another process's clock: each chunk gets a full TTL from now.
     const auto d = std::chrono::ceil<std::chrono::seconds>(Now() + ttl);
     deadline = static_cast<std::uint32_t>(std::max<std::int64_t>(1, d.count()));
   }
-  for (const internal::PoolChunk& c : chunks) {
+  for (const internal::TierChunk& c : chunks) {
     const std::uint32_t shard = ShardIndexOf(c.hash);
     Shard& s = *shards[shard];
     std::lock_guard lock(s.mu);
-    const std::uint32_t header_ref = tier.HeaderRef(
-        Allocation{reinterpret_cast<std::byte*>(c.header), internal::ChunkHeader::kSize});
     std::uint32_t local = s.index.Find(c.hash);
-    const bool duplicate = local != internal::kNoLocal;  // a faster tier holds the key
-    if (!duplicate) local = entries.pool(shard).Allocate();
-    if (duplicate || local == internal::kNoLocal || !s.index.Insert(c.hash, local)) {
-      if (!duplicate && local != internal::kNoLocal) entries.pool(shard).Free(local);
-      // Out of the pool for good: its header is freed on the media too.
-      const internal::SlotRef ref{c.data.data, static_cast<std::uint32_t>(c.data.size),
-                                  header_ref,
-                                  static_cast<std::uint16_t>(c.data.class_id)};
-      tier.Free(ref);
+    if (local != internal::kNoLocal) {
+      Entry& e = entries.at(internal::MakeEntryId(shard, local));
+      if (e.tier != t) {
+        // A faster tier holds the key: that copy is kept, this one given back.
+        tier.Release(c.locator, c.size, c.class_id);
+        continue;
+      }
+      // The same key again in this tier: the later copy (a log's newer record) wins.
+      tier.Release(e.locator, e.size, e.class_id);
+      tier.used_bytes.fetch_sub(tier.Charge(e.size));
+      e.locator = c.locator;
+      e.size = c.size;
+      e.class_id = c.class_id;
+      e.unverified = c.unverified ? 1 : 0;
+      tier.used_bytes.fetch_add(tier.Charge(e.size));
       continue;
     }
-    c.header->expires_s = deadline;  // outside the header's check: no re-commit needed
+    local = entries.pool(shard).Allocate();
+    if (local == internal::kNoLocal || !s.index.Insert(c.hash, local)) {
+      if (local != internal::kNoLocal) entries.pool(shard).Free(local);
+      // Out of DRAM for the index: given back (a pool frees it on the media too).
+      tier.Release(c.locator, c.size, c.class_id);
+      continue;
+    }
     Entry& e = entries.at(internal::MakeEntryId(shard, local));
     e.hash = c.hash;
-    e.data = c.data.data;
-    e.size = static_cast<std::uint32_t>(c.data.size);
-    e.header = header_ref;
-    e.class_id = static_cast<std::uint16_t>(c.data.class_id);
+    e.locator = c.locator;
+    e.size = c.size;
+    e.deadline_s = deadline;
+    e.class_id = c.class_id;
     e.tier = static_cast<std::uint8_t>(t);
-    e.unverified = 1;
-    tier.used_bytes.fetch_add(tier.SlotBytes(e.size));
+    e.unverified = c.unverified ? 1 : 0;
+    tier.used_bytes.fetch_add(tier.Charge(e.size));
     tier.chunks.fetch_add(1);
     ++tier.recovered;
     std::lock_guard tier_lock(tier.mu);
@@ -60,8 +71,8 @@ void Store::Impl::RecoverTier(std::size_t t) {
 }
 
 Status Store::Impl::VerifyRecovered(const Hit& hit, std::string_view key) {
-  Tier& tier = *tiers[hit.tier];
-  const bool intact = tier.DataIntact(hit.data, hit.size, *hit.header);
+  TierBackend& tier = *tiers[hit.tier];
+  const bool intact = Mapped(hit.tier).Intact(hit.locator, hit.size);
   {
     Shard& s = ShardOf(hit.hash);
     std::lock_guard lock(s.mu);
@@ -79,9 +90,9 @@ Status Store::Impl::VerifyRecovered(const Hit& hit, std::string_view key) {
 }
 
 bool Store::Impl::VerifyClaimed(EntryId id, std::size_t t) {
-  Tier& tier = *tiers[t];
+  TierBackend& tier = *tiers[t];
   Entry& e = entries.at(id);
-  const bool intact = tier.DataIntact(e.data, e.size, *tier.header(e.header));
+  const bool intact = Mapped(t).Intact(e.locator, e.size);
   Shard& s = *shards[internal::ShardOfId(id)];
   std::lock_guard lock(s.mu);
   if (intact) {
@@ -99,28 +110,22 @@ bool Store::Impl::VerifyClaimed(EntryId id, std::size_t t) {
 
 void Store::Impl::ClosePools() {
   for (std::size_t t = 0; t < tiers.size(); ++t) {
-    Tier& tier = *tiers[t];
-    if (tier.pool() == nullptr) continue;
-    std::vector<internal::SnapshotRecord> records;
-    records.reserve(tier.chunks.load());
-    for (std::uint32_t shard = 0; shard < internal::kShards; ++shard) {
-      Shard& s = *shards[shard];
-      std::lock_guard lock(s.mu);
-      s.index.ForEach([&](std::uint32_t local) {
-        const Entry& e = entries.at(internal::MakeEntryId(shard, local));
-        if (e.tier != t) return;
-        internal::SnapshotRecord r;
-        r.hash_lo = e.hash.lo;
-        r.hash_hi = e.hash.hi;
-        r.header_ref = e.header;
-        r.data_ref = tier.DataRef(e.data);
-        r.size = e.size;
-        records.push_back(r);
-      });
+    TierBackend& tier = *tiers[t];
+    std::vector<internal::TierChunk> chunks;
+    if (tier.ListsChunksAtClose()) {
+      chunks.reserve(tier.chunks.load());
+      for (std::uint32_t shard = 0; shard < internal::kShards; ++shard) {
+        Shard& s = *shards[shard];
+        std::lock_guard lock(s.mu);
+        s.index.ForEach([&](std::uint32_t local) {
+          const Entry& e = entries.at(internal::MakeEntryId(shard, local));
+          if (e.tier == t) chunks.push_back({e.hash, e.locator, e.size, e.class_id, false});
+        });
+      }
     }
-    const Status st = tier.ClosePool(records);
+    const Status st = tier.Close(chunks);
     if (!st.ok()) {
-      internal::LogF("cxlkv store: closing the pool of tier %s: %s", tier.name().c_str(),
+      internal::LogF("cxlkv store: closing tier %s: %s", tier.name().c_str(),
                      st.ToString().c_str());
     }
   }

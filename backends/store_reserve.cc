@@ -61,7 +61,7 @@ Status ReservedChunk::Commit(bool* published) {
   Store::Impl& im = *state->store;
   // No parts: the bytes are in the slot already; this writes the header (and persists both
   // when the tier persists).
-  im.tiers[state->slot.tier]->Write(state->slot.slots, {}, state->slot.header);
+  im.Mapped(state->slot.tier).Write(state->slot.slots, {}, state->slot.header);
   Status status = im.PublishSlot(state->slot, published);
   if (status.ok()) im.put_latency.Record(state->reserve_ns + NsSince(start));
   return status;
@@ -70,7 +70,7 @@ Status ReservedChunk::Commit(bool* published) {
 void ReservedChunk::Abort() {
   if (state_ == nullptr) return;
   std::unique_ptr<State> state = std::move(state_);
-  if (!state->slot.already_stored) state->store->tiers[state->slot.tier]->FreeSlots(state->slot.slots);
+  if (!state->slot.already_stored) state->store->Mapped(state->slot.tier).FreeSlots(state->slot.slots);
 }
 
 Result<ReservedChunk> Store::Reserve(std::string_view key, std::size_t size,

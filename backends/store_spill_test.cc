@@ -201,23 +201,14 @@ TEST(StoreSpillTest, BatchedGetsMixMemoryAndLogInOrder) {
   auto s = OpenStore(WithSpill(dir, 8));
   ASSERT_NE(s, nullptr);
   for (int i = 0; i < 40; ++i) PutChunk(*s, i);  // 0..23 spilled, 24..39 in DRAM
-  auto cq = CompletionQueue::Create();
-  ASSERT_TRUE(cq.ok());
   std::vector<std::string> keys;
   for (int i = 0; i < 40; i += 3) keys.push_back(Key(i));
   keys.push_back("absent");
   std::vector<std::vector<std::byte>> dst(keys.size(), std::vector<std::byte>(kChunk));
   std::vector<GetRequest> reqs;
   for (std::size_t j = 0; j < keys.size(); ++j) reqs.push_back({keys[j], dst[j], nullptr, j});
-  ASSERT_TRUE(s->SubmitGets(reqs, **cq).ok());
-  std::vector<Completion> done(reqs.size());
-  std::size_t got = 0;
-  while (got < reqs.size()) {
-    const std::size_t n = (*cq)->Wait(std::span(done).subspan(got), reqs.size() - got,
-                                      std::chrono::seconds(20));
-    ASSERT_GT(n, 0u);
-    got += n;
-  }
+  const std::vector<Completion> done = GetAll(*s, reqs);
+  ASSERT_EQ(done.size(), reqs.size());
   for (const Completion& c : done) {
     if (c.user_data == keys.size() - 1) {
       EXPECT_TRUE(c.status.IsNotFound());

@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,25 @@ inline void ExpectChunk(Store& s, int i, std::size_t size = kChunk) {
   ASSERT_TRUE(n.ok()) << Key(i) << ": " << n.status().ToString();
   EXPECT_EQ(*n, size) << Key(i);
   EXPECT_EQ(testing::FirstPatternMismatch(dst.data(), size, Seed(i)), -1) << Key(i);
+}
+
+// Submits gets and waits (20 s at most) for all their completions, in the order they came.
+inline std::vector<Completion> GetAll(Store& s, std::span<const GetRequest> reqs) {
+  auto cq = CompletionQueue::Create();
+  EXPECT_TRUE(cq.ok());
+  if (!cq.ok()) return {};
+  EXPECT_TRUE(s.SubmitGets(reqs, **cq).ok());
+  std::vector<Completion> done(reqs.size());
+  std::size_t got = 0;
+  while (got < reqs.size()) {
+    const std::size_t n = (*cq)->Wait(std::span(done).subspan(got), reqs.size() - got,
+                                      std::chrono::seconds(20));
+    EXPECT_GT(n, 0u);
+    if (n == 0) break;
+    got += n;
+  }
+  done.resize(got);
+  return done;
 }
 
 // The tier holding key i, from a short lease.

@@ -21,7 +21,7 @@
 
 namespace cxlkv::options {
 
-// Limits the store enforces (backends/tier.cc, backends/spill_tier.cc: a chunk's read counter
+// Limits the store enforces (backends/memory_tier.cc, backends/log_tier.cc: a chunk's read counter
 // saturates at 63; alloc/size_classes.cc; backends/spill/segment_log.cc).
 inline constexpr int kMaxPromoteAfterHits = 63;
 inline constexpr std::int64_t kMinSlabSize = std::int64_t{64} << 10;

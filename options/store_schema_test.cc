@@ -45,8 +45,8 @@ Status SecondTierSets(StoreOptions& o, std::string key, std::int64_t value) {
 }
 
 // The schema's ranges are the store's: what the schema takes, Store::Open takes; one past
-// the limit, both refuse. (The store checks its own limits: backends/tier.cc,
-// backends/spill_tier.cc, alloc/size_classes.cc, backends/spill/segment_log.cc.)
+// the limit, both refuse. (The store checks its own limits: backends/memory_tier.cc,
+// backends/log_tier.cc, alloc/size_classes.cc, backends/spill/segment_log.cc.)
 TEST(StoreSchemaTest, PromoteAfterHitsLimitIsTheStores) {
   StoreOptions at = TwoDramTiers();
   ASSERT_TRUE(SecondTierSets(at, "promote_after_hits", kMaxPromoteAfterHits).ok());
@@ -118,7 +118,7 @@ TEST(StoreSchemaTest, ChoicesAreTheStoresNames) {
     EXPECT_TRUE(IsChoice(copy, method));
     EXPECT_TRUE(ParseCopyMethod(method).ok()) << method;
   }
-  EXPECT_TRUE(IsChoice(copy, "auto"));  // resolved by the tier (backends/tier.cc)
+  EXPECT_TRUE(IsChoice(copy, "auto"));  // resolved by the tier (backends/memory_tier.cc)
   EXPECT_FALSE(IsChoice(copy, "fast"));
   EXPECT_FALSE(ParseCopyMethod("fast").ok());
   testing::TempDir dir;

@@ -1,4 +1,4 @@
-#include "backends/tier.h"
+#include "backends/memory_tier.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -47,13 +47,18 @@ CopyMethod AutoCopyMethod(MemoryKind kind) {
   return CopyMethod::kMemcpy;
 }
 
-Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
-                                         std::size_t tier_count,
-                                         const std::vector<std::size_t>& chunk_sizes,
-                                         std::size_t slab_size, const EntryTable& entries) {
-  std::unique_ptr<Tier> tier(new Tier());
-  tier->name_ = options.name.empty() ? "tier" + std::to_string(index) : options.name;
-  const bool last = index + 1 == tier_count;
+MemoryTier::MemoryTier(std::string name, std::unique_ptr<MemorySource> source,
+                       std::unique_ptr<MemoryRegion> region)
+    : MappedTier(std::move(name), region->data()),
+      source_(std::move(source)),
+      region_(std::move(region)) {}
+
+Result<std::unique_ptr<TierBackend>> MemoryTier::Open(TierOptions& options,
+                                                      const TierPlace& place) {
+  const std::size_t index = place.index;
+  const std::size_t slab_size = place.slab_size;
+  std::string name = options.name.empty() ? "tier" + std::to_string(index) : options.name;
+  const bool last = index + 1 == place.count;
   if (options.capacity < slab_size) {
     return Status::InvalidArgument("capacity of " + FormatBytes(options.capacity) +
                                    " is below one slab (" + FormatBytes(slab_size) + ")");
@@ -74,26 +79,31 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
     return Status::InvalidArgument("promote_after_hits " + std::to_string(promote) +
                                    " must be 0 (never) to 63");
   }
-  tier->promote_after_hits_ = index == 0 ? 0 : promote;
   CXLKV_ASSIGN_OR_RETURN(const Durability durability, ParseDurability(options.durability));
 
-  if (options.source != nullptr) {
-    tier->source_ = std::move(options.source);
-  } else {
-    CXLKV_ASSIGN_OR_RETURN(tier->source_, MemorySource::Parse(options.source_spec));
+  std::unique_ptr<MemorySource> source = std::move(options.source);
+  if (source == nullptr) {
+    CXLKV_ASSIGN_OR_RETURN(source, MemorySource::Parse(options.source_spec));
   }
+  CopyMethod copy_method = CopyMethod::kMemcpy;
   if (options.copy == "auto") {
-    tier->copy_method_ = AutoCopyMethod(tier->source_->kind());
+    copy_method = AutoCopyMethod(source->kind());
   } else {
-    CXLKV_ASSIGN_OR_RETURN(tier->copy_method_, ParseCopyMethod(options.copy));
+    CXLKV_ASSIGN_OR_RETURN(copy_method, ParseCopyMethod(options.copy));
   }
-  CXLKV_ASSIGN_OR_RETURN(tier->policy_,
-                         EvictionPolicy::Create(options.eviction, entries, options.capacity));
+  CXLKV_ASSIGN_OR_RETURN(
+      std::unique_ptr<EvictionPolicy> policy,
+      EvictionPolicy::Create(options.eviction, *place.entries, options.capacity));
+  CXLKV_ASSIGN_OR_RETURN(std::unique_ptr<MemoryRegion> region, source->Map(options.capacity));
+  std::unique_ptr<MemoryTier> tier(
+      new MemoryTier(std::move(name), std::move(source), std::move(region)));
+  tier->promote_after_hits_ = index == 0 ? 0 : promote;
+  tier->copy_method_ = copy_method;
+  tier->policy_ = std::move(policy);
   tier->source_spec_ = tier->source_->spec();
   tier->capacity_ = options.capacity;
   tier->high_bytes_ = static_cast<std::size_t>(high * static_cast<double>(options.capacity));
   tier->low_bytes_ = static_cast<std::size_t>(low * static_cast<double>(options.capacity));
-  CXLKV_ASSIGN_OR_RETURN(tier->region_, tier->source_->Map(options.capacity));
 
   SlabAllocatorOptions slab;
   slab.slab_size = slab_size;
@@ -104,7 +114,7 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
   // No slot larger than the region: a chunk that could never fit is then refused up front
   // (InvalidArgument) instead of emptying the tier before NoSpace.
   slab.max_slot_size = std::min(16 * slab_size, options.capacity / slab_size * slab_size);
-  for (std::size_t size : chunk_sizes) {
+  for (std::size_t size : *place.chunk_sizes) {
     if (size <= slab.max_slot_size) slab.exact_sizes.push_back(size);
   }
   if (durability != Durability::kVolatile) {
@@ -125,16 +135,16 @@ Result<std::unique_ptr<Tier>> Tier::Open(TierOptions options, std::size_t index,
   tier->header_class_ = probe.class_id;
   tier->header_slot_bytes_ = probe.capacity;
   CXLKV_RETURN_IF_ERROR(tier->allocator_->Free(probe));
-  return tier;
+  return std::unique_ptr<TierBackend>(std::move(tier));
 }
 
-Result<ChunkSlots> Tier::Allocate(std::size_t size) {
+Result<ChunkSlots> MemoryTier::Allocate(std::size_t size) {
   ChunkSlots slots;
   CXLKV_ASSIGN_OR_RETURN(slots.data, allocator_->Allocate(AllocSize(size)));
   Result<Allocation> header = allocator_->Allocate(ChunkHeader::kSize);
   if (!header.ok()) {
     Status s = allocator_->Free(slots.data);
-    if (!s.ok()) BookkeepingBroken(name_, s);
+    if (!s.ok()) BookkeepingBroken(name(), s);
     return header.status();
   }
   slots.header = *header;
@@ -142,30 +152,30 @@ Result<ChunkSlots> Tier::Allocate(std::size_t size) {
   return slots;
 }
 
-void Tier::FreeSlots(const ChunkSlots& slots) {
+void MemoryTier::FreeSlots(const ChunkSlots& slots) {
   if (pool_ != nullptr) pool_->Release(reinterpret_cast<ChunkHeader*>(slots.header.data));
   Allocation data = slots.data;
   data.size = AllocSize(data.size);
   Status s = allocator_->Free(data);
   if (s.ok()) s = allocator_->Free(slots.header);
-  if (!s.ok()) BookkeepingBroken(name_, s);
+  if (!s.ok()) BookkeepingBroken(name(), s);
 }
 
-void Tier::Free(const SlotRef& ref) {
+void MemoryTier::Release(std::uint64_t locator, std::uint32_t size, std::uint16_t class_id) {
   ChunkSlots slots;
   slots.data =
-      Allocation{ref.data, ref.size, allocator_->SlotSizeFor(AllocSize(ref.size)), ref.class_id};
-  slots.header = Allocation{reinterpret_cast<std::byte*>(header(ref.header)), ChunkHeader::kSize,
+      Allocation{DataAt(locator), size, allocator_->SlotSizeFor(AllocSize(size)), class_id};
+  slots.header = Allocation{reinterpret_cast<std::byte*>(HeaderAt(locator)), ChunkHeader::kSize,
                             header_slot_bytes_, header_class_};
   FreeSlots(slots);
 }
 
-std::size_t Tier::SlotBytes(std::size_t size) const {
+std::size_t MemoryTier::Charge(std::size_t size) const {
   return allocator_->SlotSizeFor(AllocSize(size)) + header_slot_bytes_;
 }
 
-void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::byte>> parts,
-                 const ChunkHeader& h) const {
+void MemoryTier::Write(const ChunkSlots& slots,
+                       std::span<const std::span<const std::byte>> parts, const ChunkHeader& h) {
   std::byte* dst = slots.data.data;
   if (pool_ == nullptr) {
     for (std::span<const std::byte> part : parts) {
@@ -208,28 +218,53 @@ void Tier::Write(const ChunkSlots& slots, std::span<const std::span<const std::b
                 h.size, /*data_flushed=*/flush_now && !parts.empty());
 }
 
-bool Tier::DataIntact(const std::byte* data, std::size_t size, const ChunkHeader& header) const {
-  return XXH3_64bits(data, size) == header.data_xxh3;
+bool MemoryTier::Intact(std::uint64_t locator, std::size_t size) const {
+  return XXH3_64bits(DataAt(locator), size) == HeaderAt(locator)->data_xxh3;
 }
 
-Status Tier::ClosePool(std::span<const SnapshotRecord> records) {
+std::vector<TierChunk> MemoryTier::TakeRecovered() {
+  std::vector<TierChunk> found;
+  found.reserve(recovered_.size());
+  for (const PoolChunk& c : recovered_) {
+    const ChunkSlots slots{c.data, Allocation{reinterpret_cast<std::byte*>(c.header),
+                                              ChunkHeader::kSize}};
+    found.push_back({c.hash, Locator(slots), static_cast<std::uint32_t>(c.data.size),
+                      static_cast<std::uint16_t>(c.data.class_id), /*unverified=*/true});
+  }
+  recovered_.clear();
+  return found;
+}
+
+Status MemoryTier::Close(std::span<const TierChunk> stored) {
   if (pool_ == nullptr) return Status::Ok();
+  std::vector<SnapshotRecord> records;
+  records.reserve(stored.size());
+  for (const TierChunk& c : stored) {
+    SnapshotRecord r;
+    r.hash_lo = c.hash.lo;
+    r.hash_hi = c.hash.hi;
+    r.header_ref = static_cast<std::uint32_t>(c.locator >> 32);
+    r.data_ref = static_cast<std::uint32_t>(c.locator);
+    r.size = c.size;
+    records.push_back(r);
+  }
   return pool_->Close(*allocator_, records);
 }
 
-void Tier::PolicyInsert(EntryId id, Entry& e) {
-  e.queue = 0;
-  policy_->Insert(id, e);
+void MemoryTier::Sync() {
+  if (pool_ != nullptr) pool_->Flush();
 }
 
-void Tier::PolicyTouch(EntryId id, Entry& e) {
-  if (e.queue != Entry::kNotListed) policy_->Touch(id, e);
-}
-
-void Tier::PolicyErase(EntryId id, Entry& e, bool evicted) {
-  if (e.queue == Entry::kNotListed) return;
-  policy_->Erase(id, e, evicted);
-  e.queue = Entry::kNotListed;
+void MemoryTier::Describe(TierStats& ts, StoreStats& stats) const {
+  (void)stats;
+  ts.source = source_spec_;
+  ts.copy = CopyMethodName(copy_method_);
+  ts.capacity = capacity_;
+  ts.durability = pool_ != nullptr ? DurabilityName(pool_->durability()) : "volatile";
+  if (pool_ != nullptr) {
+    ts.recovery_seconds = pool_->open_report().seconds;
+    ts.recovered_from_snapshot = pool_->open_report().counts.used_snapshot;
+  }
 }
 
 }  // namespace cxlkv::internal
