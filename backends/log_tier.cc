@@ -70,23 +70,27 @@ void LogTier::Append(std::span<AppendItem> items, const SettledFn& settled, cons
   }
   // Each round's results are settled before a segment is evicted for the next: an appended
   // record must be in the index when its segment goes (left drops the entries that name it),
-  // never switched to afterwards.
+  // never switched to afterwards. A round holds segments_ shared from its write to its last
+  // settle, so a concurrent Append's eviction cannot free the segment in between either.
   std::vector<std::size_t> pending(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) pending[i] = i;
   for (int attempt = 0; !pending.empty(); ++attempt) {
     std::vector<SegmentLog::AppendItem> round;
     for (std::size_t i : pending) round.push_back(appends[i]);
-    (void)log_->AppendBatch(round);  // each item has its own status
     std::vector<std::size_t> again;
-    for (std::size_t r = 0; r < round.size(); ++r) {
-      const std::size_t i = pending[r];
-      if (round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions) {
-        again.push_back(i);
-        continue;
+    {
+      std::shared_lock no_eviction(segments_);
+      (void)log_->AppendBatch(round);  // each item has its own status
+      for (std::size_t r = 0; r < round.size(); ++r) {
+        const std::size_t i = pending[r];
+        if (round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions) {
+          again.push_back(i);
+          continue;
+        }
+        items[i].status = round[r].status;
+        items[i].locator = round[r].location;
+        settled(i);
       }
-      items[i].status = round[r].status;
-      items[i].locator = round[r].location;
-      settled(i);
     }
     pending.swap(again);
     if (!pending.empty() && !EvictSegment(left)) {

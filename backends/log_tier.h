@@ -10,8 +10,9 @@
 // Read holds it shared from its currency check to the end of its I/O, an eviction holds it alone
 // while the log frees the segment and while the store drops the entries that named it. So a
 // read either sees its entry dropped (stale) or reads a segment that cannot be evicted under
-// it: Corruption then means the medium, not a race. Lock order: segments_ before any shard
-// mutex.
+// it: Corruption then means the medium, not a race. Append holds it shared from a round's writes
+// to their settling, so no eviction frees a record before the store has switched its entry to
+// it. Lock order: segments_ before any shard mutex.
 #pragma once
 
 #include <cstdint>

@@ -53,15 +53,24 @@ class RemoteStubTier final : public UnmappedTier {
   std::vector<TierChunk> TakeRecovered() override { return {}; }
 
   void Append(std::span<AppendItem> items, const SettledFn& settled, const LeftFn& left) override {
+    // As the log does: no eviction (this Append's or a concurrent one's) between an item's
+    // store and its settle.
     for (std::size_t i = 0; i < items.size(); ++i) {
       AppendItem& item = items[i];
-      while (!Store(item)) {
+      for (;;) {
+        {
+          std::shared_lock no_eviction(evict_mu_);
+          if (Store(item)) {
+            settled(i);
+            break;
+          }
+        }
         if (!EvictOldest(left)) {
           item.status = Status::NoSpace("remote stub full");
+          settled(i);
           break;
         }
       }
-      settled(i);
     }
   }
 

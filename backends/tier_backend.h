@@ -208,7 +208,9 @@ class UnmappedTier : public TierBackend {
   // Called with the chunks that left the tier to make room, while the tier still excludes
   // reads of them: the store drops the index entries that still name them.
   using LeftFn = std::function<void(std::span<const TierChunk>)>;
-  // Called once an item's outcome is final, before any room is made that could take it away.
+  // Called once an item's outcome is final, before any room is made that could take it away,
+  // by this Append or a concurrent one: between an item's write and its settle, its place
+  // cannot be freed, or the store would switch an entry to a place that is already gone.
   using SettledFn = std::function<void(std::size_t item)>;
   // Asked for each read, under the tier's exclusion of whatever would free its place: whether
   // the index entry still names this locator (false: the read is skipped, marked stale).
