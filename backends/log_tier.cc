@@ -1,6 +1,5 @@
 #include "backends/log_tier.h"
 
-#include <mutex>
 #include <utility>
 
 namespace cxlkv::internal {
@@ -47,8 +46,8 @@ Result<std::unique_ptr<TierBackend>> LogTier::Open(const SpillOptions& options) 
 }
 
 bool LogTier::EvictSegment(const LeftFn& left) {
-  std::unique_lock lock(segments_);
-  Result<std::vector<SegmentChunk>> gone = log_->EvictOldestSegment();
+  WriterLock lock(segments_);
+  Result<std::vector<SegmentChunk>> gone = EvictOldestSegmentLocked();
   if (!gone.ok()) return false;
   std::vector<TierChunk> left_tier;
   left_tier.reserve(gone->size());
@@ -79,8 +78,8 @@ void LogTier::Append(std::span<AppendItem> items, const SettledFn& settled, cons
     for (std::size_t i : pending) round.push_back(appends[i]);
     std::vector<std::size_t> again;
     {
-      std::shared_lock no_eviction(segments_);
-      (void)log_->AppendBatch(round);  // each item has its own status
+      ReaderLock no_eviction(segments_);
+      (void)AppendBatchLocked(round);  // each item has its own status
       for (std::size_t r = 0; r < round.size(); ++r) {
         const std::size_t i = pending[r];
         if (round[r].status.IsNoSpace() && attempt + 1 < kMaxSegmentEvictions) {
@@ -106,7 +105,7 @@ void LogTier::Append(std::span<AppendItem> items, const SettledFn& settled, cons
 void LogTier::Read(std::span<ReadItem> reads, const CurrentFn& current) {
   std::vector<ChunkRead> live;
   std::vector<std::size_t> live_index;
-  std::shared_lock lock(segments_);
+  ReaderLock lock(segments_);
   for (std::size_t i = 0; i < reads.size(); ++i) {
     ReadItem& r = reads[i];
     if (!current(i)) {
@@ -122,7 +121,7 @@ void LogTier::Read(std::span<ReadItem> reads, const CurrentFn& current) {
     live.push_back(read);
     live_index.push_back(i);
   }
-  (void)log_->ReadBatch(live);  // each read has its own status
+  (void)ReadBatchLocked(live);  // each read has its own status
   for (std::size_t k = 0; k < live.size(); ++k) {
     ReadItem& r = reads[live_index[k]];
     r.status = live[k].status;

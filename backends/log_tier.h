@@ -12,17 +12,20 @@
 // read either sees its entry dropped (stale) or reads a segment that cannot be evicted under
 // it: Corruption then means the medium, not a race. Append holds it shared from a round's writes
 // to their settling, so no eviction frees a record before the store has switched its entry to
-// it. Lock order: segments_ before any shard mutex.
+// it. Lock order: segments_ before any shard mutex. clang's -Wthread-safety checks that each log
+// call segments_ orders is made under the hold it needs (the ...Locked wrappers below) and that
+// no member takes segments_ while it holds it.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "backends/spill/segment_log.h"
 #include "backends/tier_backend.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::internal {
 
@@ -38,20 +41,32 @@ class LogTier final : public UnmappedTier {
   void Release(std::uint64_t, std::uint32_t, std::uint16_t) override {}
   std::vector<TierChunk> TakeRecovered() override { return std::move(recovered_); }
 
-  void Append(std::span<AppendItem> items, const SettledFn& settled, const LeftFn& left) override;
-  void Read(std::span<ReadItem> reads, const CurrentFn& current) override;
+  void Append(std::span<AppendItem> items, const SettledFn& settled, const LeftFn& left)
+      EXCLUDES(segments_) override;
+  void Read(std::span<ReadItem> reads, const CurrentFn& current) EXCLUDES(segments_) override;
 
  private:
   LogTier() : UnmappedTier("spill") {}
   void Describe(TierStats& tier, StoreStats& stats) const override;
   // Evicts the oldest segment and hands its chunks to left; false when there is none.
-  bool EvictSegment(const LeftFn& left);
+  bool EvictSegment(const LeftFn& left) EXCLUDES(segments_);
+  // The log calls segments_ orders, each under the hold it needs: a write or a read of records
+  // shared (no segment can be freed under it), the freeing of a segment alone.
+  Status AppendBatchLocked(std::span<SegmentLog::AppendItem> items) REQUIRES_SHARED(segments_) {
+    return log_->AppendBatch(items);
+  }
+  Status ReadBatchLocked(std::span<ChunkRead> reads) REQUIRES_SHARED(segments_) {
+    return log_->ReadBatch(reads);
+  }
+  Result<std::vector<SegmentChunk>> EvictOldestSegmentLocked() REQUIRES(segments_) {
+    return log_->EvictOldestSegment();
+  }
 
   std::unique_ptr<SegmentLog> log_;
   std::string spec_;             // "spill:<path>"
   std::string eviction_;         // "segment-fifo" or "segment-lru"
   std::size_t max_chunk_ = 0;    // the largest chunk a segment holds (with the longest key)
-  std::shared_mutex segments_;
+  SharedMutex segments_;
   std::vector<TierChunk> recovered_;
 };
 

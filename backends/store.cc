@@ -54,9 +54,9 @@ Store::Impl::~Impl() {
   // with the pools.
 }
 
-EntryId Store::Impl::FindLocked(const KeyHash& h, std::string_view key) const {
+EntryId Store::Impl::FindLocked(const Shard& s, const KeyHash& h, std::string_view key) const {
   const std::uint32_t shard = ShardIndexOf(h);
-  const std::uint32_t local = shards[shard]->index.Find(h);
+  const std::uint32_t local = s.index.Find(h);
   if (local == internal::kNoLocal) return kNoEntry;
   const EntryId id = internal::MakeEntryId(shard, local);
   const Entry& e = entries.at(id);
@@ -68,12 +68,13 @@ EntryId Store::Impl::FindLocked(const KeyHash& h, std::string_view key) const {
   return id;
 }
 
-bool Store::Impl::ExpiredLocked(const Entry& e, std::chrono::nanoseconds now) const {
+bool Store::Impl::ExpiredLocked([[maybe_unused]] const Shard& s, const Entry& e,
+                                std::chrono::nanoseconds now) const {
   if (ttl.count() == 0) return false;
   return e.deadline_s != 0 && now >= std::chrono::seconds(e.deadline_s);
 }
 
-void Store::Impl::FreeEntryLocked(EntryId id) {
+void Store::Impl::FreeEntryLocked([[maybe_unused]] Shard& s, EntryId id) {
   Entry& e = entries.at(id);
   TierBackend& tier = *tiers[e.tier];
   tier.Release(e.locator, e.size, e.class_id);
@@ -82,24 +83,24 @@ void Store::Impl::FreeEntryLocked(EntryId id) {
   entries.pool(internal::ShardOfId(id)).Free(internal::LocalOfId(id));
 }
 
-void Store::Impl::RemoveLocked(EntryId id, bool expired) {
+void Store::Impl::RemoveLocked(Shard& s, EntryId id, bool expired) {
   Entry& e = entries.at(id);
-  shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
+  s.index.Erase(e.hash, internal::LocalOfId(id));
   e.removed = 1;
   TierBackend& tier = *tiers[e.tier];
   {
-    std::lock_guard tier_lock(tier.mu);
+    internal::MutexLock tier_lock(tier.mu);
     tier.PolicyErase(id, e, /*evicted=*/false);
   }
   if (expired) tier.expirations.fetch_add(1);
-  if (e.pins.load() == 0) FreeEntryLocked(id);
+  if (e.pins.load() == 0) FreeEntryLocked(s, id);
 }
 
 void Store::Impl::Unpin(EntryId id) {
   Shard& s = *shards[internal::ShardOfId(id)];
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   Entry& e = entries.at(id);
-  if (e.pins.fetch_sub(1) == 1 && e.removed) FreeEntryLocked(id);
+  if (e.pins.fetch_sub(1) == 1 && e.removed) FreeEntryLocked(s, id);
 }
 
 Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
@@ -113,10 +114,10 @@ Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
   const KeyHash h = internal::HashKey(key);
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
   Shard& s = ShardOf(h);
-  std::lock_guard lock(s.mu);
-  EntryId id = FindLocked(h, key);
-  if (id != kNoEntry && ExpiredLocked(entries.at(id), now)) {
-    RemoveLocked(id, /*expired=*/true);
+  internal::MutexLock lock(s.mu);
+  EntryId id = FindLocked(s, h, key);
+  if (id != kNoEntry && ExpiredLocked(s, entries.at(id), now)) {
+    RemoveLocked(s, id, /*expired=*/true);
     id = kNoEntry;
   }
   if (id == kNoEntry) {
@@ -145,7 +146,7 @@ Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
     // free (PromoteFromRead), so a read that found none leaves the next one to try.
     hit.promote = promote_after != 0 && e.hits >= promote_after;
   }
-  std::lock_guard tier_lock(tier.mu);
+  internal::MutexLock tier_lock(tier.mu);
   tier.PolicyTouch(id, e);
   return hit;
 }
@@ -172,8 +173,8 @@ std::optional<Status> Store::Impl::CheckStoredLocked(Shard& s, const KeyHash& h,
     return Status::Busy("key " + std::string(key) + " has the same 128-bit hash as stored key " +
                         std::string(stored) + "; not stored");
   }
-  if (!ExpiredLocked(e, now)) return Status::Ok();
-  RemoveLocked(id, /*expired=*/true);
+  if (!ExpiredLocked(s, e, now)) return Status::Ok();
+  RemoveLocked(s, id, /*expired=*/true);
   return std::nullopt;
 }
 
@@ -193,7 +194,7 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
   {
     Shard& s = ShardOf(slot.hash);
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     if (auto st = CheckStoredLocked(s, slot.hash, key, now)) {
       if (!st->ok()) return *st;
       slot.already_stored = true;
@@ -248,7 +249,7 @@ Status Store::Impl::PublishSlot(const Slot& slot, bool* published) {
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
   bool over_high = false;
   {
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     std::optional<Status> stored = CheckStoredLocked(s, h, key, now);
     const std::uint32_t local =
         stored ? internal::kNoLocal : entries.pool(ShardIndexOf(h)).Allocate();
@@ -275,7 +276,7 @@ Status Store::Impl::PublishSlot(const Slot& slot, bool* published) {
     over_high = used > tier.high_bytes();
     tier.chunks.fetch_add(1);
     tier.bytes_in.fetch_add(size, std::memory_order_relaxed);
-    std::lock_guard tier_lock(tier.mu);
+    internal::MutexLock tier_lock(tier.mu);
     tier.PolicyInsert(id, e);
   }
   if (published != nullptr) *published = true;
@@ -417,14 +418,14 @@ Result<std::size_t> Store::Size(std::string_view key) const {
   const KeyHash h = internal::HashKey(key);
   const auto now = im.ttl.count() != 0 ? im.Now() : std::chrono::nanoseconds{0};
   Impl::Shard& s = im.ShardOf(h);
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   // Decided by the 128-bit hash alone: no bytes are returned, so a collision (which Put refuses
   // to create) could only make a lookup say yes where the Get that follows says NotFound; not
   // reading the key from the tier keeps lookups to the index's own memory.
   const std::uint32_t local = s.index.Find(h);
   const EntryId id = local == internal::kNoLocal ? kNoEntry
                                                  : internal::MakeEntryId(Impl::ShardIndexOf(h), local);
-  if (id == kNoEntry || im.ExpiredLocked(im.entries.at(id), now)) {
+  if (id == kNoEntry || im.ExpiredLocked(s, im.entries.at(id), now)) {
     return Status::NotFound("no chunk for key " + std::string(key));
   }
   return std::size_t{im.entries.at(id).size};
@@ -471,7 +472,7 @@ std::size_t Store::ContainsBatch(std::span<const std::string_view> keys,
       if (!valid[i]) continue;
       hashes[i] = internal::HashKey(key);
       ++count[Impl::ShardIndexOf(hashes[i])];
-      im.ShardOf(hashes[i]).index.PrefetchSlot(hashes[i]);
+      im.ShardOf(hashes[i]).PrefetchSlot(hashes[i]);
     }
     shard_begin[0] = 0;
     for (std::uint32_t s = 0; s < internal::kShards; ++s) {
@@ -487,7 +488,7 @@ std::size_t Store::ContainsBatch(std::span<const std::string_view> keys,
     for (std::uint32_t s = 0; s < internal::kShards; ++s) {
       if (shard_begin[s] == shard_begin[s + 1]) continue;
       Impl::Shard& shard = *im.shards[s];
-      std::lock_guard lock(shard.mu);
+      internal::MutexLock lock(shard.mu);
       for (std::size_t k = shard_begin[s]; k < shard_begin[s + 1]; ++k) {
         shard.index.PrefetchEntry(hashes[order[k]]);
       }
@@ -496,12 +497,12 @@ std::size_t Store::ContainsBatch(std::span<const std::string_view> keys,
     for (std::uint32_t s = 0; s < internal::kShards; ++s) {
       if (shard_begin[s] == shard_begin[s + 1]) continue;
       Impl::Shard& shard = *im.shards[s];
-      std::lock_guard lock(shard.mu);
+      internal::MutexLock lock(shard.mu);
       for (std::size_t k = shard_begin[s]; k < shard_begin[s + 1]; ++k) {
         const std::size_t i = order[k];
         const std::uint32_t local = shard.index.Find(hashes[i]);
         if (local == internal::kNoLocal) continue;
-        if (im.ExpiredLocked(im.entries.at(internal::MakeEntryId(s, local)), now)) continue;
+        if (im.ExpiredLocked(shard, im.entries.at(internal::MakeEntryId(s, local)), now)) continue;
         found[base + i] = true;
         ++hits;
       }
@@ -515,10 +516,10 @@ Status Store::Remove(std::string_view key) {
   Impl& im = *impl_;
   const KeyHash h = internal::HashKey(key);
   Impl::Shard& s = im.ShardOf(h);
-  std::lock_guard lock(s.mu);
-  const EntryId id = im.FindLocked(h, key);
+  internal::MutexLock lock(s.mu);
+  const EntryId id = im.FindLocked(s, h, key);
   if (id == kNoEntry) return Status::NotFound("no chunk for key " + std::string(key));
-  im.RemoveLocked(id, /*expired=*/false);
+  im.RemoveLocked(s, id, /*expired=*/false);
   return Status::Ok();
 }
 
@@ -551,9 +552,10 @@ StoreStats Store::Stats() const {
   st.misses = im.misses.load();
   std::size_t index_bytes = 0;
   for (std::uint32_t i = 0; i < internal::kShards; ++i) {
-    std::lock_guard lock(im.shards[i]->mu);
-    st.index_entries += im.shards[i]->index.size();
-    index_bytes += im.shards[i]->index.bytes() + im.entries.pool(i).touched_bytes();
+    Impl::Shard& shard = *im.shards[i];
+    internal::MutexLock lock(shard.mu);
+    st.index_entries += shard.index.size();
+    index_bytes += shard.index.bytes() + im.entries.pool(i).touched_bytes();
   }
   for (const auto& t : im.tiers) index_bytes += t->bookkeeping_bytes();
   if (st.index_entries > 0) {

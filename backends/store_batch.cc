@@ -165,21 +165,21 @@ void Store::Impl::StartWorkers(unsigned count, const std::vector<int>& cpus) {
 
 void Store::Impl::StopWorkers() {
   {
-    std::lock_guard lock(work_mu);
+    internal::MutexLock lock(work_mu);
     work_stopping = true;
   }
-  work_cv.notify_all();
+  work_cv.SignalAll();
   for (std::thread& w : workers) w.join();
   workers.clear();
 }
 
 bool Store::Impl::Enqueue(std::shared_ptr<Batch> batch) {
   {
-    std::lock_guard lock(work_mu);
+    internal::MutexLock lock(work_mu);
     if (work_stopping) return false;
     work.push_back(std::move(batch));
   }
-  work_cv.notify_all();
+  work_cv.SignalAll();
   return true;
 }
 
@@ -188,8 +188,8 @@ void Store::Impl::WorkerLoop() {
     std::shared_ptr<Batch> batch;
     std::size_t piece = 0;
     {
-      std::unique_lock lock(work_mu);
-      work_cv.wait(lock, [this] { return !work.empty() || work_stopping; });
+      internal::MutexLock lock(work_mu);
+      while (work.empty() && !work_stopping) work_cv.Wait(work_mu);
       if (work.empty()) return;  // stopping, and everything submitted is done
       batch = work.front();
       piece = batch->next++;

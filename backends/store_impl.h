@@ -22,9 +22,20 @@
 // T, drops T, then takes S and rechecks that the candidate is still in the table, in that tier,
 // listed and unpinned. Slab allocators have their own locks and call nothing back, so they may
 // be called under S. No lock is held while chunk bytes are copied. The maintenance and work
-// queue mutexes, and a CompletionQueue's, are leaves: nothing is taken while holding them. An
-// unmapped tier may hold its own lock around the callbacks it makes into the store (the log's
-// segment lock, see log_tier.h), which take S and T: such a lock comes before S.
+// queue mutexes, and a CompletionQueue's, are leaves: nothing is taken while holding them.
+// pass_mu, one maintenance pass at a time, comes before all of them. An unmapped tier may hold
+// its own lock around the callbacks it makes into the store (the log's segment lock, see
+// log_tier.h), which take S and T: such a lock comes before S.
+//
+// What clang checks (-Wthread-safety, see util/thread_annotations.h): Shard::index is
+// GUARDED_BY its mu, a tier's policy by its mu, the queues' fields by theirs, and each ...Locked
+// function REQUIRES the shard mutex of the Shard it is given (always the shard of the id or hash
+// it works on). What it cannot check: an Entry's fields. Entries live in one EntryTable shared
+// by the shards, and an entry's guard is picked at run time by its id (the mutex of shard
+// ShardOfId(id) for the "shard" fields, the mutex of tier e.tier for the "tier" fields, the
+// mover's pin for the slots of a claimed entry); an attribute can only name a mutex reachable
+// from the object itself, so those fields carry no annotation and the rules above are kept by
+// hand.
 //
 // Visibility and lifetime. A chunk enters the table only after its bytes and header are
 // written, so a reader never sees a partial chunk. Readers take a pin under S and copy
@@ -37,13 +48,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,14 +67,21 @@
 #include "backends/tier_backend.h"
 #include "cxlkv/store.h"
 #include "util/histogram.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 
 struct Store::Impl {
   struct Shard {
     explicit Shard(const internal::EntryPool& pool) : index(pool) {}
-    std::mutex mu;
-    internal::HashIndex index;  // guarded by mu
+    // A prefetch hint for h's slot, taken with no lock: HashIndex::PrefetchSlot reads only its
+    // own atomics (see chunk_index.h), which the analysis cannot tell from a read of the table.
+    void PrefetchSlot(const internal::KeyHash& h) const NO_THREAD_SAFETY_ANALYSIS {
+      index.PrefetchSlot(h);
+    }
+    internal::Mutex mu;
+    internal::HashIndex index GUARDED_BY(mu);
   };
 
   // A found chunk, pinned for reading: where its bytes are until Unpin.
@@ -110,14 +126,18 @@ struct Store::Impl {
   Shard& ShardOf(const internal::KeyHash& h) { return *shards[ShardIndexOf(h)]; }
   // Tier t as a mapped tier; the caller knows it is one.
   internal::MappedTier& Mapped(std::size_t t) const { return *tiers[t]->mapped(); }
-  // The id stored for key under S (held), or kNoEntry; a colliding key is a miss.
-  internal::EntryId FindLocked(const internal::KeyHash& h, std::string_view key) const;
-  bool ExpiredLocked(const internal::Entry& e, std::chrono::nanoseconds now) const;
+  // The ...Locked functions take the shard s of the id or hash they work on, its mutex held.
+  // The id stored for key (s is h's shard), or kNoEntry; a colliding key is a miss.
+  internal::EntryId FindLocked(const Shard& s, const internal::KeyHash& h,
+                               std::string_view key) const REQUIRES(s.mu);
+  // Whether e (an entry of shard s) is past its deadline.
+  bool ExpiredLocked(const Shard& s, const internal::Entry& e, std::chrono::nanoseconds now) const
+      REQUIRES(s.mu);
   std::chrono::nanoseconds Now() const { return clock(); }
-  // Takes an entry out of the table and its policy (S held); frees it unless pinned.
-  void RemoveLocked(internal::EntryId id, bool expired);
-  // Frees an unreachable, unpinned entry: slots, counters, pool slot. S held.
-  void FreeEntryLocked(internal::EntryId id);
+  // Takes an entry out of the table and its policy; frees it unless pinned.
+  void RemoveLocked(Shard& s, internal::EntryId id, bool expired) REQUIRES(s.mu);
+  // Frees an unreachable, unpinned entry: slots, counters, pool slot.
+  void FreeEntryLocked(Shard& s, internal::EntryId id) REQUIRES(s.mu);
   // Validates, finds, pins and touches; counts a miss. NotFound when absent or expired;
   // Corruption when the chunk was recovered and its bytes fail their checksum (dropped).
   Result<Hit> PinForRead(std::string_view key);
@@ -141,9 +161,10 @@ struct Store::Impl {
   Status PutParts(std::string_view key, std::span<const std::span<const std::byte>> parts,
                   const ChunkMeta& meta);
   // Ok when key is stored (write once), Busy when another key has its hash, nullopt when
-  // absent; an expired chunk of key is removed (and nullopt returned). S held.
+  // absent; an expired chunk of key is removed (and nullopt returned). s is h's shard.
   std::optional<Status> CheckStoredLocked(Shard& s, const internal::KeyHash& h,
-                                          std::string_view key, std::chrono::nanoseconds now);
+                                          std::string_view key, std::chrono::nanoseconds now)
+      REQUIRES(s.mu);
   // Validates and allocates slots for a chunk of size (evicting as a Put does) and fills its
   // header; nothing is visible yet. already_stored (nothing held) when key is stored.
   Result<Slot> ReserveSlot(std::string_view key, std::size_t size, const ChunkMeta& meta);
@@ -186,14 +207,14 @@ struct Store::Impl {
   // Moves a claimed entry (pinned once by the caller, out of its policy) to tier `to`. On
   // failure it stays where it was (or, for a demotion with no room below, is dropped).
   void MoveClaimed(internal::EntryId id, std::size_t to, bool demotion, bool sync);
-  // Switches a claimed entry (S held, the caller's pin the only one) to `locator` in tier `to`:
+  // Switches a claimed entry (the caller's pin the only one) to `locator` in tier `to`:
   // counted there and listed in its policy; its old place released and uncounted. The caller
   // counts why it left (eviction, demotion, promotion) and drops its pin.
-  void SwitchLocked(internal::EntryId id, std::size_t to, std::uint64_t locator,
-                    std::uint16_t class_id);
-  // A claimed entry (S held, still in the table) whose demotion found no room below: dropped,
-  // counted as an eviction of its tier, the claim released.
-  void DropFailedDemotionLocked(internal::EntryId id, bool sync);
+  void SwitchLocked(Shard& s, internal::EntryId id, std::size_t to, std::uint64_t locator,
+                    std::uint16_t class_id) REQUIRES(s.mu);
+  // A claimed entry (still in the table) whose demotion found no room below: dropped, counted
+  // as an eviction of its tier, the claim released.
+  void DropFailedDemotionLocked(Shard& s, internal::EntryId id, bool sync) REQUIRES(s.mu);
   // A move into an unmapped tier, for one chunk (MoveClaimed) or several (background
   // demotion): one Append, then each entry switched to its new place, or put back, or dropped
   // (store_unmapped.cc).
@@ -233,16 +254,16 @@ struct Store::Impl {
   // --- background work (store_maintenance.cc) ---
   void StartMaintenance();
   void StopMaintenance();
-  void Kick();  // wakes the background thread
-  void RequestPromotion(internal::EntryId id, internal::KeyHash hash);
-  void RunMaintenancePass(bool sweep);
+  void Kick() EXCLUDES(maintenance_mu);  // wakes the background thread
+  void RequestPromotion(internal::EntryId id, internal::KeyHash hash) EXCLUDES(maintenance_mu);
+  void RunMaintenancePass(bool sweep) EXCLUDES(pass_mu, maintenance_mu);
   void SweepExpired();
 
   // --- batched operations (store_batch.cc) ---
   void StartWorkers(unsigned count, const std::vector<int>& cpus);
-  void StopWorkers();
-  bool Enqueue(std::shared_ptr<Batch> batch);
-  void WorkerLoop();
+  void StopWorkers() EXCLUDES(work_mu);
+  bool Enqueue(std::shared_ptr<Batch> batch) EXCLUDES(work_mu);
+  void WorkerLoop() EXCLUDES(work_mu);
   void RunPiece(Batch& batch, std::size_t piece);
   void RunUnmappedReads(Batch& batch);
 
@@ -260,21 +281,24 @@ struct Store::Impl {
 
   // Background thread.
   std::chrono::milliseconds maintenance_interval{100};
-  std::mutex maintenance_mu;  // guards the fields below
-  std::condition_variable maintenance_cv;
-  bool kicked = false;
-  bool stopping = false;
-  std::deque<std::pair<internal::EntryId, internal::KeyHash>> promotions;
-  std::thread maintenance_thread;
-  std::mutex pass_mu;  // one maintenance pass at a time
-  std::chrono::nanoseconds last_sweep{0};  // guarded by pass_mu
+  internal::Mutex maintenance_mu;
+  internal::CondVar maintenance_cv;  // kicked or stopping set
+  bool kicked GUARDED_BY(maintenance_mu) = false;
+  bool stopping GUARDED_BY(maintenance_mu) = false;
+  std::deque<std::pair<internal::EntryId, internal::KeyHash>> promotions
+      GUARDED_BY(maintenance_mu);
+  std::thread maintenance_thread;  // started and joined by the owner's thread
+  internal::Mutex pass_mu;  // one maintenance pass at a time
+  std::chrono::nanoseconds last_sweep GUARDED_BY(pass_mu){0};
 
   // Copy threads.
-  std::mutex work_mu;  // guards the fields below
-  std::condition_variable work_cv;
-  std::deque<std::shared_ptr<Batch>> work;
-  bool work_stopping = false;
-  std::vector<std::thread> workers;
+  internal::Mutex work_mu;
+  internal::CondVar work_cv;  // work queued or work_stopping set
+  // Batches with pieces left to hand out (Batch::next, guarded by work_mu too: a field of
+  // another object, which the analysis cannot tie to this mutex).
+  std::deque<std::shared_ptr<Batch>> work GUARDED_BY(work_mu);
+  bool work_stopping GUARDED_BY(work_mu) = false;
+  std::vector<std::thread> workers;  // started and joined by the owner's thread
 
   // Host-side prefetch for batched gets; null when off. Declared after the tiers, so it is
   // destroyed (its threads joined) before their regions are unmapped.

@@ -26,50 +26,53 @@ constexpr std::size_t kAppendBatchBytes = std::size_t{64} << 20;
 
 void Store::Impl::StartMaintenance() {
   maintenance_thread = std::thread([this] {
-    std::unique_lock lock(maintenance_mu);
+    internal::MutexLock lock(maintenance_mu);
     while (!stopping) {
-      maintenance_cv.wait_for(lock, maintenance_interval, [this] { return kicked || stopping; });
+      // Until kicked, stopping, or a whole interval has passed.
+      const auto deadline = std::chrono::steady_clock::now() + maintenance_interval;
+      while (!kicked && !stopping && maintenance_cv.WaitUntil(maintenance_mu, deadline)) {
+      }
       if (stopping) break;
       kicked = false;
-      lock.unlock();
+      lock.Unlock();
       RunMaintenancePass(/*sweep=*/false);
-      lock.lock();
+      lock.Lock();
     }
   });
 }
 
 void Store::Impl::StopMaintenance() {
   {
-    std::lock_guard lock(maintenance_mu);
+    internal::MutexLock lock(maintenance_mu);
     stopping = true;
   }
-  maintenance_cv.notify_all();
+  maintenance_cv.SignalAll();
   if (maintenance_thread.joinable()) maintenance_thread.join();
 }
 
 void Store::Impl::Kick() {
   {
-    std::lock_guard lock(maintenance_mu);
+    internal::MutexLock lock(maintenance_mu);
     kicked = true;
   }
-  maintenance_cv.notify_one();
+  maintenance_cv.Signal();
 }
 
 void Store::Impl::RequestPromotion(EntryId id, KeyHash hash) {
   {
-    std::lock_guard lock(maintenance_mu);
+    internal::MutexLock lock(maintenance_mu);
     if (promotions.size() >= kMaxQueuedPromotions) return;
     promotions.emplace_back(id, hash);
     kicked = true;
   }
-  maintenance_cv.notify_one();
+  maintenance_cv.Signal();
 }
 
 void Store::Impl::RunMaintenancePass(bool sweep) {
-  std::lock_guard pass(pass_mu);
+  internal::MutexLock pass(pass_mu);
   std::deque<std::pair<EntryId, KeyHash>> todo;
   {
-    std::lock_guard lock(maintenance_mu);
+    internal::MutexLock lock(maintenance_mu);
     todo.swap(promotions);
   }
   for (const auto& [id, hash] : todo) Promote(id, hash);
@@ -114,12 +117,13 @@ void Store::Impl::SweepExpired() {
   std::vector<std::uint32_t> expired;
   for (std::uint32_t i = 0; i < internal::kShards; ++i) {
     Shard& s = *shards[i];
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     expired.clear();
     s.index.ForEach([&](std::uint32_t local) {
-      if (ExpiredLocked(entries.pool(i).at(local), now)) expired.push_back(local);
+      s.mu.AssertHeld();  // run by ForEach, under the lock above
+      if (ExpiredLocked(s, entries.pool(i).at(local), now)) expired.push_back(local);
     });
-    for (std::uint32_t local : expired) RemoveLocked(internal::MakeEntryId(i, local), true);
+    for (std::uint32_t local : expired) RemoveLocked(s, internal::MakeEntryId(i, local), true);
   }
 }
 

@@ -48,13 +48,13 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* c
   EntryId id = kNoEntry;
   KeyHash hash;
   {
-    std::lock_guard lock(from.mu);
+    internal::MutexLock lock(from.mu);
     id = from.PolicyVictim();
     if (id == kNoEntry) return false;
     hash = entries.at(id).hash;
   }
   Shard& s = ShardOf(hash);
-  std::unique_lock lock(s.mu);
+  internal::MutexLock lock(s.mu);
   // The id is only trusted once the table shows it still holds this chunk, in this tier.
   if (internal::ShardOfId(id) != ShardIndexOf(hash) ||
       s.index.Find(hash) != internal::LocalOfId(id)) {
@@ -65,7 +65,8 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* c
   // (out of the table) takes an entry out of its policy.
   if (e.tier != t || e.pins.load() != 0) return true;
 
-  const bool expired = ExpiredLocked(e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
+  const bool expired =
+      ExpiredLocked(s, e, ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0});
   const std::size_t to = expired ? tiers.size() : TierFor(e.size, t + 1, /*mapped_only=*/false);
   if (to == tiers.size()) {  // no tier below takes it, or it expired
     from.evictions.fetch_add(1);
@@ -73,20 +74,20 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* c
     s.index.Erase(hash, internal::LocalOfId(id));
     e.removed = 1;
     {
-      std::lock_guard tier_lock(from.mu);
+      internal::MutexLock tier_lock(from.mu);
       from.PolicyErase(id, e, /*evicted=*/true);
     }
     if (expired) from.expirations.fetch_add(1);
-    FreeEntryLocked(id);
+    FreeEntryLocked(s, id);
     return true;
   }
   e.pins.fetch_add(1);  // the claim
   {
-    std::lock_guard tier_lock(from.mu);
+    internal::MutexLock tier_lock(from.mu);
     from.PolicyErase(id, e, /*evicted=*/true);
   }
   const std::size_t size = e.size;
-  lock.unlock();
+  lock.Unlock();
   if (claims != nullptr && tiers[to]->mapped() == nullptr) {
     claims->push_back({id, size, to});
     return true;
@@ -100,7 +101,8 @@ std::optional<Store::Impl::ClaimedChunk> Store::Impl::ReadClaimed(EntryId id) {
   ClaimedChunk c{id, 0, {}, nullptr, 0};
   bool unverified;
   {
-    std::lock_guard lock(shards[internal::ShardOfId(id)]->mu);
+    Shard& s = *shards[internal::ShardOfId(id)];
+    internal::MutexLock lock(s.mu);
     unverified = e.unverified;
     c.tier = e.tier;
     const MappedTier& tier = Mapped(c.tier);
@@ -134,26 +136,26 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
     dest.Write(*dst, parts, header);
   }
 
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   if (e.removed || e.pins.load() != 1 || !dst.ok()) {
     if (dst.ok()) dest.FreeSlots(*dst);
     if (e.removed) {
-      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(s, id);
       return;
     }
     if (!dst.ok() && demotion) {
       // Every tier below is full of pinned chunks: the demotion becomes a drop.
-      DropFailedDemotionLocked(id, sync);
+      DropFailedDemotionLocked(s, id, sync);
       return;
     }
     // A reader pinned it during the copy, or no room above: it stays where it was.
     e.pins.fetch_sub(1);
-    std::lock_guard tier_lock(from.mu);
+    internal::MutexLock tier_lock(from.mu);
     from.PolicyInsert(id, e);
     return;
   }
   // The switch: from here readers find the chunk in its new slots.
-  SwitchLocked(id, to, dest.Locator(*dst), static_cast<std::uint16_t>(dst->data.class_id));
+  SwitchLocked(s, id, to, dest.Locator(*dst), static_cast<std::uint16_t>(dst->data.class_id));
   e.pins.fetch_sub(1);
   from.bytes_out.fetch_add(size, std::memory_order_relaxed);
   if (demotion) {
@@ -165,18 +167,18 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
   }
 }
 
-void Store::Impl::DropFailedDemotionLocked(EntryId id, bool sync) {
+void Store::Impl::DropFailedDemotionLocked(Shard& s, EntryId id, bool sync) {
   Entry& e = entries.at(id);
   TierBackend& from = *tiers[e.tier];
   from.evictions.fetch_add(1);
   if (sync) from.sync_evictions.fetch_add(1);
-  shards[internal::ShardOfId(id)]->index.Erase(e.hash, internal::LocalOfId(id));
+  s.index.Erase(e.hash, internal::LocalOfId(id));
   e.removed = 1;
-  if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+  if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(s, id);
 }
 
-void Store::Impl::SwitchLocked(EntryId id, std::size_t to, std::uint64_t locator,
-                               std::uint16_t class_id) {
+void Store::Impl::SwitchLocked([[maybe_unused]] Shard& s, EntryId id, std::size_t to,
+                               std::uint64_t locator, std::uint16_t class_id) {
   Entry& e = entries.at(id);
   TierBackend& from = *tiers[e.tier];
   TierBackend& dest = *tiers[to];
@@ -190,7 +192,7 @@ void Store::Impl::SwitchLocked(EntryId id, std::size_t to, std::uint64_t locator
   dest.chunks.fetch_add(1);
   dest.bytes_in.fetch_add(e.size, std::memory_order_relaxed);
   {
-    std::lock_guard tier_lock(dest.mu);
+    internal::MutexLock tier_lock(dest.mu);
     dest.PolicyInsert(id, e);
   }
   from.Release(old_locator, e.size, old_class);
@@ -202,7 +204,7 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
   Shard& s = ShardOf(hash);
   std::size_t to;
   {
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     if (internal::ShardOfId(id) != ShardIndexOf(hash) ||
         s.index.Find(hash) != internal::LocalOfId(id)) {
       return;  // removed (and maybe reused) since the request
@@ -216,7 +218,7 @@ void Store::Impl::Promote(EntryId id, KeyHash hash) {
     if (to >= e.tier || e.pins.load() != 0) return;
     e.pins.fetch_add(1);
     TierBackend& from = *tiers[e.tier];
-    std::lock_guard tier_lock(from.mu);
+    internal::MutexLock tier_lock(from.mu);
     from.PolicyErase(id, e, /*evicted=*/false);
   }
   MoveClaimed(id, to, /*demotion=*/false, /*sync=*/false);

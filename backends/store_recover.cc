@@ -28,7 +28,7 @@ void Store::Impl::RecoverTier(std::size_t t) {
   for (const internal::TierChunk& c : chunks) {
     const std::uint32_t shard = ShardIndexOf(c.hash);
     Shard& s = *shards[shard];
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     std::uint32_t local = s.index.Find(c.hash);
     if (local != internal::kNoLocal) {
       Entry& e = entries.at(internal::MakeEntryId(shard, local));
@@ -65,7 +65,7 @@ void Store::Impl::RecoverTier(std::size_t t) {
     tier.used_bytes.fetch_add(tier.Charge(e.size));
     tier.chunks.fetch_add(1);
     ++tier.recovered;
-    std::lock_guard tier_lock(tier.mu);
+    internal::MutexLock tier_lock(tier.mu);
     tier.PolicyInsert(internal::MakeEntryId(shard, local), e);
   }
 }
@@ -75,13 +75,13 @@ Status Store::Impl::VerifyRecovered(const Hit& hit, std::string_view key) {
   const bool intact = Mapped(hit.tier).Intact(hit.locator, hit.size);
   {
     Shard& s = ShardOf(hit.hash);
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     Entry& e = entries.at(hit.id);
     if (intact) {
       e.unverified = 0;
       return Status::Ok();
     }
-    if (!e.removed) RemoveLocked(hit.id, /*expired=*/false);  // freed when our pin ends
+    if (!e.removed) RemoveLocked(s, hit.id, /*expired=*/false);  // freed when our pin ends
   }
   tier.corrupt_dropped.fetch_add(1);
   Unpin(hit.id);
@@ -94,7 +94,7 @@ bool Store::Impl::VerifyClaimed(EntryId id, std::size_t t) {
   Entry& e = entries.at(id);
   const bool intact = Mapped(t).Intact(e.locator, e.size);
   Shard& s = *shards[internal::ShardOfId(id)];
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   if (intact) {
     e.unverified = 0;
     return true;
@@ -104,7 +104,7 @@ bool Store::Impl::VerifyClaimed(EntryId id, std::size_t t) {
     s.index.Erase(e.hash, internal::LocalOfId(id));
     e.removed = 1;
   }
-  if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+  if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(s, id);
   return false;
 }
 
@@ -116,7 +116,7 @@ void Store::Impl::ClosePools() {
       chunks.reserve(tier.chunks.load());
       for (std::uint32_t shard = 0; shard < internal::kShards; ++shard) {
         Shard& s = *shards[shard];
-        std::lock_guard lock(s.mu);
+        internal::MutexLock lock(s.mu);
         s.index.ForEach([&](std::uint32_t local) {
           const Entry& e = entries.at(internal::MakeEntryId(shard, local));
           if (e.tier == t) chunks.push_back({e.hash, e.locator, e.size, e.class_id, false});

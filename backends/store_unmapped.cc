@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "backends/store_impl.h"
@@ -30,7 +29,7 @@ void Store::Impl::DropLeft(std::size_t t, std::span<const internal::TierChunk> g
   TierBackend& tier = *tiers[t];
   for (const internal::TierChunk& c : gone) {
     Shard& s = ShardOf(c.hash);
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     const std::uint32_t local = s.index.Find(c.hash);
     if (local == internal::kNoLocal) continue;
     const EntryId id = internal::MakeEntryId(ShardIndexOf(c.hash), local);
@@ -40,7 +39,7 @@ void Store::Impl::DropLeft(std::size_t t, std::span<const internal::TierChunk> g
     s.index.Erase(e.hash, local);
     e.removed = 1;
     tier.evictions.fetch_add(1);
-    if (e.pins.load() == 0) FreeEntryLocked(id);
+    if (e.pins.load() == 0) FreeEntryLocked(s, id);
   }
 }
 
@@ -79,11 +78,11 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
     const EntryId id = move.id;
     Entry& e = entries.at(id);
     Shard& s = *shards[internal::ShardOfId(id)];
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     TierBackend& from = *tiers[e.tier];
     if (e.removed) {
       if (item.status.ok()) dest.Release(item.locator, static_cast<std::uint32_t>(move.size), 0);
-      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(id);
+      if (e.pins.fetch_sub(1) == 1) FreeEntryLocked(s, id);
       return;
     }
     if (!item.status.ok()) {
@@ -93,18 +92,18 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
         internal::LogF("cxlkv store: moving a chunk to tier %s failed, dropping it: %s",
                        dest.name().c_str(), item.status.ToString().c_str());
       }
-      DropFailedDemotionLocked(id, sync);
+      DropFailedDemotionLocked(s, id, sync);
       return;
     }
     if (e.pins.load() != 1) {
       // A reader pinned it during the append: it stays where it was, the new copy is garbage.
       dest.Release(item.locator, static_cast<std::uint32_t>(move.size), 0);
       e.pins.fetch_sub(1);
-      std::lock_guard tier_lock(from.mu);
+      internal::MutexLock tier_lock(from.mu);
       from.PolicyInsert(id, e);
       return;
     }
-    SwitchLocked(id, to, item.locator, 0);
+    SwitchLocked(s, id, to, item.locator, 0);
     e.pins.fetch_sub(1);
     from.bytes_out.fetch_add(move.size, std::memory_order_relaxed);
     from.evictions.fetch_add(1);
@@ -117,7 +116,7 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
 
 bool Store::Impl::EntryCurrent(const Hit& hit) {
   Shard& s = ShardOf(hit.hash);
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   const Entry& e = entries.at(hit.id);
   return !e.removed && e.tier == hit.tier && e.locator == hit.locator;
 }
@@ -160,7 +159,7 @@ void Store::Impl::ReadUnmapped(std::span<UnmappedGet> gets) {
         // Corrupted on the medium: the entry is useless. Dropped unless it has moved on (freed
         // at the caller's Unpin).
         Shard& s = ShardOf(hit.hash);
-        std::lock_guard lock(s.mu);
+        internal::MutexLock lock(s.mu);
         Entry& e = entries.at(hit.id);
         if (!e.removed && e.tier == hit.tier && e.locator == hit.locator) {
           s.index.Erase(e.hash, internal::LocalOfId(hit.id));
@@ -195,7 +194,7 @@ bool Store::Impl::PromoteFromRead(const Hit& hit, std::string_view key,
   Shard& s = ShardOf(hit.hash);
   ChunkHeader header;
   {
-    std::lock_guard lock(s.mu);
+    internal::MutexLock lock(s.mu);
     header.expires_s = entries.at(hit.id).deadline_s;
   }
   header.key_len = static_cast<std::uint8_t>(key.size());
@@ -209,7 +208,7 @@ bool Store::Impl::PromoteFromRead(const Hit& hit, std::string_view key,
                                    : std::span<const std::span<const std::byte>>(parts),
              header);
 
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   Entry& e = entries.at(hit.id);
   // Our pin is the only one, and the entry still names the place we read.
   if (e.removed || e.tier != hit.tier || e.locator != hit.locator || e.pins.load() != 1) {
@@ -217,7 +216,8 @@ bool Store::Impl::PromoteFromRead(const Hit& hit, std::string_view key,
     return false;
   }
   TierBackend& from = *tiers[e.tier];
-  SwitchLocked(hit.id, to, dest.Locator(*slots), static_cast<std::uint16_t>(slots->data.class_id));
+  SwitchLocked(s, hit.id, to, dest.Locator(*slots),
+               static_cast<std::uint16_t>(slots->data.class_id));
   from.promotions.fetch_add(1);
   return true;
 }
@@ -247,7 +247,7 @@ Result<Store::Impl::Hit> Store::Impl::PinUnmapped(const Hit& hit, std::string_vi
                         " to pin it; retry");
   }
   Shard& s = ShardOf(hit.hash);
-  std::lock_guard lock(s.mu);
+  internal::MutexLock lock(s.mu);
   Entry& e = entries.at(hit.id);  // still pinned by us, now in mapped tier `to`
   const MappedTier& tier = Mapped(e.tier);
   Hit pinned = hit;

@@ -21,7 +21,7 @@ void TierBackend::AddStats(StoreStats& stats) {
   ts.recovered = recovered;
   ts.corrupt_dropped = corrupt_dropped.load();
   if (policy_ != nullptr) {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     ts.eviction = policy_->name();
     stats.policy_bytes += policy_->state_bytes();
   }

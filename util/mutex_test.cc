@@ -71,5 +71,51 @@ TEST(CondVarTest, WaitUntilTimesOutAndKeepsTheLock) {
                }).get());
 }
 
+// What another thread gets of mu right now: a shared hold, an exclusive one.
+struct Tries {
+  bool shared;
+  bool exclusive;
+};
+Tries TryFromAnotherThread(SharedMutex& mu) {
+  return std::async(std::launch::async, [&] {
+           Tries t{};
+           if (mu.TryLockShared()) {
+             t.shared = true;
+             mu.UnlockShared();
+           }
+           if (mu.TryLock()) {
+             t.exclusive = true;
+             mu.Unlock();
+           }
+           return t;
+         }).get();
+}
+
+TEST(SharedMutexTest, ReaderLockAdmitsReadersAndExcludesWriters) {
+  SharedMutex mu;
+  {
+    ReaderLock lock(mu);
+    const Tries t = TryFromAnotherThread(mu);
+    EXPECT_TRUE(t.shared);
+    EXPECT_FALSE(t.exclusive);
+  }
+  const Tries after = TryFromAnotherThread(mu);
+  EXPECT_TRUE(after.shared);
+  EXPECT_TRUE(after.exclusive);
+}
+
+TEST(SharedMutexTest, WriterLockExcludesEveryone) {
+  SharedMutex mu;
+  {
+    WriterLock lock(mu);
+    const Tries t = TryFromAnotherThread(mu);
+    EXPECT_FALSE(t.shared);
+    EXPECT_FALSE(t.exclusive);
+  }
+  const Tries after = TryFromAnotherThread(mu);
+  EXPECT_TRUE(after.shared);
+  EXPECT_TRUE(after.exclusive);
+}
+
 }  // namespace
 }  // namespace cxlkv::internal

@@ -2,7 +2,8 @@
 // Under clang with -Wthread-safety (cmake -DCXLKV_THREAD_SAFETY=ON, run by tools/test.sh) a
 // field touched without its mutex, or a function called without the locks it REQUIRES, is a
 // compile error; under GCC the macros expand to nothing. Only capability types are understood:
-// use cxlkv::internal::Mutex and MutexLock (util/mutex.h), not std::mutex, for a guarded lock.
+// use cxlkv::internal::Mutex and MutexLock, or SharedMutex with ReaderLock and WriterLock
+// (util/mutex.h), not std::mutex or std::shared_mutex, for a guarded lock.
 //
 // The macros are clang's attributes (https://clang.llvm.org/docs/ThreadSafetyAnalysis.html)
 // under the names that document the intent at the declaration.
@@ -35,6 +36,16 @@
 #define ACQUIRE(...) CXLKV_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define RELEASE(...) CXLKV_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) CXLKV_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+// The same for a reader's (shared) hold of a reader/writer lock.
+#define REQUIRES_SHARED(...) CXLKV_THREAD_ANNOTATION(requires_shared_capability(__VA_ARGS__))
+#define ACQUIRE_SHARED(...) CXLKV_THREAD_ANNOTATION(acquire_shared_capability(__VA_ARGS__))
+#define RELEASE_SHARED(...) CXLKV_THREAD_ANNOTATION(release_shared_capability(__VA_ARGS__))
+#define TRY_ACQUIRE_SHARED(...) \
+  CXLKV_THREAD_ANNOTATION(try_acquire_shared_capability(__VA_ARGS__))
+
+// On a function: when it returns, the caller holds this lock (for a check that cannot be
+// followed statically, e.g. in a callback run synchronously under the lock).
+#define ASSERT_CAPABILITY(x) CXLKV_THREAD_ANNOTATION(assert_capability(x))
 
 // On a function the analysis cannot follow (say why at each use).
 #define NO_THREAD_SAFETY_ANALYSIS CXLKV_THREAD_ANNOTATION(no_thread_safety_analysis)

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -18,6 +17,8 @@
 #include "backends/store_internals.h"
 #include "util/format.h"
 #include "util/log.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv {
 
@@ -81,16 +82,17 @@ struct GpuRestorer::Impl {
   std::vector<cuda::HostRegistration> registrations;
   internal::HostRangeMap ranges;  // every tier piece, registered or not; fixed after Create
 
-  std::mutex staging_mu;  // guards the engine and the pipeline
-  std::unique_ptr<CudaStagingEngine> staging_engine;
-  std::unique_ptr<internal::StagingPipeline> staging;
+  // The engine and the pipeline: set once by Create, used under staging_mu.
+  internal::Mutex staging_mu;
+  std::unique_ptr<CudaStagingEngine> staging_engine PT_GUARDED_BY(staging_mu);
+  std::unique_ptr<internal::StagingPipeline> staging PT_GUARDED_BY(staging_mu);
 
-  std::mutex events_mu;  // guards free_events
-  std::vector<cuda::Event> free_events;
+  internal::Mutex events_mu;
+  std::vector<cuda::Event> free_events GUARDED_BY(events_mu);
 
   Result<cuda::Event> TakeEvent() {
     {
-      std::lock_guard lock(events_mu);
+      internal::MutexLock lock(events_mu);
       if (!free_events.empty()) {
         cuda::Event e = std::move(free_events.back());
         free_events.pop_back();
@@ -101,7 +103,7 @@ struct GpuRestorer::Impl {
   }
   void ReturnEvent(cuda::Event e) {
     if (e.get() == nullptr) return;
-    std::lock_guard lock(events_mu);
+    internal::MutexLock lock(events_mu);
     free_events.push_back(std::move(e));
   }
 
@@ -188,7 +190,7 @@ Status GpuRestorer::Impl::CopyHostRange(std::byte* host, std::byte* dev, std::si
       staged->push_back({d, h, seg.length});
       continue;
     }
-    std::lock_guard lock(staging_mu);
+    internal::MutexLock lock(staging_mu);
     staging_engine->set_stream(stream);
     CXLKV_RETURN_IF_ERROR(staging->ToDevice({h, d, seg.length}));
   }
@@ -301,6 +303,7 @@ Status GpuTransfer::Wait() {
 GpuRestorer::GpuRestorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GpuRestorer::~GpuRestorer() {
   // The staging buffers may still be read by DMAs of transfers nobody waited for.
+  internal::MutexLock lock(impl_->staging_mu);  // no other user is left: for the analysis
   if (impl_->staging) {
     const Status s = impl_->staging->Drain();
     if (!s.ok()) internal::LogF("cxlkv: GPU restorer: %s", s.ToString().c_str());
@@ -324,8 +327,11 @@ Result<std::unique_ptr<GpuRestorer>> GpuRestorer::Create(Store& store, GpuRestor
   CXLKV_ASSIGN_OR_RETURN(impl->staging_engine,
                          CudaStagingEngine::Create(impl->options.staging_buffers,
                                                    impl->options.staging_buffer_bytes));
-  impl->staging = std::make_unique<internal::StagingPipeline>(
-      *impl->staging_engine, impl->options.staging_buffer_bytes, impl->options.staging_buffers);
+  {
+    internal::MutexLock lock(impl->staging_mu);  // not shared yet: for the analysis
+    impl->staging = std::make_unique<internal::StagingPipeline>(
+        *impl->staging_engine, impl->options.staging_buffer_bytes, impl->options.staging_buffers);
+  }
   CXLKV_RETURN_IF_ERROR(impl->RegisterTiers());
   return std::unique_ptr<GpuRestorer>(new GpuRestorer(std::move(impl)));
 }
@@ -423,7 +429,7 @@ Result<GpuTransfer> GpuRestorer::PutFromDevice(std::span<const DevicePut> puts,
     issued = state->events[i].Record(stream);
   }
   if (issued.ok() && !staged.empty()) {
-    std::lock_guard lock(im.staging_mu);
+    internal::MutexLock lock(im.staging_mu);
     im.staging_engine->set_stream(stream);
     issued = im.staging->FromDevice(staged, nullptr);
   }
