@@ -99,6 +99,9 @@ class TierBackend {
   void PolicyTouch(EntryId id, Entry& e);
   void PolicyErase(EntryId id, Entry& e, bool evicted);
   EntryId PolicyVictim() { return policy_ != nullptr ? policy_->Victim() : kNoEntry; }
+  // The policy itself, for the request hooks (eviction_policy.h): its flags may be read
+  // without mu, every call is made under it. Null for a tier with none.
+  EvictionPolicy* policy() const { return policy_.get(); }
 
   std::mutex mu;
   std::atomic<std::size_t> used_bytes{0};
