@@ -203,6 +203,10 @@ Result<Store::Impl::Slot> Store::Impl::ReserveSlot(std::string_view key, std::si
   }
 
   std::size_t t = TierFor(size, 0, /*mapped_only=*/true);
+  if (t < tiers.size() && !AdmitTo(t, slot.hash, size)) {
+    slot.already_stored = true;  // declined: the Put succeeds, nothing is stored
+    return slot;
+  }
   if (t == tiers.size()) {
     std::size_t largest = 0;
     for (const auto& tier : tiers) {
@@ -331,6 +335,12 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
   };
   impl->maintenance_interval = options.maintenance_interval;
   CXLKV_ASSIGN_OR_RETURN(impl->tiers, internal::OpenTiers(options, impl->entries));
+  for (std::size_t t = 0; t < impl->tiers.size(); ++t) {
+    const internal::EvictionPolicy* policy = impl->tiers[t]->policy();
+    if (policy != nullptr && policy->wants_requests()) impl->request_tiers.push_back(t);
+  }
+  impl->drop_orphans =
+      impl->tiers[0]->policy() != nullptr && impl->tiers[0]->policy()->drops_orphans();
   // Fastest first: a key a faster tier recovered keeps that copy.
   for (std::size_t t = 0; t < impl->tiers.size(); ++t) impl->RecoverTier(t);
   if (options.prefetch) {
@@ -528,14 +538,75 @@ std::size_t Store::LongestPrefix(std::span<const std::string_view> keys) const {
   // one wastes at most 15 lookups.
   constexpr std::size_t kWindow = 16;
   bool found[kWindow];
-  for (std::size_t base = 0; base < keys.size(); base += kWindow) {
+  std::size_t prefix = keys.size();
+  for (std::size_t base = 0; base < keys.size() && prefix == keys.size(); base += kWindow) {
     const std::size_t w = std::min(kWindow, keys.size() - base);
     ContainsBatch(keys.subspan(base, w), std::span<bool>(found, w));
     for (std::size_t i = 0; i < w; ++i) {
-      if (!found[i]) return base + i;
+      if (!found[i]) {
+        prefix = base + i;
+        break;
+      }
     }
   }
-  return keys.size();
+  if (!impl_->request_tiers.empty()) impl_->BeginRequest(keys, prefix);
+  return prefix;
+}
+
+void Store::Impl::BeginRequest(std::span<const std::string_view> keys, std::size_t prefix) {
+  std::vector<KeyHash> chain;
+  chain.reserve(keys.size());
+  for (const std::string_view key : keys) {
+    if (!internal::ValidateKey(key).ok()) break;  // the chain ends at a key that cannot be stored
+    chain.push_back(internal::HashKey(key));
+  }
+  const double now_s = std::chrono::duration<double>(Now()).count();
+  for (const std::size_t t : request_tiers) {
+    internal::MutexLock lock(tiers[t]->mu);
+    tiers[t]->policy()->BeginRequest(chain, std::min(prefix, chain.size()), now_s);
+  }
+}
+
+bool Store::Impl::AdmitTo(std::size_t t, const KeyHash& h, std::size_t size) {
+  internal::EvictionPolicy* policy = tiers[t]->policy();
+  if (policy == nullptr || !policy->admits_selectively()) return true;
+  std::optional<KeyHash> predecessor;
+  {
+    internal::MutexLock lock(tiers[t]->mu);
+    predecessor = policy->ChainPredecessor(h);
+  }
+  bool predecessor_stored = true;
+  if (predecessor) {  // as Contains decides: by the hash (S alone, never with T)
+    Shard& s = ShardOf(*predecessor);
+    internal::MutexLock lock(s.mu);
+    predecessor_stored = s.index.Find(*predecessor) != internal::kNoLocal;
+  }
+  internal::MutexLock lock(tiers[t]->mu);
+  return policy->Admit(h, size, predecessor_stored);
+}
+
+void Store::Impl::DropOrphans(const KeyHash& h) {
+  if (!drop_orphans) return;
+  internal::TierBackend& first = *tiers[0];
+  std::vector<KeyHash> stack = {h};
+  std::vector<KeyHash> children;
+  while (!stack.empty()) {
+    const KeyHash parent = stack.back();
+    stack.pop_back();
+    children.clear();
+    {
+      internal::MutexLock lock(first.mu);
+      first.policy()->ChildrenOf(parent, &children);
+    }
+    for (const KeyHash& child : children) {
+      Shard& s = ShardOf(child);
+      internal::MutexLock lock(s.mu);
+      const std::uint32_t local = s.index.Find(child);
+      if (local == internal::kNoLocal) continue;  // not stored: its successors cannot be either
+      RemoveLocked(s, internal::MakeEntryId(ShardIndexOf(child), local), /*expired=*/false);
+      stack.push_back(child);
+    }
+  }
 }
 
 void Store::Maintain() { impl_->RunMaintenancePass(/*sweep=*/true); }

@@ -101,7 +101,8 @@ struct Store::Impl {
   // publication, or a ReservedChunk while its bytes arrive.
   struct Slot {
     internal::KeyHash hash;
-    bool already_stored = false;  // the key is stored: nothing was allocated (write once)
+    // The key is stored (write once), or the tier's policy declined it: nothing allocated.
+    bool already_stored = false;
     std::size_t tier = 0;
     internal::ChunkSlots slots;
     internal::ChunkHeader header;  // key, metadata, size, deadline; written at publication
@@ -251,6 +252,16 @@ struct Store::Impl {
   // Drops the index entries that still name chunks that left unmapped tier t.
   void DropLeft(std::size_t t, std::span<const internal::TierChunk> gone);
 
+  // --- policies that see requests (eviction_policy.h) ---
+  // Tells those policies that a request begins: the keys of its prompt, the first `prefix`
+  // stored (LongestPrefix).
+  void BeginRequest(std::span<const std::string_view> keys, std::size_t prefix);
+  // Whether tier t's policy takes a chunk not stored (a Put about to land there). No lock held.
+  bool AdmitTo(std::size_t t, const internal::KeyHash& h, std::size_t size);
+  // A chunk left the store: with a first tier whose policy drops orphans, removes its stored
+  // successors in the chains that policy saw, and theirs. No lock held.
+  void DropOrphans(const internal::KeyHash& h);
+
   // --- background work (store_maintenance.cc) ---
   void StartMaintenance();
   void StopMaintenance();
@@ -271,6 +282,8 @@ struct Store::Impl {
   internal::EntryTable entries;
   std::array<std::unique_ptr<Shard>, internal::kShards> shards;
   std::vector<std::unique_ptr<internal::TierBackend>> tiers;  // fixed after Open
+  std::vector<std::size_t> request_tiers;  // tiers whose policy wants requests; fixed after Open
+  bool drop_orphans = false;               // the first tier's policy asks for it; fixed
   std::chrono::seconds ttl{0};
   std::function<std::chrono::nanoseconds()> clock;
 

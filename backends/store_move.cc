@@ -79,6 +79,8 @@ bool Store::Impl::EvictOne(std::size_t t, bool sync, std::vector<AppendClaim>* c
     }
     if (expired) from.expirations.fetch_add(1);
     FreeEntryLocked(s, id);
+    lock.Unlock();
+    DropOrphans(hash);
     return true;
   }
   e.pins.fetch_add(1);  // the claim

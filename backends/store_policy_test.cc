@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/store_test_util.h"
@@ -114,7 +116,8 @@ TEST(StorePolicyTest, S3FifoGhostSendsAReturningChunkToMain) {
 }
 
 TEST(StorePolicyTest, PinnedChunksArePassedOverByEveryPolicy) {
-  for (const char* policy : {"lru", "fifo", "lfu", "s3fifo"}) {
+  for (const char* policy :
+       {"lru", "fifo", "lfu", "s3fifo", "prefix-chains", "prefix", "prefix-hazard"}) {
     SCOPED_TRACE(policy);
     auto s = OneTier(policy);
     ASSERT_NE(s, nullptr);
@@ -124,6 +127,75 @@ TEST(StorePolicyTest, PinnedChunksArePassedOverByEveryPolicy) {
     for (int i = 100; i < 140; ++i) PutChunk(*s, i);
     for (int i : {0, 1, 2}) ExpectChunk(*s, i);
     EXPECT_EQ(s->Stats().tiers[0].chunks, static_cast<std::size_t>(kCapacityChunks));
+  }
+}
+
+std::vector<std::string> Keys(int from, int to) {
+  std::vector<std::string> keys;
+  for (int i = from; i < to; ++i) keys.push_back(Key(i));
+  return keys;
+}
+
+std::size_t LongestPrefix(Store& s, const std::vector<std::string>& keys) {
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
+  return s.LongestPrefix(views);
+}
+
+// A prefix policy learns the prompt's chain from LongestPrefix and declines, with an Ok that
+// stores nothing, what no prefix lookup could reach: a chain's last chunk smaller than the
+// chunks before it (a partial block), and a chunk whose predecessor is not stored.
+TEST(StorePolicyTest, PrefixPoliciesDeclineUnreachableChunks) {
+  for (const char* policy : {"prefix-chains", "prefix", "prefix-hazard"}) {
+    SCOPED_TRACE(policy);
+    auto s = OneTier(policy);
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(LongestPrefix(*s, Keys(0, 3)), 0u);
+    PutChunk(*s, 0);
+    PutChunk(*s, 1);
+    PutChunk(*s, 2, kChunk / 2);  // the partial last chunk
+    EXPECT_EQ(Missing(*s, 3), (std::vector<int>{2}));
+
+    ASSERT_EQ(LongestPrefix(*s, Keys(10, 13)), 0u);
+    PutChunk(*s, 11);  // 10 is not stored: 11 cannot be reached
+    Result<ReservedChunk> reserved = s->Reserve(Key(12), kChunk);
+    ASSERT_TRUE(reserved.ok()) << reserved.status().ToString();
+    EXPECT_TRUE(reserved->already_stored());  // 11 is not stored either
+    EXPECT_TRUE(reserved->Commit().ok());
+    EXPECT_FALSE(s->Contains(Key(11)));
+    EXPECT_FALSE(s->Contains(Key(12)));
+
+    // The next request reads the stored prefix and stores the rest.
+    ASSERT_EQ(LongestPrefix(*s, Keys(0, 3)), 2u);
+    ExpectChunk(*s, 0);
+    ExpectChunk(*s, 1);
+    EXPECT_EQ(s->Stats().tiers[0].chunks, 2u);
+    EXPECT_GT(s->Stats().policy_bytes, 0u);
+  }
+  auto lru = OneTier("lru");  // the others store what they are given
+  ASSERT_EQ(LongestPrefix(*lru, Keys(10, 13)), 0u);
+  PutChunk(*lru, 11);
+  EXPECT_TRUE(lru->Contains(Key(11)));
+}
+
+// A prompt longer than the tier: storing its 17th chunk evicts the least recent, the chain's
+// head, and a prefix policy removes the chunks behind it too (never a hit without it).
+TEST(StorePolicyTest, PrefixPoliciesDropOrphansWithTheirHead) {
+  for (const char* policy : {"prefix-chains", "prefix", "prefix-hazard", "lru"}) {
+    SCOPED_TRACE(policy);
+    auto s = OneTier(policy);
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(LongestPrefix(*s, Keys(0, kCapacityChunks + 1)), 0u);
+    for (int i = 0; i <= kCapacityChunks; ++i) PutChunk(*s, i);
+    const StoreStats st = s->Stats();
+    EXPECT_EQ(st.tiers[0].evictions, 1u);
+    EXPECT_FALSE(s->Contains(Key(0)));
+    EXPECT_TRUE(s->Contains(Key(kCapacityChunks)));  // admitted while its predecessor was stored
+    if (std::string(policy) == "lru") {
+      EXPECT_EQ(st.tiers[0].chunks, static_cast<std::size_t>(kCapacityChunks));
+    } else {
+      EXPECT_EQ(st.tiers[0].chunks, 1u);
+      EXPECT_EQ(Missing(*s, kCapacityChunks).size(), static_cast<std::size_t>(kCapacityChunks));
+    }
   }
 }
 

@@ -104,6 +104,9 @@ class TierBackend {
   EntryId PolicyVictim() REQUIRES(mu) {
     return policy_ != nullptr ? policy_->Victim() : kNoEntry;
   }
+  // The policy itself, for the request hooks (eviction_policy.h): its flags may be read
+  // without mu, every call is made under it. Null for a tier with none.
+  EvictionPolicy* policy() const { return policy_.get(); }
 
   Mutex mu;
   std::atomic<std::size_t> used_bytes{0};

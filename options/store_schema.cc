@@ -83,7 +83,7 @@ const OptionSpec<TierOptions> kTier[] = {
     {{"name", T::kString, "the tier's name in stats and errors (default tier<i>)"},
      [](TierOptions& t, const CheckedValue& v) { t.name = v.text; },
      [](const TierOptions& t) { return Text(t.name); }},
-    {{"eviction", T::kString, "lru, fifo, lfu or s3fifo"},
+    {{"eviction", T::kString, "lru, fifo, lfu, s3fifo, prefix-chains, prefix or prefix-hazard"},
      [](TierOptions& t, const CheckedValue& v) { t.eviction = v.text; },
      [](const TierOptions& t) { return Text(t.eviction); }},
     {{"high_watermark", T::kFraction,

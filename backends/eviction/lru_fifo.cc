@@ -42,8 +42,10 @@ Result<std::unique_ptr<EvictionPolicy>> EvictionPolicy::Create(std::string_view 
   if (name == "fifo") return MakeFifoPolicy(entries);
   if (name == "lfu") return MakeLfuPolicy(entries);
   if (name == "s3fifo") return MakeS3FifoPolicy(entries, capacity_bytes);
-  return Status::InvalidArgument("unknown eviction policy '" + std::string(name) +
-                                 "' (expected lru, fifo, lfu or s3fifo)");
+  if (std::unique_ptr<EvictionPolicy> prefix = MakePrefixPolicy(name, entries)) return prefix;
+  return Status::InvalidArgument(
+      "unknown eviction policy '" + std::string(name) +
+      "' (expected lru, fifo, lfu, s3fifo, prefix-chains, prefix or prefix-hazard)");
 }
 
 }  // namespace cxlkv::internal

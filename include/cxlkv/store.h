@@ -74,6 +74,20 @@ struct TierOptions {
   //            a second chance per read (up to 3); a ghost list of recently evicted keys sends
   //            a chunk that comes back straight to main. Scan-resistant: one-time chunks
   //            leave quickly.
+  //   "prefix-chains", "prefix", "prefix-hazard": prefix-aware (docs/replay.md says what each
+  //            is worth on real traces). They take each LongestPrefix call as a request whose
+  //            keys, in order, form a chain (a chunk is worth something only while every chunk
+  //            before it is stored), and then:
+  //            - evict chains from their tail, so the head other prompts share goes last;
+  //            - decline a Put (see Put) of a chain's last chunk when it is smaller than the
+  //              largest chunk seen (a partial block, which the next turn resends extended
+  //              under another key), and of a chunk whose predecessor is not stored;
+  //            - in the first tier, remove a dropped chunk's stored successors with it;
+  //            "prefix" also ranks chunks by classes (conversation turn x new-part size)
+  //            whose reuse it learns online, "prefix-hazard" by each class's chance of a
+  //            follow-up within the cache's eviction age, learned from the store's clock
+  //            (StoreOptions::clock). Their state grows with the distinct keys they have seen
+  //            (counted in StoreStats::policy_bytes).
   std::string eviction = "lru";
 
   // Background demotion starts when the tier's used slot bytes pass high_watermark x capacity
@@ -263,8 +277,9 @@ class PinnedChunk {
 // straight into the tier, with no staging buffer), then published by Commit. Until Commit
 // the chunk is invisible: Get, Contains and Size do not find it, and destroying the
 // reservation (or Abort) frees the slot, so a half-written chunk is never seen. Move-only.
-// When the key was already stored at Reserve (write once), already_stored() is true, data()
-// is null and Commit is a no-op success: the caller drops the bytes it was sent.
+// When the key was already stored at Reserve (write once), or a tier's policy declined the
+// chunk (see Store::Put), already_stored() is true, data() is null and Commit is a no-op
+// success: the caller drops the bytes it was sent.
 class ReservedChunk {
  public:
   ReservedChunk();
@@ -302,7 +317,10 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Stores `bytes` under `key` (write once: when the key is already stored this is a no-op
-  // success and the stored bytes are kept). The chunk is visible to Get only once all of its
+  // success and the stored bytes are kept). A tier's eviction policy may decline a chunk it
+  // holds useless (the prefix policies: one no prefix lookup can reach): the Put is then an
+  // Ok that stores nothing, as if the chunk had been evicted at once; Contains says false and
+  // the engine may put it again later. Reserve likewise gives an already_stored() reservation. The chunk is visible to Get only once all of its
   // bytes are written. InvalidArgument for a bad key, an empty chunk, or one larger than every
   // tier's largest slot; NoSpace when every tier is full and nothing can be evicted (all
   // pinned); Busy when a different stored key has the same 128-bit hash (not stored).
@@ -349,7 +367,10 @@ class Store {
   // freed now, or when the last lease on the chunk ends if it is pinned. NotFound when absent.
   Status Remove(std::string_view key);
 
-  // How many leading keys are stored, stopping at the first absent one.
+  // How many leading keys are stored, stopping at the first absent one. With a prefix-aware
+  // eviction policy in some tier, the call also tells that policy a request begins: these keys
+  // are one prompt's chunks in order, the engine reads the stored prefix next and puts the
+  // rest in order (TierOptions::eviction).
   std::size_t LongestPrefix(std::span<const std::string_view> keys) const;
 
   // Runs one pass of the background work in the caller's thread: pending promotions, demotion

@@ -59,8 +59,9 @@ class _Store(Store):
 def open(tiers, **options):  # noqa: A001 (the natural name: cxlkv.open)
     """Opens a store. tiers: fastest first, dicts of [[tier]] keys: "source" ("dram", "numa:N",
     "file:PATH", "devdax:PATH") and "capacity" (bytes or "256M"), optionally "name",
-    "eviction" (lru, fifo, lfu, s3fifo), "copy", "high_watermark", "low_watermark",
-    "promote_after_hits", "durability", "format", "flush_interval_ms". options: the [store]
+    "eviction" (lru, fifo, lfu, s3fifo, prefix-chains, prefix, prefix-hazard), "copy",
+    "high_watermark", "low_watermark", "promote_after_hits", "durability", "format",
+    "flush_interval_ms". options: the [store]
     keys (chunk_sizes, slab_size, ttl_seconds, copy_threads, background) and the [spill] keys
     prefixed spill_ (spill_path, spill_capacity, ...): OPTION_KEYS; option_help() gives each
     one's type, range and meaning. The keys and ranges are those of `cxlkv serve`'s config."""

@@ -11,7 +11,7 @@ import json, sys
 for t, block in enumerate("ABACABDABC"):
     print(json.dumps({"timestamp": t, "input_length": 512, "output_length": 1, "hash_ids": [ord(block)]}))
 ' >"$dir/t.jsonl" || exit 1
-for pair in lru:0.2 fifo:0.1 lfu:0.3 s3fifo:0.4 lru-admit2:0.3 prefix-chains:0.2 prefix:0.2 belady:0.5; do
+for pair in lru:0.2 fifo:0.1 lfu:0.3 s3fifo:0.3 lru-admit2:0.3 prefix-chains:0.2 prefix:0.2 belady:0.5; do
   p=${pair%%:*}; want=${pair#*:}
   "$cxlkv" replay --trace "$dir/t.jsonl" --chunk-tokens 512 --bytes-per-token 1 --capacity 1K --policy "$p" --json >"$dir/$p.json" || { echo "$p: exit status $?"; exit 1; }
   "$python" -c '

@@ -9,3 +9,6 @@ printf '%s\n' "$out" | grep -Eq '^  tier1: 64.0 MiB, lru: hit' || exit 1
 # At the trace's timestamps (6 requests over 2.2 s of trace time, 100 times faster).
 out=$("$cxlkv" replay --mode real --synthetic mooncake --requests 6 --model small --capacity 32M --timestamps 100) || { echo "exit status $?"; exit 1; }
 printf '%s\n' "$out" | grep -q '^real: .*, at trace timestamps; replay' || { printf '%s\n' "$out"; exit 1; }
+# A prefix-aware policy in the store, selected by name like the others.
+out=$("$cxlkv" replay --mode real --synthetic mooncake --requests 12 --model small --capacity 32M --policy prefix-hazard) || { echo "exit status $?"; exit 1; }
+printf '%s\n' "$out" | grep -Eq '^  tier0: .*, prefix-hazard: hit' || { printf '%s\n' "$out"; exit 1; }

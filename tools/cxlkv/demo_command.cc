@@ -337,7 +337,8 @@ Command AddDemoCommand(CLI::App& root) {
       ->excludes(app->get_option("--dram-capacity"))
       ->excludes(app->get_option("--file-capacity"));
   app->add_option("--eviction", options->eviction, "Eviction policy of both tiers")
-      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo"}))
+      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "prefix-chains", "prefix",
+                             "prefix-hazard"}))
       ->capture_default_str();
   app->add_option("--dir", options->dir,
                   "Directory in which a fresh cxlkv-demo-XXXXXX directory holds tier 1's pool "

@@ -130,6 +130,7 @@ Result<ReplayResult> Replay(Store& store, std::span<const TraceRequest> trace,
     std::vector<std::string_view> keys;
     keys.reserve(chunks.size());
     for (const ChunkRef& chunk : chunks) keys.emplace_back(chunk.key);
+    if (options.before_request) options.before_request(request.timestamp_ms);
     const std::size_t prefix = store.LongestPrefix(keys);
     r.lookups += chunks.size();
     r.hits += prefix;

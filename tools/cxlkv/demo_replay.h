@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct ReplayOptions {
   // Test hook: flips one byte of the first chunk read back, before it is checked, so a test can
   // see that a bad read fails the run.
   bool corrupt_first_read = false;
+  // Test hook: called with each request's trace timestamp before its lookup, so that a store
+  // opened with a clock the caller controls sees trace time (the prefix policies learn from it).
+  std::function<void(double timestamp_ms)> before_request;
 };
 
 // The gets one tier served.

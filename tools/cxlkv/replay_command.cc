@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include "tools/cxlkv/demo_trace.h"
 #include "tools/cxlkv/replay_policy.h"
 #include "tools/cxlkv/replay_sim.h"
+#include "tools/cxlkv/replay_store_policy.h"
 #include "tools/cxlkv/replay_synthetic.h"
 #include "tools/cxlkv/replay_workload.h"
 #include "util/format.h"
@@ -255,8 +257,9 @@ int RunReal(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const W
                       "--bytes-per-token");
   }
   for (const std::string& p : {o.policy, o.tier1_policy}) {
-    if (p != "lru" && p != "fifo" && p != "lfu" && p != "s3fifo") {
-      return UsageError("--mode real: the store evicts with lru, fifo, lfu or s3fifo, not " + p);
+    if (p == "lru-admit2" || p == "belady") {
+      return UsageError("--mode real: the store evicts with lru, fifo, lfu, s3fifo, "
+                        "prefix-chains, prefix or prefix-hazard, not " + p);
     }
   }
   const std::uint64_t bpt = model->BytesPerToken();
@@ -266,7 +269,11 @@ int RunReal(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const W
   std::size_t slab = std::size_t{4} << 20;
   while (slab < (std::size_t{32} << 20) && 16 * slab < full_chunk) slab *= 2;
 
+  // The store's clock shows the current request's trace time, as the simulator's policies see
+  // it (the prefix policies learn from it); declared before the store, which reads it.
+  std::chrono::nanoseconds trace_now{0};
   StoreOptions store;
+  store.clock = [&trace_now] { return trace_now; };
   store.chunk_sizes = {full_chunk};
   store.slab_size = slab;
   for (const SimTier& t : tiers->tiers) {
@@ -284,6 +291,7 @@ int RunReal(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const W
   replay.model = model;
   replay.chunk_tokens = o.chunk_tokens;
   replay.timestamp_speed = o.timestamp_speed;
+  replay.before_request = [&trace_now](double ms) { trace_now = TraceClock(ms); };
   Result<ReplayResult> result = Replay(**opened, loaded.requests, replay);
   if (!result.ok()) {
     std::fprintf(stderr, "cxlkv replay: %s\n", result.status().ToString().c_str());
@@ -474,7 +482,8 @@ Command AddReplayCommand(CLI::App& root) {
   app->add_option("--tier1-capacity", o->tier1_capacity,
                   "Add tier 1 (the spill tier) of this capacity, which takes tier 0's evictions");
   app->add_option("--tier1-policy", o->tier1_policy, "Tier 1 eviction policy")
-      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "prefix", "belady"}))
+      ->check(CLI::IsMember({"lru", "fifo", "lfu", "s3fifo", "prefix-chains", "prefix",
+                             "prefix-hazard", "belady"}))
       ->capture_default_str();
   app->add_option("--tier1-admission", o->tier1_admission,
                   "Which of tier 0's evictions tier 1 takes: always, or second (a chunk evicted "

@@ -1,5 +1,5 @@
 // The simulator's policies by name: the store's own (replay_store_policy.h), LRU with admission
-// at the second request, and the offline bound. The prefix-aware policy has its own file.
+// at the second request, and the offline bound.
 #include <algorithm>
 #include <array>
 #include <queue>
@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "tools/cxlkv/replay_policy.h"
-#include "tools/cxlkv/replay_prefix_policy.h"
 #include "tools/cxlkv/replay_store_policy.h"
 #include "tools/cxlkv/replay_workload.h"
 
@@ -58,6 +57,7 @@ class BeladyPolicy : public SimPolicy {
     }
   }
   void OnRemove(std::uint32_t chunk, bool /*evicted*/) override { cached_[chunk] = 0; }
+  bool EvictsBeforeStoring() const override { return false; }
 
  private:
   void Update(const ChunkEvent& e) {
@@ -85,18 +85,6 @@ Result<std::unique_ptr<SimPolicy>> MakeSimPolicy(std::string_view name, std::siz
   if (name == "lru-admit2") {
     return std::unique_ptr<SimPolicy>(
         new AdmitSecondPolicy(MakeStoreSimPolicy("lru", entries, capacity_bytes), chunks));
-  }
-  if (name == "prefix") return MakePrefixPolicy(chunks);
-  if (name == "prefix-chains") {  // its chain handling alone, without the learned classes
-    PrefixPolicyOptions options;
-    options.learned_classes = false;
-    return MakePrefixPolicy(chunks, options);
-  }
-  if (name == "prefix-hazard") {  // its classes' odds from the follow-up hazard
-    PrefixPolicyOptions options;
-    options.hazard_odds = true;
-    options.shadow_lru_capacity_bytes = capacity_bytes;
-    return MakePrefixPolicy(chunks, options);
   }
   if (name == "belady") return std::unique_ptr<SimPolicy>(new BeladyPolicy(chunks));
   return Status::InvalidArgument("unknown eviction policy \"" + std::string(name) +

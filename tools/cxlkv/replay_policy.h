@@ -27,7 +27,6 @@ struct ChunkEvent {
   // Index of the chunk's next access after this one, or kNeverUsedAgain. Only the offline
   // bound (belady) may read it: it is the future.
   std::uint64_t next_use = 0;
-  bool in_partial_last_block = false;  // see Workload::in_partial_last_block
   std::uint32_t predecessor = UINT32_MAX;  // the chunk before it in its prompts, or none
   bool predecessor_cached = true;          // ... and that chunk is in some tier
   // OnInsert of a missing chunk stored by the request (as a Put would), not of a chunk moved
@@ -56,22 +55,30 @@ class SimPolicy {
   // The chunk left the tier: evicted to make room (`evicted`), or promoted, or dropped with
   // an evicted predecessor.
   virtual void OnRemove(std::uint32_t chunk, bool evicted) = 0;
-  // A request arrives, `time_ms` from the start of the trace (non-decreasing); before any
-  // other call for its chunks. Only policies that learn from time use it.
-  virtual void OnRequestBegin(double time_ms) { (void)time_ms; }
+  // A request arrives, `time_ms` from the start of the trace (non-decreasing), with its
+  // prompt's chunks in order, the first `prefix` of them cached; before any other call for its
+  // chunks. What the store learns from Store::LongestPrefix, for the policies that use it.
+  virtual void OnRequestBegin(double time_ms, std::span<const std::uint32_t> chain,
+                              std::size_t prefix) {
+    (void)time_ms, (void)chain, (void)prefix;
+  }
   // The end of one request's accesses.
   virtual void OnRequestEnd() {}
+  // Whether room is made before a chunk is stored, as the store does (its policies never see
+  // the incoming chunk as a candidate), or after (the offline bound, which must be able to
+  // keep what it has and let the incoming chunk go).
+  virtual bool EvictsBeforeStoring() const { return true; }
   // When a chunk leaves the store, also drop its cached successors: until it is stored again
   // they cannot be hit, and the request that stores it again stores them too.
   virtual bool DropsOrphans() const { return false; }
 };
 
-// The policies, by name: lru, fifo, lfu, s3fifo (the store's own, backends/eviction/, through
-// replay_store_policy.h), lru-admit2 (the store's LRU storing a chunk only at its second
-// request, the frequency admission of tiered caches), prefix (this project's
-// prefix-aware policy, see replay_prefix_policy.cc), prefix-chains (its chain handling
-// alone, without the learned classes) and belady (the offline bound: evict the chunk
-// used farthest in the future, never store one that is not used again).
+// The policies, by name: lru, fifo, lfu, s3fifo, prefix-chains, prefix and prefix-hazard (the
+// store's own, backends/eviction/, through replay_store_policy.h; the prefix ones are this
+// project's prefix-aware policies, see backends/eviction/prefix.cc), lru-admit2 (the store's
+// LRU storing a chunk only at its second request, the frequency admission of tiered caches)
+// and belady (the offline bound: evict the chunk used farthest in the future, never store one
+// that is not used again).
 std::span<const std::string_view> SimPolicyNames();
 
 // `chunks`: the workload's id space; `capacity_bytes`: the tier's (S3-FIFO sizes its queues

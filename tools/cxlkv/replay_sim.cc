@@ -56,10 +56,7 @@ class Simulator {
   SimResult Run() {
     const auto start = std::chrono::steady_clock::now();
     for (std::size_t r = 0; r < w_.requests(); ++r) {
-      for (const std::unique_ptr<SimPolicy>& policy : policies_) {
-        policy->OnRequestBegin(w_.timestamp_ms[r]);
-      }
-      Request(w_.request_begin[r], w_.request_begin[r + 1]);
+      Request(w_.timestamp_ms[r], w_.request_begin[r], w_.request_begin[r + 1]);
     }
     result_.requests = w_.requests();
     result_.prompt_tokens = w_.prompt_tokens;
@@ -73,23 +70,26 @@ class Simulator {
     return std::uint64_t{w_.tokens[chunk]} * options_.bytes_per_token;
   }
 
-  ChunkEvent Event(std::uint32_t chunk, std::size_t access) const {
+  ChunkEvent Event(std::uint32_t chunk, std::size_t /*access*/) const {
     ChunkEvent e;
     e.chunk = chunk;
     e.bytes = Bytes(chunk);
     e.next_use = upcoming_[chunk];
-    e.in_partial_last_block = access != SIZE_MAX && w_.in_partial_last_block[access] != 0;
     const std::uint32_t p = w_.predecessor[chunk];
     e.predecessor = p;
     e.predecessor_cached = p == kNoChunk || where_[p] != kNotCached;
     return e;
   }
 
-  void Request(std::size_t begin, std::size_t end) {
+  void Request(double time_ms, std::size_t begin, std::size_t end) {
     result_.lookups += end - begin;
     // The cached prefix, judged before anything moves.
     std::size_t prefix = begin;
     while (prefix < end && where_[w_.accesses[prefix]] != kNotCached) ++prefix;
+    const std::span<const std::uint32_t> chain(w_.accesses.data() + begin, end - begin);
+    for (const std::unique_ptr<SimPolicy>& policy : policies_) {
+      policy->OnRequestBegin(time_ms, chain, prefix - begin);
+    }
     for (std::size_t a = begin; a < end; ++a) upcoming_[w_.accesses[a]] = w_.next_use[a];
 
     // Count every hit against the tier that held it when the request came, then move chunks
@@ -111,8 +111,7 @@ class Simulator {
         policies_[0]->OnHit(Event(chunk, a));
       } else {  // promote: out of the lower tier, into tier 0
         Remove(chunk, /*evicted=*/false);
-        Place(chunk, 0, a, /*stored_anew=*/false);
-        MakeRoom(0);
+        if (!Store(chunk, 0, a, /*stored_anew=*/false)) Drop(chunk);
       }
     }
     for (std::size_t a = prefix; a < end; ++a) {
@@ -122,12 +121,9 @@ class Simulator {
         policies_[tier]->OnPresent(Event(chunk, a));
         continue;
       }
-      if (!policies_[0]->Admit(Event(chunk, a))) {
+      if (!policies_[0]->Admit(Event(chunk, a)) || !Store(chunk, 0, a, /*stored_anew=*/true)) {
         ++result_.not_admitted;
-        continue;
       }
-      Place(chunk, 0, a, /*stored_anew=*/true);
-      MakeRoom(0);
     }
     for (const std::unique_ptr<SimPolicy>& policy : policies_) policy->OnRequestEnd();
   }
@@ -150,20 +146,38 @@ class Simulator {
     where_[chunk] = kNotCached;
   }
 
-  void MakeRoom(std::uint8_t tier) {
-    while (used_[tier] > options_.tiers[tier].capacity_bytes) {
+  // Evicts from the tier until `bytes` more fit, as the store does before it stores a chunk
+  // (so a policy never sees the incoming chunk as a candidate). False when they never fit.
+  bool MakeRoom(std::uint8_t tier, std::uint64_t bytes) {
+    const std::uint64_t capacity = options_.tiers[tier].capacity_bytes;
+    if (bytes > capacity) return false;
+    while (used_[tier] + bytes > capacity) {
       const std::uint32_t victim = policies_[tier]->Victim();
       Remove(victim, /*evicted=*/true);
       ++result_.tiers[tier].evictions;
       const auto below = static_cast<std::uint8_t>(tier + 1);
-      if (below < options_.tiers.size() && Demotable(victim, below)) {
+      if (below < options_.tiers.size() && Demotable(victim, below) &&
+          Store(victim, below, SIZE_MAX, /*stored_anew=*/false)) {
         ++result_.tiers[below].demoted_in;
-        Place(victim, below, SIZE_MAX, /*stored_anew=*/false);
-        MakeRoom(below);
       } else {
         Drop(victim);
       }
     }
+    return true;
+  }
+
+  // Stores a chunk in a tier, making room before or after as its policy does. False (nothing
+  // stored) when the chunk is larger than the tier.
+  bool Store(std::uint32_t chunk, std::uint8_t tier, std::size_t access, bool stored_anew) {
+    if (Bytes(chunk) > options_.tiers[tier].capacity_bytes) return false;
+    if (policies_[tier]->EvictsBeforeStoring()) {
+      MakeRoom(tier, Bytes(chunk));
+      Place(chunk, tier, access, stored_anew);
+    } else {
+      Place(chunk, tier, access, stored_anew);
+      MakeRoom(tier, 0);
+    }
+    return true;
   }
 
   bool Demotable(std::uint32_t chunk, std::uint8_t tier) {

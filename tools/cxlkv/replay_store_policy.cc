@@ -1,6 +1,7 @@
 #include "tools/cxlkv/replay_store_policy.h"
 
 #include <utility>
+#include <vector>
 
 #include "backends/eviction/eviction_policy.h"
 
@@ -26,19 +27,32 @@ void SimEntries::Reset(std::uint32_t chunk, std::uint64_t bytes) {
   e.queue = internal::Entry::kNotListed;
   e.prev = e.next = internal::kNoEntry;
   e.size = static_cast<std::uint32_t>(bytes);
-  // Distinct per chunk, like a key hash (the multiplier is odd, so the map is one to one).
-  e.hash.lo = (std::uint64_t{chunk} + 1) * 0x9E3779B97F4A7C15ull;
-  e.hash.hi = chunk;
+  e.hash = HashOf(chunk);  // S3-FIFO's ghost and the prefix policies know chunks by it
 }
 
 namespace {
 
-// Drives a store policy as Tier::Policy{Insert,Touch,Erase} do.
+// Drives a store policy as TierBackend::Policy{Insert,Touch,Erase} do, and its request hooks as
+// Store::LongestPrefix, Put and eviction do.
 class StorePolicyAdapter : public SimPolicy {
  public:
   StorePolicyAdapter(std::unique_ptr<internal::EvictionPolicy> policy, SimEntries& entries)
       : policy_(std::move(policy)), entries_(entries) {}
 
+  void OnRequestBegin(double time_ms, std::span<const std::uint32_t> chain,
+                      std::size_t prefix) override {
+    if (!policy_->wants_requests()) return;
+    chain_.clear();
+    for (const std::uint32_t chunk : chain) chain_.push_back(SimEntries::HashOf(chunk));
+    policy_->BeginRequest(chain_, prefix, TraceSeconds(time_ms));
+  }
+  bool Admit(const ChunkEvent& event) override {
+    // The store looks up ChainPredecessor's key; a chunk's predecessor in the chain is the
+    // workload's (keys are prefix-chained), so the simulator's own answer is the same.
+    if (!policy_->admits_selectively()) return true;
+    return policy_->Admit(SimEntries::HashOf(event.chunk), event.bytes, event.predecessor_cached);
+  }
+  bool DropsOrphans() const override { return policy_->drops_orphans(); }
   void OnHit(const ChunkEvent& event) override {
     policy_->Touch(SimEntries::Id(event.chunk), entries_.at(event.chunk));
   }
@@ -60,6 +74,7 @@ class StorePolicyAdapter : public SimPolicy {
  private:
   std::unique_ptr<internal::EvictionPolicy> policy_;
   SimEntries& entries_;
+  std::vector<internal::KeyHash> chain_;
 };
 
 }  // namespace

@@ -1,9 +1,9 @@
-#include "tools/cxlkv/replay_hazard.h"
+#include "backends/eviction/follow_up_hazard.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace cxlkv::cli {
+namespace cxlkv::internal {
 namespace {
 
 // A class with few units of its own borrows this many units' worth of the pooled hazard, so
@@ -98,4 +98,4 @@ double FollowUpHazard::ReturnWithin(std::size_t cls, double age_s, double horizo
                      LogSurvival(cls, age_s));
 }
 
-}  // namespace cxlkv::cli
+}  // namespace cxlkv::internal

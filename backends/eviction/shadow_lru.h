@@ -2,6 +2,10 @@
 // tell, while it runs, whether it is doing better than LRU would in its place; and the rule by
 // which prefix-hazard moves the weight of its learned odds from that comparison.
 //
+// Its room is given per request: prefix-hazard passes the most chunk bytes its own tier has
+// held so far, the tier's room as the policy sees it (a tier's mapped capacity also holds the
+// chunks' headers and slab slack, so it is not the room for chunk bytes).
+//
 // Thread-safety: none, like the policies that own it.
 #pragma once
 
@@ -10,38 +14,44 @@
 #include <span>
 #include <vector>
 
-#include "tools/cxlkv/replay_id_list.h"
+#include "backends/eviction/id_lists.h"
 
-namespace cxlkv::cli {
+namespace cxlkv::internal {
 
 class ShadowLru {
  public:
-  ShadowLru(std::size_t chunks, std::uint64_t capacity_bytes)
-      : list_(chunks), bytes_(chunks, 0), capacity_bytes_(capacity_bytes) {}
+  ShadowLru() : list_(1) {}
 
   // A chunk's size, known before a request that holds it is replayed.
-  void SetBytes(std::uint32_t chunk, std::uint64_t bytes) { bytes_[chunk] = bytes; }
+  void SetBytes(std::uint32_t chunk, std::uint64_t bytes) {
+    if (chunk >= bytes_.size()) {
+      bytes_.resize(chunk + 1, 0);
+      list_.Grow(chunk + 1);
+    }
+    bytes_[chunk] = bytes;
+  }
 
-  // One request's chunks in prompt order, as the simulator drives an LRU tier: the leading
-  // run of cached chunks is the hit (returned, in bytes) and becomes the most recent; a cached
-  // chunk after the first miss is neither read nor touched; a missing one is stored, evicting
-  // the least recent while over capacity.
-  std::uint64_t Request(std::span<const std::uint32_t> chunks) {
+  // One request's chunks in prompt order, as an engine drives an LRU tier of capacity_bytes:
+  // the leading run of cached chunks is the hit (returned, in bytes) and becomes the most
+  // recent; a cached chunk after the first miss is neither read nor touched; a missing one is
+  // stored, evicting the least recent while over capacity.
+  std::uint64_t Request(std::span<const std::uint32_t> chunks, std::uint64_t capacity_bytes) {
     std::uint64_t hit = 0;
     bool leading = true;
     for (const std::uint32_t chunk : chunks) {
-      if (list_.contains(chunk)) {
+      SetBytes(chunk, chunk < bytes_.size() ? bytes_[chunk] : 0);  // grows the lists
+      if (list_.listed(chunk)) {
         if (leading) {
           hit += bytes_[chunk];
-          list_.MoveToFront(chunk);
+          list_.MoveToFront(0, chunk);
         }
         continue;
       }
       leading = false;
-      list_.PushFront(chunk);
+      list_.PushFront(0, chunk);
       used_ += bytes_[chunk];
-      while (used_ > capacity_bytes_) {
-        const std::uint32_t old = list_.back();
+      while (used_ > capacity_bytes) {
+        const std::uint32_t old = list_.back(0);
         list_.Unlink(old);
         used_ -= bytes_[old];
       }
@@ -49,12 +59,12 @@ class ShadowLru {
     return hit;
   }
 
-  bool contains(std::uint32_t chunk) const { return list_.contains(chunk); }
+  bool contains(std::uint32_t chunk) const { return list_.listed(chunk); }
+  std::size_t bytes() const { return list_.bytes() + bytes_.capacity() * sizeof(std::uint64_t); }
 
  private:
-  IdList list_;
+  IdLists list_;
   std::vector<std::uint64_t> bytes_;
-  std::uint64_t capacity_bytes_;
   std::uint64_t used_ = 0;
 };
 
@@ -69,4 +79,4 @@ inline double NextOddsPower(double power, std::uint64_t own_hit_bytes,
                                           : std::min(1.0, power + kStep);
 }
 
-}  // namespace cxlkv::cli
+}  // namespace cxlkv::internal

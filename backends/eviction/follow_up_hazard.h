@@ -1,4 +1,5 @@
-// Online estimate of "does a request get a follow-up, and when", for the replay policies.
+// Online estimate of "does a request get a follow-up, and when", for the prefix-hazard
+// eviction policy (prefix.cc).
 //
 // A unit is something that may be followed up: the private part of a request (its
 // conversation's history and new turn: followed up when a later request extends it) or its
@@ -20,7 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace cxlkv::cli {
+namespace cxlkv::internal {
 
 class FollowUpHazard {
  public:
@@ -48,6 +49,8 @@ class FollowUpHazard {
   // The hazard of bucket b for class cls as Refresh last computed it.
   double Hazard(std::size_t cls, std::size_t b) const { return hazard_[cls * kBuckets + b]; }
 
+  std::size_t units() const { return units_.size(); }  // ever added: the state grows with it
+
   static std::size_t Bucket(double age_s);
   static double Lower(std::size_t b);  // the bucket's first second
 
@@ -69,4 +72,4 @@ class FollowUpHazard {
   std::vector<double> log_survival_;    // per class x (bucket edge), from Refresh
 };
 
-}  // namespace cxlkv::cli
+}  // namespace cxlkv::internal
