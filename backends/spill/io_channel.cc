@@ -1,5 +1,7 @@
 #include "backends/spill/io_channel.h"
 
+#include <cerrno>
+
 #include "util/log.h"
 
 namespace cxlkv::internal::spill {
@@ -87,14 +89,34 @@ Result<std::uint32_t> SlotWriter::Acquire() {
 }
 
 Status SlotWriter::Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset) {
-  ops_[slot] = Op{dev_offset, len};
-  const Status s = ch_.ring().QueueWrite(ch_.slot(slot), len, dev_offset, slot);
+  ops_[slot] = Op{dev_offset, len, nullptr};
+  return Queue(slot, ch_.slot(slot), len);
+}
+
+Status SlotWriter::SubmitFrom(std::uint32_t slot, const std::byte* src, std::uint32_t len,
+                              std::uint64_t dev_offset) {
+  if (len > ch_.slot_size()) {
+    free_.push_back(slot);
+    return Status::InvalidArgument("a direct write of " + std::to_string(len) +
+                                   " bytes exceeds the " + std::to_string(ch_.slot_size()) +
+                                   "-byte slot that would stage it if refused");
+  }
+  ops_[slot] = Op{dev_offset, len, src};
+  return Queue(slot, src, len);
+}
+
+Status SlotWriter::Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len) {
+  const Status s = ch_.ring().QueueWrite(buf, len, ops_[slot].offset, slot);
   if (!s.ok()) {
     free_.push_back(slot);
     return s;
   }
   unsubmitted_bytes_ += len;
   if (unsubmitted_bytes_ < kSubmitBytes) return Status::Ok();
+  return Flush();
+}
+
+Status SlotWriter::Flush() {
   unsubmitted_bytes_ = 0;
   return ch_.ring().Submit();  // on failure the ring is broken: Finish reports it
 }
@@ -117,10 +139,24 @@ Status SlotWriter::ReapOne() {
     return c.status();
   }
   const auto slot = static_cast<std::uint32_t>(c->user_data);
-  const Op& op = ops_[slot];
+  Op& op = ops_[slot];
   const std::int32_t res = c->result;
+  if (op.src != nullptr && (res == -EFAULT || res == -EINVAL)) {
+    // O_DIRECT could not use the caller's memory (a devdax or some file-backed mappings on
+    // some kernels): write the same bytes again from the slot, which is free for it.
+    ch_.counters().direct_fallbacks.fetch_add(1, std::memory_order_relaxed);
+    std::memcpy(ch_.slot(slot), op.src, op.len);
+    op.src = nullptr;
+    const Status s = Queue(slot, ch_.slot(slot), op.len);
+    if (!s.ok() && first_error_.ok()) first_error_ = s;
+    return Status::Ok();
+  }
   if (res > 0) {
     ch_.counters().written.fetch_add(static_cast<std::uint64_t>(res), std::memory_order_relaxed);
+    if (op.src != nullptr) {
+      ch_.counters().written_direct.fetch_add(static_cast<std::uint64_t>(res),
+                                              std::memory_order_relaxed);
+    }
   }
   if ((res < 0 || static_cast<std::uint32_t>(res) < op.len) && first_error_.ok()) {
     const std::string what = "writing " + std::to_string(op.len) + " bytes at offset " +

@@ -33,6 +33,11 @@ namespace cxlkv::internal::spill {
 struct IoCounters {
   std::atomic<std::uint64_t> read{0};
   std::atomic<std::uint64_t> written{0};
+  // Bytes written straight from the caller's memory (no staging copy), and the direct writes
+  // the kernel refused (EFAULT, EINVAL: memory it cannot pin for O_DIRECT) and that were
+  // written again through staging.
+  std::atomic<std::uint64_t> written_direct{0};
+  std::atomic<std::uint64_t> direct_fallbacks{0};
 };
 
 // XXH3-64 streaming state, owned. The update calls fail only for a null pointer with a
@@ -117,7 +122,9 @@ class IoChannel {
 // Writes through a channel's slots: Acquire a slot, fill it, Submit it; Finish waits for
 // everything. The destructor drains what is still in flight, so no I/O outlives the writer and
 // no slot is reused while the kernel may still read it. Bytes written are counted as their
-// completions are reaped.
+// completions are reaped. SubmitFrom writes from the caller's memory instead of the slot's (the
+// slot is then only the operation's ticket): a write the kernel refuses for that memory
+// (EFAULT, EINVAL) is copied into the slot and written again, so it costs a copy, never data.
 class SlotWriter {
  public:
   explicit SlotWriter(IoChannel& ch);
@@ -128,6 +135,13 @@ class SlotWriter {
   Result<std::uint32_t> Acquire();
   // Writes slot[0, len) at dev_offset; len is a multiple of 4 KiB.
   Status Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset);
+  // Writes src[0, len) at dev_offset straight from src (4 KiB-aligned, len a multiple of 4 KiB,
+  // at most slot_size() so that a refused write can go through the slot). The caller keeps
+  // src unchanged until Finish has returned.
+  Status SubmitFrom(std::uint32_t slot, const std::byte* src, std::uint32_t len,
+                    std::uint64_t dev_offset);
+  // Hands every queued write to the kernel now (the device starts while the caller works on).
+  Status Flush();
   // Waits for every write in flight; the first failure, if any.
   Status Finish();
 
@@ -135,7 +149,9 @@ class SlotWriter {
   struct Op {
     std::uint64_t offset = 0;
     std::uint32_t len = 0;
+    const std::byte* src = nullptr;  // SubmitFrom's memory; null for the slot's own
   };
+  Status Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len);
   Status ReapOne();
 
   IoChannel& ch_;
