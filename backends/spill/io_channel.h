@@ -135,11 +135,15 @@ class SlotWriter {
   Result<std::uint32_t> Acquire();
   // Writes slot[0, len) at dev_offset; len is a multiple of 4 KiB.
   Status Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset);
-  // Writes src[0, len) at dev_offset straight from src (4 KiB-aligned, len a multiple of 4 KiB,
-  // at most slot_size() so that a refused write can go through the slot). The caller keeps
-  // src unchanged until Finish has returned.
+  // Writes src[0, len) at dev_offset straight from src (4 KiB-aligned, len a multiple of 4 KiB).
+  // The caller keeps src unchanged until Finish has returned. Where the kernel refuses the
+  // memory, the bytes are copied through slots and written again (before Finish returns).
   Status SubmitFrom(std::uint32_t slot, const std::byte* src, std::uint32_t len,
                     std::uint64_t dev_offset);
+  // Writes slot[0, head_len) and then src[0, len) (as SubmitFrom's) as one I/O at dev_offset,
+  // so a record's header block and its data reach the file system as one contiguous write.
+  Status SubmitHeaded(std::uint32_t slot, std::uint32_t head_len, const std::byte* src,
+                      std::uint32_t len, std::uint64_t dev_offset);
   // Hands every queued write to the kernel now (the device starts while the caller works on).
   Status Flush();
   // Waits for every write in flight; the first failure, if any.
@@ -148,16 +152,26 @@ class SlotWriter {
  private:
   struct Op {
     std::uint64_t offset = 0;
-    std::uint32_t len = 0;
-    const std::byte* src = nullptr;  // SubmitFrom's memory; null for the slot's own
+    std::uint32_t len = 0;           // bytes of the whole write
+    const std::byte* src = nullptr;  // the caller's memory; null for the slot's own
+    std::uint32_t head_len = 0;      // SubmitHeaded: slot bytes before src's
+    iovec iov[2] = {};               // SubmitHeaded's buffers, alive until reaped
+  };
+  // What a refused direct write leaves to write through slots, beyond the first slot's worth.
+  struct Retry {
+    std::uint64_t offset = 0;
+    const std::byte* src = nullptr;
+    std::uint64_t len = 0;
   };
   Status Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len);
   Status ReapOne();
+  void Restage(std::uint32_t slot, Op& op);
 
   IoChannel& ch_;
   std::uint64_t unsubmitted_bytes_ = 0;
   std::vector<Op> ops_;
   std::vector<std::uint32_t> free_;
+  std::vector<Retry> retries_;
   Status first_error_;
 };
 
