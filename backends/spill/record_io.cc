@@ -15,6 +15,8 @@ constexpr std::size_t kHashStride = 64 * 1024;
 // The largest write straight from the caller's memory: a 2 MiB chunk (the common KV-cache
 // chunk) and its header block are one I/O, as a raw O_DIRECT write of it would be.
 constexpr std::size_t kMaxDirectWrite = 4 << 20;
+// Likewise for a read straight into the caller's memory.
+constexpr std::uint64_t kMaxDirectRead = 4 << 20;
 
 // One piece of a job's record, in record order: the first piece checks the header and key,
 // every piece is hashed and its data part copied out, the last checks the payload checksum.
@@ -71,9 +73,10 @@ void ConsumeRecordPiece(RecordJob& job, std::uint64_t log_id, const std::string&
   const std::uint64_t to = std::min<std::uint64_t>(offset + len, data_end);
   if (from < to) {
     hasher.Update(bytes + (from - offset), to - from);
-    if (!job.verify_only) {
-      std::memcpy(job.dst.data() + (from - kRecordDataOffset), bytes + (from - offset),
-                  to - from);
+    std::byte* const place = job.dst.data() + (from - kRecordDataOffset);
+    // A piece read straight into dst is in place already (and now verified as it is hashed).
+    if (!job.verify_only && place != bytes + (from - offset)) {
+      std::memcpy(place, bytes + (from - offset), to - from);
     }
   }
   if (offset + len == std::uint64_t{job.loc.blocks} * kBlockSize) {
@@ -107,6 +110,23 @@ void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs)
       },
       [&](std::size_t j, const Status& st) {
         if (jobs[j].status.ok()) jobs[j].status = st;
+      },
+      [&](std::size_t j, std::uint64_t off, std::uint64_t max_len) {
+        // Whole data blocks that fit a 4 KiB-aligned dst are read straight into it: the first
+        // piece takes the header block into its slot and the data behind it in one read. The
+        // data's last blocks, where dst ends inside them, come through the slots.
+        const RecordJob& job = jobs[j];
+        const auto addr = reinterpret_cast<std::uintptr_t>(job.dst.data());
+        const std::uint64_t direct_end =
+            kRecordDataOffset + std::min<std::uint64_t>(std::uint64_t{job.loc.blocks - 1} * kBlockSize,
+                                                        job.dst.size() / kBlockSize * kBlockSize);
+        if (job.verify_only || addr % kBlockSize != 0 || off >= direct_end ||
+            direct_end == kRecordDataOffset) {
+          return ReadPlacement{max_len, 0, nullptr};
+        }
+        const std::uint64_t len = std::min<std::uint64_t>(direct_end - off, kMaxDirectRead);
+        if (off == 0) return ReadPlacement{len, kBlockSize, job.dst.data()};
+        return ReadPlacement{len, 0, job.dst.data() + (off - kRecordDataOffset)};
       });
   static_cast<void>(ring);  // already recorded in every unfinished job's status
 }

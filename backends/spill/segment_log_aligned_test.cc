@@ -49,12 +49,20 @@ std::unique_ptr<SegmentLog> OpenOrDie(const SegmentLogOptions& o,
   return log.ok() ? std::move(log).value() : nullptr;
 }
 
-// Reads into a block-aligned destination and checks bytes and size.
+// Reads into a block-aligned destination (so whole blocks are read straight into it) and
+// checks bytes and size, and that nothing was written past the destination's end.
 Status ReadAndCheck(SegmentLog& log, std::uint64_t location, const std::string& key,
                     std::size_t size) {
-  AlignedBuffer dst(static_cast<std::byte*>(std::aligned_alloc(sp::kBlockSize,
-                                                               sp::RoundUpToBlock(size + 1))));
+  const std::size_t room = sp::RoundUpToBlock(size + 1) + sp::kBlockSize;
+  AlignedBuffer dst(static_cast<std::byte*>(std::aligned_alloc(sp::kBlockSize, room)));
+  std::memset(dst.get(), 0xee, room);
   auto n = log.Read(location, key, std::span<std::byte>(dst.get(), size + 1));
+  for (std::size_t b = size + 1; b < room; ++b) {
+    if (dst[b] != std::byte{0xee}) {
+      ADD_FAILURE() << key << ": byte " << b << " written past the destination";
+      break;
+    }
+  }
   if (!n.ok()) return n.status();
   EXPECT_EQ(*n, size) << key;
   EXPECT_EQ(FirstPatternMismatch(dst.get(), size, SeedOf(key)), -1) << key;

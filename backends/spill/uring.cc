@@ -15,6 +15,10 @@
 
 namespace cxlkv::internal::spill {
 
+namespace {
+constexpr std::uint64_t kAsyncWriteBytes = 512 * 1024;
+}  // namespace
+
 // ---- IoRing ----
 
 // Out of line: it destroys the io_uring member on a throw, which needs liburing's type.
@@ -101,6 +105,11 @@ Status IoRing::QueueWritev(const iovec* iov, unsigned count, std::uint64_t offse
   return Queue(true, nullptr, 0, offset, user_data, iov, count);
 }
 
+Status IoRing::QueueReadv(const iovec* iov, unsigned count, std::uint64_t offset,
+                          std::uint64_t user_data) {
+  return Queue(false, nullptr, 0, offset, user_data, iov, count);
+}
+
 Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
                      std::uint64_t user_data, const iovec* iov, unsigned iov_count) {
   if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
@@ -121,8 +130,10 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
   }
   const int file = fixed_file_ ? 0 : fd_;
   const int index = iov != nullptr ? -1 : buffer_index(buf, len);
-  if (iov != nullptr) {
+  if (iov != nullptr && write) {
     io_uring_prep_writev(sqe, file, iov, iov_count, offset);
+  } else if (iov != nullptr) {
+    io_uring_prep_readv(sqe, file, iov, iov_count, offset);
   } else if (write) {
     if (index >= 0) {
       io_uring_prep_write_fixed(sqe, file, buf, len, offset, index);
@@ -137,10 +148,15 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
     }
   }
   unsigned flags = fixed_file_ ? IOSQE_FIXED_FILE : 0;
-  // A gathered write (a record's header block and data, straight from the caller's memory) is
-  // large: handed to io_uring's workers at once, so that the submitting thread does not block
-  // in the block layer while the device's queue is full, and goes on hashing the next record.
-  if (iov != nullptr) flags |= IOSQE_ASYNC;
+  // A large gathered write (a record's header block and data, straight from the caller's
+  // memory) goes to io_uring's workers at once, so that the submitting thread does not block in
+  // the block layer while the device's queue is full, and goes on hashing the next record.
+  // Small ones are not worth the hand-off.
+  if (iov != nullptr && write) {
+    std::uint64_t bytes = 0;
+    for (unsigned i = 0; i < iov_count; ++i) bytes += iov[i].iov_len;
+    if (bytes >= kAsyncWriteBytes) flags |= IOSQE_ASYNC;
+  }
   io_uring_sqe_set_flags(sqe, flags);
   io_uring_sqe_set_data64(sqe, user_data);
   ++unsubmitted_;
@@ -213,7 +229,9 @@ Result<IoRing::Completion> IoRing::WaitOneSync() {
   const auto offset = static_cast<off_t>(op.offset);
   ssize_t n;
   do {
-    n = op.iov != nullptr ? pwritev(fd_, op.iov, static_cast<int>(op.iov_count), offset)
+    const int count = static_cast<int>(op.iov_count);
+    n = op.iov != nullptr ? (op.write ? pwritev(fd_, op.iov, count, offset)
+                                      : preadv(fd_, op.iov, count, offset))
         : op.write        ? pwrite(fd_, op.buf, op.len, offset)
                           : pread(fd_, op.buf, op.len, offset);
   } while (n < 0 && errno == EINTR);

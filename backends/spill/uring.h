@@ -73,6 +73,9 @@ class IoRing {
   // caller keeps iov[] and the buffers alive until the completion has been reaped.
   Status QueueWritev(const iovec* iov, unsigned count, std::uint64_t offset,
                      std::uint64_t user_data);
+  // One read into `count` buffers, likewise.
+  Status QueueReadv(const iovec* iov, unsigned count, std::uint64_t offset,
+                    std::uint64_t user_data);
 
   // Hands what is queued to the kernel without waiting, so the device starts on it while the
   // caller prepares more (where the kernel has no room right now, WaitOne hands it over
