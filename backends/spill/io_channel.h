@@ -198,7 +198,10 @@ struct StagedReads {
 // order the device completes them in, so it may hash as it goes; a placed piece is seen as its
 // slot part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
 // called for the job's later pieces, and must ignore them. Bytes past the end of a file read as
-// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed.
+// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed
+// (and what the ring still held is abandoned: a placed piece's dst could then still be written
+// by the kernel after the return, the one case where that can happen; io_uring_wait_cqe fails
+// only when the ring itself is corrupt).
 template <typename Extent, typename Consume, typename Fail, typename Place = StagedReads>
 Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail,
                      Place place = {}) {

@@ -254,7 +254,9 @@ class SegmentLog {
                              std::span<std::byte> dst);
 
   // Reads every entry of `reads`, keeping up to queue_depth I/Os in flight and issuing them in
-  // the given order; returns when all are done. Each entry gets its own status; the call
+  // the given order; returns when all are done. A 4 KiB-aligned dst gets the chunk's whole
+  // blocks read straight into it (the checksum is verified over them after); other
+  // destinations, and a last block that dst ends inside, are read through staging. Each entry gets its own status; the call
   // returns OK when all succeeded, else the first failure.
   Status ReadBatch(std::span<ChunkRead> reads);
 
