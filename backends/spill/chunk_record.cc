@@ -15,6 +15,8 @@ namespace {
 static_assert(std::endian::native == std::endian::little,
               "the spill format is little-endian and encoded with memcpy");
 static_assert(kMaxMetaSize == ChunkMeta::kMaxSize, "the log stores the store's chunk metadata");
+static_assert(RecordHeader::kEncodedSize + kMaxKeySize + kMaxMetaSize <= kRecordDataOffset,
+              "header, key and meta fit a record's first block");
 static_assert(kDataOffset >= kSuperblockCopies * kBlockSize && kDataOffset % kBlockSize == 0);
 
 constexpr std::uint64_t kSuperblockMagic = 0x314c536b766c7863ULL;  // "cxlkvSL1"
@@ -122,11 +124,17 @@ Result<Superblock> DecodeSuperblock(std::span<const std::byte> block) {
   if (!d.ChecksumMatches()) return Status::Corruption("superblock checksum mismatch");
   // A valid checksum over values this version cannot read is a newer format, not damage, but
   // it is still unreadable here: say which.
-  if (version != kFormatVersion || block_size != kBlockSize || data_offset != kDataOffset) {
-    return Status::Corruption("superblock of format version " + std::to_string(version) +
-                              " (block " + std::to_string(block_size) + ", data offset " +
-                              std::to_string(data_offset) + "); this build reads version " +
-                              std::to_string(kFormatVersion));
+  if (version != kFormatVersion) {
+    return Status::Corruption("a spill log of format version " + std::to_string(version) +
+                              "; this build reads format version " +
+                              std::to_string(kFormatVersion) +
+                              " only (record data starts on a block boundary since version 2)");
+  }
+  if (block_size != kBlockSize || data_offset != kDataOffset) {
+    return Status::Corruption("superblock of block size " + std::to_string(block_size) +
+                              " and data offset " + std::to_string(data_offset) +
+                              "; this build reads " + std::to_string(kBlockSize) + " and " +
+                              std::to_string(kDataOffset));
   }
   if (sb.segment_size == 0 || sb.segment_size % kBlockSize != 0 ||
       sb.segment_size / kBlockSize > ChunkLocation::kMaxBlocksPerSegment || sb.segment_count == 0 ||
@@ -138,6 +146,16 @@ Result<Superblock> DecodeSuperblock(std::span<const std::byte> block) {
                               std::to_string(sb.segment_size) + " bytes");
   }
   return sb;
+}
+
+std::uint32_t OtherSuperblockVersion(std::span<const std::byte> block) {
+  if (block.size() < Superblock::kEncodedSize) return 0;
+  Decoder d(block);
+  if (d.Get<std::uint64_t>() != kSuperblockMagic) return 0;
+  const auto version = d.Get<std::uint32_t>();
+  Decoder sum(block, Superblock::kEncodedSize - 8);
+  if (!sum.ChecksumMatches() || version == kFormatVersion) return 0;
+  return version;
 }
 
 void EncodeSegmentHeader(const SegmentHeader& h, std::span<std::byte> block) {
@@ -216,10 +234,9 @@ Result<RecordHeader> DecodeRecordHeader(std::span<const std::byte> in) {
     return Status::Corruption("record header of version " + std::to_string(version) + ", size " +
                               std::to_string(header_size));
   }
-  // The payload must end inside the last block: a record is never longer than it needs.
-  const std::uint64_t end = RecordPayloadEnd(h.key_size, h.meta_size, h.data_size);
+  // A header block, then the data's blocks: a record is never longer than it needs.
   if (h.key_size == 0 || h.key_size > kMaxKeySize || h.meta_size > kMaxMetaSize || h.blocks == 0 ||
-      h.data_size > std::uint64_t{h.blocks} * kBlockSize || BlocksFor(end) != h.blocks) {
+      h.data_size > std::uint64_t{h.blocks} * kBlockSize || RecordBlocks(h.data_size) != h.blocks) {
     return Status::Corruption("record header sizes out of range: key " +
                               std::to_string(h.key_size) + ", meta " + std::to_string(h.meta_size) +
                               ", data " + std::to_string(h.data_size) + " in " +
@@ -256,7 +273,7 @@ Result<SummaryEntry> DecodeSummaryEntry(std::span<const std::byte> in, std::size
   if (key_size == 0 || key_size > kMaxKeySize || meta_size > kMaxMetaSize ||
       !d.Has(std::size_t{key_size} + meta_size) || e.blocks == 0 ||
       e.data_size > std::uint64_t{e.blocks} * kBlockSize ||
-      BlocksFor(RecordPayloadEnd(key_size, meta_size, e.data_size)) != e.blocks) {
+      RecordBlocks(e.data_size) != e.blocks) {
     return Status::Corruption("summary entry at byte " + std::to_string(*pos) +
                               " has sizes out of range");
   }

@@ -27,7 +27,10 @@ inline constexpr std::uint32_t kBlockSize = 4096;
 // Two superblock copies (blocks 0 and 1); segments start at kDataOffset.
 inline constexpr std::uint64_t kSuperblockCopies = 2;
 inline constexpr std::uint64_t kDataOffset = 64 * 1024;
-inline constexpr std::uint32_t kFormatVersion = 1;
+// Version 2: a record's data starts on the block after its header block, so that block-aligned
+// sources and destinations move straight to and from the device. Version 1 (header, key, meta
+// and data contiguous) is refused, with a message naming both versions.
+inline constexpr std::uint32_t kFormatVersion = 2;
 // Metadata stored with a chunk (the store's ChunkMeta).
 inline constexpr std::size_t kMaxMetaSize = 64;
 
@@ -87,6 +90,9 @@ void EncodeSuperblock(const Superblock& sb, std::span<std::byte> block);
 // Corruption when the block is not a valid superblock (wrong magic, version or checksum,
 // inconsistent geometry).
 Result<Superblock> DecodeSuperblock(std::span<const std::byte> block);
+// The format version of a block that is an intact superblock (magic and checksum hold) of a
+// version other than this build's; 0 otherwise. Open uses it to say "old log", not "damage".
+std::uint32_t OtherSuperblockVersion(std::span<const std::byte> block);
 
 // ---- segment header (block 0 of a segment in use; zeros once the segment is evicted) ----
 struct SegmentHeader {
@@ -99,7 +105,13 @@ struct SegmentHeader {
 void EncodeSegmentHeader(const SegmentHeader& h, std::span<std::byte> block);
 Result<SegmentHeader> DecodeSegmentHeader(std::span<const std::byte> block);
 
-// ---- chunk record: header, key, meta, data, zero padding to a whole block ----
+// ---- chunk record: a header block, then the data from the next block boundary ----
+//
+//   block 0 of the record   header (80 B), key, meta, zero padding to the block's end
+//   blocks 1..              data, zero padding to a whole block (none when data is empty)
+//
+// So a record of a block-multiple chunk costs one block more than its data (as in version 1),
+// and its data can be written from (and read into) block-aligned memory with no staging copy.
 // The header names its own place (log, segment, sequence number, block, length), so a record
 // read from the wrong place, from an older use of the segment or from another log is refused;
 // the payload checksum covers key, meta and data; the header checksum covers the header,
@@ -117,14 +129,15 @@ struct RecordHeader {
   KeyHash key_hash;
   std::uint64_t payload_checksum = 0;  // XXH3-64 of key, meta, data in that order
 };
-// Bytes of a record before padding: header, key, meta and data.
-inline std::uint64_t RecordPayloadEnd(std::uint64_t key_size, std::uint64_t meta_size,
-                                      std::uint64_t data_size) {
-  return RecordHeader::kEncodedSize + key_size + meta_size + data_size;
+// Where a record's data starts, in bytes from the record's start.
+inline constexpr std::uint64_t kRecordDataOffset = kBlockSize;
+// Blocks of a record holding data_size bytes of data: the header block and the data's blocks.
+inline constexpr std::uint64_t RecordBlocks(std::uint64_t data_size) {
+  return 1 + BlocksFor(data_size);
 }
 void EncodeRecordHeader(const RecordHeader& h, std::span<std::byte> out);
 // Corruption on a bad magic, version or checksum, or sizes that do not fit `blocks`
-// (key > 150 bytes, meta > 64 bytes, payload not ending in the last block).
+// (key > 150 bytes, meta > 64 bytes, blocks != RecordBlocks(data size)).
 Result<RecordHeader> DecodeRecordHeader(std::span<const std::byte> in);
 
 // ---- segment summary (ends a sealed segment, just before its trailer) ----

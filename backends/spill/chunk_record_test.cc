@@ -87,21 +87,24 @@ TEST(ChunkRecordTest, RecordHeaderChecksSizesAgainstItsLength) {
   h.key_size = 10;
   h.meta_size = 5;
   h.data_size = 5000;
-  h.blocks = static_cast<std::uint32_t>(BlocksFor(RecordPayloadEnd(10, 5, 5000)));
+  h.blocks = static_cast<std::uint32_t>(RecordBlocks(5000));
   h.key_hash = KeyHash{11, 22};
   h.payload_checksum = 33;
   std::array<std::byte, RecordHeader::kEncodedSize> buf{};
   EncodeRecordHeader(h, buf);
   auto back = DecodeRecordHeader(buf);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->blocks, 2u);
+  EXPECT_EQ(back->blocks, 3u) << "the header block, then two blocks of data";
   EXPECT_EQ(back->key_hash, h.key_hash);
   EXPECT_EQ(back->payload_checksum, 33u);
 
-  h.blocks = 3;  // longer than the payload needs: refused even with a valid checksum
+  h.blocks = 4;  // longer than the data needs: refused even with a valid checksum
   EncodeRecordHeader(h, buf);
   EXPECT_TRUE(DecodeRecordHeader(buf).status().IsCorruption());
-  h.blocks = 2;
+  h.blocks = 2;  // version 1's length (data right after the meta): refused
+  EncodeRecordHeader(h, buf);
+  EXPECT_TRUE(DecodeRecordHeader(buf).status().IsCorruption());
+  h.blocks = 3;
   h.meta_size = 65;
   EncodeRecordHeader(h, buf);
   EXPECT_TRUE(DecodeRecordHeader(buf).status().IsCorruption());
@@ -113,8 +116,8 @@ TEST(ChunkRecordTest, SummaryEntriesDecodeInOrderAndRejectTruncation) {
   const std::array<std::byte, 3> meta{std::byte{1}, std::byte{2}, std::byte{3}};
   std::vector<std::byte> bytes(SummaryEntrySize(key1.size(), meta.size()) +
                                SummaryEntrySize(key2.size(), 0));
-  const SummaryEntry e1{1, 1, 100, KeyHash{1, 2}, key1, meta};
-  const SummaryEntry e2{2, 3, 9000, KeyHash{3, 4}, key2, {}};
+  const SummaryEntry e1{1, 2, 100, KeyHash{1, 2}, key1, meta};
+  const SummaryEntry e2{3, 4, 9000, KeyHash{3, 4}, key2, {}};
   EncodeSummaryEntry(e1, bytes);
   EncodeSummaryEntry(e2, std::span(bytes).subspan(SummaryEntrySize(key1.size(), meta.size())));
   std::size_t pos = 0;

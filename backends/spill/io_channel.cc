@@ -1,5 +1,7 @@
 #include "backends/spill/io_channel.h"
 
+#include <cerrno>
+
 #include "util/log.h"
 
 namespace cxlkv::internal::spill {
@@ -87,24 +89,94 @@ Result<std::uint32_t> SlotWriter::Acquire() {
 }
 
 Status SlotWriter::Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset) {
-  ops_[slot] = Op{dev_offset, len};
-  const Status s = ch_.ring().QueueWrite(ch_.slot(slot), len, dev_offset, slot);
+  ops_[slot] = Op{dev_offset, len, nullptr, 0, {}};
+  return Queue(slot, ch_.slot(slot), len);
+}
+
+Status SlotWriter::SubmitHeaded(std::uint32_t slot, std::uint32_t head_len, const std::byte* src,
+                                std::uint32_t len, std::uint64_t dev_offset) {
+  if (head_len > ch_.slot_size() || len > UINT32_MAX - head_len) {
+    free_.push_back(slot);
+    return Status::InvalidArgument("a headed write of " + std::to_string(head_len) + " + " +
+                                   std::to_string(len) + " bytes");
+  }
+  Op& op = ops_[slot];
+  op = Op{dev_offset, head_len + len, src, head_len, {}};
+  op.iov[0] = {ch_.slot(slot), head_len};
+  op.iov[1] = {const_cast<std::byte*>(src), len};  // only read: a write
+  const Status s = ch_.ring().QueueWritev(op.iov, 2, dev_offset, slot);
+  if (!s.ok()) {
+    free_.push_back(slot);
+    return s;
+  }
+  unsubmitted_bytes_ += op.len;
+  if (unsubmitted_bytes_ < kSubmitBytes) return Status::Ok();
+  return Flush();
+}
+
+Status SlotWriter::SubmitFrom(std::uint32_t slot, const std::byte* src, std::uint32_t len,
+                              std::uint64_t dev_offset) {
+  ops_[slot] = Op{dev_offset, len, src, 0, {}};
+  return Queue(slot, src, len);
+}
+
+Status SlotWriter::Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len) {
+  const Status s = ch_.ring().QueueWrite(buf, len, ops_[slot].offset, slot);
   if (!s.ok()) {
     free_.push_back(slot);
     return s;
   }
   unsubmitted_bytes_ += len;
   if (unsubmitted_bytes_ < kSubmitBytes) return Status::Ok();
+  return Flush();
+}
+
+Status SlotWriter::Flush() {
   unsubmitted_bytes_ = 0;
   return ch_.ring().Submit();  // on failure the ring is broken: Finish reports it
 }
 
 Status SlotWriter::Finish() {
-  unsubmitted_bytes_ = 0;  // WaitOne hands them over
-  while (ch_.ring().in_flight() > 0 && !ch_.ring().broken()) {
-    if (!ReapOne().ok()) break;
+  for (;;) {
+    unsubmitted_bytes_ = 0;  // WaitOne hands them over
+    while (ch_.ring().in_flight() > 0 && !ch_.ring().broken()) {
+      if (!ReapOne().ok()) break;
+    }
+    if (retries_.empty() || !first_error_.ok() || ch_.ring().broken()) break;
+    // Refused direct writes, the rest of them through slots (Acquire may reap more refusals).
+    const Retry r = retries_.back();
+    retries_.pop_back();
+    for (std::uint64_t done = 0; done < r.len && first_error_.ok();) {
+      const auto len =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(ch_.slot_size(), r.len - done));
+      auto slot = Acquire();
+      if (!slot.ok()) {
+        first_error_ = slot.status();
+        break;
+      }
+      std::memcpy(ch_.slot(*slot), r.src + done, len);
+      if (const Status s = Submit(*slot, len, r.offset + done); !s.ok()) first_error_ = s;
+      done += len;
+    }
   }
+  retries_.clear();
   return first_error_;
+}
+
+// A direct write the kernel refused: its first slot's worth again from the slot (free for it:
+// the refused write never used it), the rest left to Finish.
+void SlotWriter::Restage(std::uint32_t slot, Op& op) {
+  ch_.counters().direct_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  const std::uint32_t now = std::min(op.len, ch_.slot_size());
+  std::memcpy(ch_.slot(slot) + op.head_len, op.src, now - op.head_len);
+  if (op.len > now) {
+    retries_.push_back(Retry{op.offset + now, op.src + (now - op.head_len), op.len - now});
+  }
+  op.src = nullptr;
+  op.head_len = 0;
+  op.len = now;
+  const Status s = Queue(slot, ch_.slot(slot), now);
+  if (!s.ok() && first_error_.ok()) first_error_ = s;
 }
 
 // Reaps one completion. A short write is not resumed: on a file it means the file system had
@@ -117,10 +189,20 @@ Status SlotWriter::ReapOne() {
     return c.status();
   }
   const auto slot = static_cast<std::uint32_t>(c->user_data);
-  const Op& op = ops_[slot];
+  Op& op = ops_[slot];
   const std::int32_t res = c->result;
+  if (op.src != nullptr && (res == -EFAULT || res == -EINVAL)) {
+    // O_DIRECT could not use the caller's memory (a devdax or some file-backed mappings on
+    // some kernels): write the same bytes again through staging.
+    Restage(slot, op);
+    return Status::Ok();
+  }
   if (res > 0) {
     ch_.counters().written.fetch_add(static_cast<std::uint64_t>(res), std::memory_order_relaxed);
+    if (op.src != nullptr && static_cast<std::uint32_t>(res) > op.head_len) {
+      ch_.counters().written_direct.fetch_add(static_cast<std::uint64_t>(res) - op.head_len,
+                                              std::memory_order_relaxed);
+    }
   }
   if ((res < 0 || static_cast<std::uint32_t>(res) < op.len) && first_error_.ok()) {
     const std::string what = "writing " + std::to_string(op.len) + " bytes at offset " +

@@ -9,6 +9,7 @@
 // log serialises each channel under its own mutex); IoCounters may be read from any thread.
 #pragma once
 
+#include <sys/uio.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -33,6 +34,11 @@ namespace cxlkv::internal::spill {
 struct IoCounters {
   std::atomic<std::uint64_t> read{0};
   std::atomic<std::uint64_t> written{0};
+  // Bytes written straight from the caller's memory (no staging copy), and the direct writes
+  // the kernel refused (EFAULT, EINVAL: memory it cannot pin for O_DIRECT) and that were
+  // written again through staging.
+  std::atomic<std::uint64_t> written_direct{0};
+  std::atomic<std::uint64_t> direct_fallbacks{0};
 };
 
 // XXH3-64 streaming state, owned. The update calls fail only for a null pointer with a
@@ -117,7 +123,9 @@ class IoChannel {
 // Writes through a channel's slots: Acquire a slot, fill it, Submit it; Finish waits for
 // everything. The destructor drains what is still in flight, so no I/O outlives the writer and
 // no slot is reused while the kernel may still read it. Bytes written are counted as their
-// completions are reaped.
+// completions are reaped. SubmitFrom writes from the caller's memory instead of the slot's (the
+// slot is then only the operation's ticket): a write the kernel refuses for that memory
+// (EFAULT, EINVAL) is copied into the slot and written again, so it costs a copy, never data.
 class SlotWriter {
  public:
   explicit SlotWriter(IoChannel& ch);
@@ -128,37 +136,83 @@ class SlotWriter {
   Result<std::uint32_t> Acquire();
   // Writes slot[0, len) at dev_offset; len is a multiple of 4 KiB.
   Status Submit(std::uint32_t slot, std::uint32_t len, std::uint64_t dev_offset);
+  // Writes src[0, len) at dev_offset straight from src (4 KiB-aligned, len a multiple of 4 KiB).
+  // The caller keeps src unchanged until Finish has returned. Where the kernel refuses the
+  // memory, the bytes are copied through slots and written again (before Finish returns).
+  Status SubmitFrom(std::uint32_t slot, const std::byte* src, std::uint32_t len,
+                    std::uint64_t dev_offset);
+  // Writes slot[0, head_len) and then src[0, len) (as SubmitFrom's) as one I/O at dev_offset,
+  // so a record's header block and its data reach the file system as one contiguous write.
+  Status SubmitHeaded(std::uint32_t slot, std::uint32_t head_len, const std::byte* src,
+                      std::uint32_t len, std::uint64_t dev_offset);
+  // Hands every queued write to the kernel now (the device starts while the caller works on).
+  Status Flush();
   // Waits for every write in flight; the first failure, if any.
   Status Finish();
 
  private:
   struct Op {
     std::uint64_t offset = 0;
-    std::uint32_t len = 0;
+    std::uint32_t len = 0;           // bytes of the whole write
+    const std::byte* src = nullptr;  // the caller's memory; null for the slot's own
+    std::uint32_t head_len = 0;      // SubmitHeaded: slot bytes before src's
+    iovec iov[2] = {};               // SubmitHeaded's buffers, alive until reaped
   };
+  // What a refused direct write leaves to write through slots, beyond the first slot's worth.
+  struct Retry {
+    std::uint64_t offset = 0;
+    const std::byte* src = nullptr;
+    std::uint64_t len = 0;
+  };
+  Status Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len);
   Status ReapOne();
+  void Restage(std::uint32_t slot, Op& op);
 
   IoChannel& ch_;
   std::uint64_t unsubmitted_bytes_ = 0;
   std::vector<Op> ops_;
   std::vector<std::uint32_t> free_;
+  std::vector<Retry> retries_;
   Status first_error_;
+};
+
+// Where a piece of a read goes: `head` bytes into its slot, then the rest straight into `dst`
+// (4 KiB-aligned memory of the caller's); dst null: all `len` bytes into the slot.
+struct ReadPlacement {
+  std::uint64_t len = 0;  // bytes of the piece; at most the slot's size when dst is null
+  std::uint32_t head = 0;
+  std::byte* dst = nullptr;
+};
+// PipelinedRead's default: every piece through the slots.
+struct StagedReads {
+  ReadPlacement operator()(std::size_t, std::uint64_t, std::uint64_t max_len) const {
+    return {max_len, 0, nullptr};
+  }
 };
 
 // Reads `n` jobs through a channel, up to one I/O per slot in flight, issued job by job in
 // order. `extent(j)` gives job j's device range (offset, length: multiples of 4 KiB; length 0
-// skips the job). `consume(j, offset_in_job, bytes, len)` sees every piece of every job in
-// order (job by job, piece by piece), whatever order the device completes them in, so it may
-// hash as it goes. `fail(j, status)` reports a failed I/O; consume is still called for the
-// job's later pieces, and must ignore them. Bytes past the end of a file read as zeros.
-// Returns an error only when the ring itself fails; every unfinished job is then failed too.
-template <typename Extent, typename Consume, typename Fail>
-Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail) {
+// skips the job). `place(j, offset_in_job, remaining)` says where the next piece goes (see
+// ReadPlacement; StagedReads: slot-sized pieces through the slots). `consume(j, offset_in_job,
+// bytes, len)` sees every piece of every job in order (job by job, piece by piece), whatever
+// order the device completes them in, so it may hash as it goes; a placed piece is seen as its
+// slot part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
+// called for the job's later pieces, and must ignore them. Bytes past the end of a file read as
+// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed
+// (and what the ring still held is abandoned: a placed piece's dst could then still be written
+// by the kernel after the return, the one case where that can happen; io_uring_wait_cqe fails
+// only when the ring itself is corrupt).
+template <typename Extent, typename Consume, typename Fail, typename Place = StagedReads>
+Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail,
+                     Place place = {}) {
   struct Piece {
     std::size_t job = 0;
     std::uint64_t dev_offset = 0;  // of the piece's first byte
     std::uint64_t job_offset = 0;
     std::uint32_t len = 0;
+    std::uint32_t head = 0;
+    std::byte* dst = nullptr;
+    iovec iov[2] = {};
     bool complete = false;
   };
   std::vector<Piece> pieces(ch.slots());
@@ -182,10 +236,22 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
         continue;
       }
       const std::uint32_t slot = free_slots.back();
-      const auto len = static_cast<std::uint32_t>(
-          std::min<std::uint64_t>(ch.slot_size(), ext.second - job_offset));
-      pieces[slot] = Piece{job, ext.first + job_offset, job_offset, len, false};
-      const Status s = ch.ring().QueueRead(ch.slot(slot), len, ext.first + job_offset, slot);
+      const std::uint64_t remaining = ext.second - job_offset;
+      ReadPlacement at = place(job, job_offset, std::min<std::uint64_t>(ch.slot_size(), remaining));
+      if (at.dst == nullptr) at.head = 0;
+      const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+          at.dst == nullptr ? ch.slot_size() : UINT32_MAX, std::min(at.len, remaining)));
+      Piece& p = pieces[slot];
+      p = Piece{job, ext.first + job_offset, job_offset, len, at.head, at.dst, {}, false};
+      Status s;
+      if (p.dst == nullptr) {
+        s = ch.ring().QueueRead(ch.slot(slot), len, p.dev_offset, slot);
+      } else {
+        unsigned count = 0;
+        if (p.head > 0) p.iov[count++] = {ch.slot(slot), p.head};
+        p.iov[count++] = {p.dst, len - p.head};
+        s = ch.ring().QueueReadv(p.iov, count, p.dev_offset, slot);
+      }
       if (!s.ok()) {
         ring_error = s;
         break;
@@ -199,7 +265,12 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
     while (!order.empty() && pieces[order.front()].complete) {
       const std::uint32_t slot = order.front();
       const Piece& p = pieces[slot];
-      consume(p.job, p.job_offset, ch.slot(slot), p.len);
+      if (p.dst == nullptr) {
+        consume(p.job, p.job_offset, ch.slot(slot), p.len);
+      } else {
+        if (p.head > 0) consume(p.job, p.job_offset, ch.slot(slot), p.head);
+        consume(p.job, p.job_offset + p.head, p.dst, p.len - p.head);
+      }
       order.pop_front();
       free_slots.push_back(slot);
       progressed = true;
@@ -226,8 +297,14 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
       // Short: the end of the file (or device). The rest reads as zeros, as a never-written
       // region would. It is not re-read: under O_DIRECT the remainder's unaligned offset is
       // EINVAL on some file systems. Checksums reject whatever the zeros cut short.
-      if (static_cast<std::uint32_t>(res) < want) {
-        std::memset(ch.slot(slot) + res, 0, want - static_cast<std::uint32_t>(res));
+      for (auto got = static_cast<std::uint32_t>(res); got < want;) {
+        const bool in_head = p.dst != nullptr && got < p.head;
+        std::byte* at = p.dst == nullptr ? ch.slot(slot) + got
+                        : in_head        ? ch.slot(slot) + got
+                                         : p.dst + (got - p.head);
+        const std::uint32_t end = in_head ? p.head : want;
+        std::memset(at, 0, end - got);
+        got = end;
       }
     }
     p.complete = true;

@@ -93,6 +93,19 @@ Result<Superblock> OpenSuperblock(const SegmentLogOptions& options, LogDevice& d
     if (copies[i].ok() && (best < 0 || copies[i]->epoch > copies[best]->epoch)) best = i;
   }
   if (best < 0) {
+    // An intact superblock of another format version is an old (or newer) log, not damage:
+    // say so, naming both versions, rather than "no valid superblock".
+    for (int i = 0; i < 2; ++i) {
+      const std::uint32_t version =
+          OtherSuperblockVersion(std::span(blocks).subspan(std::size_t(i) * kBlockSize, kBlockSize));
+      if (version != 0) {
+        return Status::Corruption(path + " holds a cxlkv spill log of format version " +
+                                  std::to_string(version) + "; this build reads format version " +
+                                  std::to_string(kFormatVersion) +
+                                  " only (record data starts on a block boundary since version "
+                                  "2): set `format` to overwrite it with a new, empty log");
+      }
+    }
     return Status::Corruption(path + " holds no valid cxlkv spill log superblock (copy 0: " +
                               copies[0].status().message() +
                               "; copy 1: " + copies[1].status().message() +

@@ -1,5 +1,6 @@
-// A chunk record's trip through an I/O channel: WriteRecord copies a chunk into staging slots
-// (hashing it on the way) and queues its writes, header last; ReadRecords reads records back
+// A chunk record's trip through an I/O channel: WriteRecord queues a chunk's writes, header
+// block last, straight from the caller's memory where it is block-aligned and through staging
+// slots elsewhere, hashing every byte once; ReadRecords reads records back
 // and verifies each against what its location and caller expect, never handing out unverified
 // bytes. The record format itself is chunk_record.h's.
 //
@@ -43,7 +44,8 @@ struct RecordJob {
 void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs);
 
 // Queues the writes of the record `h` describes (its payload checksum is filled in) at
-// dev_offset on w; the caller waits with w.Finish().
+// dev_offset on w; the caller waits with w.Finish(), and keeps `parts` unchanged until then:
+// their block-aligned blocks are written from where they lie (SlotWriter::SubmitFrom).
 Status WriteRecord(IoChannel& ch, SlotWriter& w, std::uint64_t dev_offset, RecordHeader& h,
                    std::string_view key, std::span<const std::byte> meta,
                    std::span<const iovec> parts);

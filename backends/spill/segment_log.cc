@@ -19,7 +19,6 @@
 namespace cxlkv::internal {
 namespace {
 
-using spill::BlocksFor;
 using spill::ChunkLocation;
 using spill::HexLocation;
 using spill::kBlockSize;
@@ -154,8 +153,7 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
                                           std::to_string(sb_.segment_size) + " bytes");
       continue;
     }
-    const auto blocks = static_cast<std::uint32_t>(
-        BlocksFor(spill::RecordPayloadEnd(it.key.size(), it.meta.size(), data_size)));
+    const auto blocks = static_cast<std::uint32_t>(spill::RecordBlocks(data_size));
     plan.push_back({i, data_size, blocks, spill::SummaryEntrySize(it.key.size(), it.meta.size())});
   }
 
@@ -264,8 +262,7 @@ std::uint64_t SegmentLog::Impl::MaxChunkSize(std::size_t key_size, std::size_t m
   // One record alone in a segment: header block and trailer block, the summary's blocks.
   const std::uint64_t summary = RoundUpToBlock(spill::SummaryEntrySize(key_size, meta_size));
   const std::uint64_t room = sb_.segment_size - 2 * kBlockSize - summary;
-  const std::uint64_t overhead = spill::RecordPayloadEnd(key_size, meta_size, 0);
-  return room > overhead ? room - overhead : 0;
+  return room > spill::kRecordDataOffset ? room - spill::kRecordDataOffset : 0;
 }
 
 // ---- reads ----
@@ -438,6 +435,8 @@ SegmentLogStats SegmentLog::Impl::GetStats() const {
   s.chunks_appended = chunks_appended_.load(r);
   s.bytes_appended = bytes_appended_.load(r);
   s.device_bytes_written = io_.written.load(r);
+  s.direct_bytes_written = io_.written_direct.load(r);
+  s.direct_fallbacks = io_.direct_fallbacks.load(r);
   s.chunks_read = chunks_read_.load(r);
   s.bytes_read = bytes_read_.load(r);
   s.device_bytes_read = io_.read.load(r);

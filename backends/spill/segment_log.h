@@ -18,10 +18,14 @@
 //
 //   block 0                 segment header: log id, sequence number, index, checksum.
 //                           Zeroed when the segment is evicted (it is then free).
-//   blocks 1..              chunk records, back to back, each a whole number of blocks:
-//                           header (80 B: log id, sequence number, segment, block, length,
-//                           key/meta/data sizes, key hash = XXH3-128 of the key, XXH3-64 of
-//                           key+meta+data, XXH3-64 of the header), key, meta, data, zero padding.
+//   blocks 1..              chunk records, back to back, each a whole number of blocks. A
+//                           record's first block holds its header (80 B: log id, sequence
+//                           number, segment, block, length, key/meta/data sizes, key hash =
+//                           XXH3-128 of the key, XXH3-64 of key+meta+data, XXH3-64 of the
+//                           header), key and meta, zero-padded; its data starts on the next
+//                           block and is zero-padded to a whole block (format version 2), so
+//                           block-aligned chunks go to the device straight from the caller's
+//                           memory. The header block is written last (see Append).
 //   (free space)
 //   last blocks             summary: one entry per record (block, length, data size, key hash,
 //                           key, meta), then the trailer as the segment's very last block
@@ -170,6 +174,8 @@ struct SegmentLogStats {
   std::uint64_t bytes_appended = 0;        // chunk data bytes appended since Open
   std::uint64_t device_bytes_written = 0;  // every byte written: records with padding, segment
                                            // headers, summaries, superblocks, evictions
+  std::uint64_t direct_bytes_written = 0;  // of which straight from the caller's memory
+  std::uint64_t direct_fallbacks = 0;      // direct writes refused and staged instead
   std::uint64_t chunks_read = 0;
   std::uint64_t bytes_read = 0;  // chunk data bytes returned
   std::uint64_t device_bytes_read = 0;
@@ -210,7 +216,13 @@ class SegmentLog {
 
   // Appends a chunk: `parts` (its data, gathered in order), under `key` (1..150 bytes), with
   // `meta` (at most 64 bytes). Returns the chunk's location once the record is written (see the
-  // durability contract). NoSpace when no segment is free (evict one and retry) or the file
+  // durability contract). Block-aligned runs of `parts` (4 KiB-aligned address at a block
+  // boundary of the data, whole blocks) are written with O_DIRECT straight from the caller's
+  // memory, the rest through staging; every byte is hashed once, and the header block, which
+  // holds the checksum, is written after them, so a torn record fails its checksum. `parts`
+  // must not change until the call returns (it returns only after every write completed).
+  // Memory the kernel cannot pin for O_DIRECT (EFAULT, EINVAL) is written through staging
+  // instead (stats: direct_fallbacks). NoSpace when no segment is free (evict one and retry) or the file
   // system is full; InvalidArgument when the key or meta is malformed or the chunk cannot fit
   // in one segment. A failed Append stores nothing and loses nothing.
   Result<std::uint64_t> Append(std::string_view key, std::span<const iovec> parts,
@@ -242,7 +254,9 @@ class SegmentLog {
                              std::span<std::byte> dst);
 
   // Reads every entry of `reads`, keeping up to queue_depth I/Os in flight and issuing them in
-  // the given order; returns when all are done. Each entry gets its own status; the call
+  // the given order; returns when all are done. A 4 KiB-aligned dst gets the chunk's whole
+  // blocks read straight into it (the checksum is verified over them after); other
+  // destinations, and a last block that dst ends inside, are read through staging. Each entry gets its own status; the call
   // returns OK when all succeeded, else the first failure.
   Status ReadBatch(std::span<ChunkRead> reads);
 

@@ -22,7 +22,6 @@ using internal::SegmentEviction;
 using internal::spill::ChunkLocation;
 using internal::spill::kBlockSize;
 using internal::spill::kDataOffset;
-using internal::spill::RecordHeader;
 
 std::string Key(int i) { return "vllm@llama-3.1-8b@1@0@" + std::to_string(i); }
 
@@ -330,9 +329,8 @@ TEST(SegmentLogTest, FlippedByteInDataOrHeaderIsCorruption) {
     ASSERT_NE(log, nullptr);
     for (int i = 0; i < 30; ++i) locs.push_back(AppendChunk(*log, Key(i), 20000));
   }
-  const std::uint64_t key_meta = Key(4).size() + MetaFor(Key(4)).size();
-  ASSERT_TRUE(FlipByte(o.path, RecordOffset(locs[4], o.segment_size) + RecordHeader::kEncodedSize +
-                                   key_meta + 12345));                         // data
+  ASSERT_TRUE(FlipByte(o.path, RecordOffset(locs[4], o.segment_size) +
+                                   internal::spill::kRecordDataOffset + 12345));  // data
   ASSERT_TRUE(FlipByte(o.path, RecordOffset(locs[9], o.segment_size) + 44));   // header: data size
   ASSERT_TRUE(FlipByte(o.path, RecordOffset(locs[12], o.segment_size) + 85));  // key bytes
   ASSERT_TRUE(FlipByte(o.path, RecordOffset(locs[29], o.segment_size) + 9000));  // unsealed

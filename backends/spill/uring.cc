@@ -15,6 +15,10 @@
 
 namespace cxlkv::internal::spill {
 
+namespace {
+constexpr std::uint64_t kAsyncWriteBytes = 512 * 1024;
+}  // namespace
+
 // ---- IoRing ----
 
 // Out of line: it destroys the io_uring member on a throw, which needs liburing's type.
@@ -96,15 +100,25 @@ Status IoRing::QueueWrite(const std::byte* buf, std::uint32_t len, std::uint64_t
   return Queue(true, const_cast<std::byte*>(buf), len, offset, user_data);
 }
 
+Status IoRing::QueueWritev(const iovec* iov, unsigned count, std::uint64_t offset,
+                           std::uint64_t user_data) {
+  return Queue(true, nullptr, 0, offset, user_data, iov, count);
+}
+
+Status IoRing::QueueReadv(const iovec* iov, unsigned count, std::uint64_t offset,
+                          std::uint64_t user_data) {
+  return Queue(false, nullptr, 0, offset, user_data, iov, count);
+}
+
 Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
-                     std::uint64_t user_data) {
+                     std::uint64_t user_data, const iovec* iov, unsigned iov_count) {
   if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
   if (in_flight_ >= entries_) {
     return Status::InvalidArgument("more than " + std::to_string(entries_) +
                                    " operations in flight");
   }
   if (ring_ == nullptr) {
-    pending_.push_back(PendingOp{write, buf, len, offset, user_data});
+    pending_.push_back(PendingOp{write, buf, len, offset, user_data, iov, iov_count});
     ++in_flight_;
     return Status::Ok();
   }
@@ -115,8 +129,12 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
     return Status::IOError("io_uring submission queue full");
   }
   const int file = fixed_file_ ? 0 : fd_;
-  const int index = buffer_index(buf, len);
-  if (write) {
+  const int index = iov != nullptr ? -1 : buffer_index(buf, len);
+  if (iov != nullptr && write) {
+    io_uring_prep_writev(sqe, file, iov, iov_count, offset);
+  } else if (iov != nullptr) {
+    io_uring_prep_readv(sqe, file, iov, iov_count, offset);
+  } else if (write) {
     if (index >= 0) {
       io_uring_prep_write_fixed(sqe, file, buf, len, offset, index);
     } else {
@@ -129,7 +147,17 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
       io_uring_prep_read(sqe, file, buf, len, offset);
     }
   }
-  if (fixed_file_) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
+  unsigned flags = fixed_file_ ? IOSQE_FIXED_FILE : 0;
+  // A large gathered write (a record's header block and data, straight from the caller's
+  // memory) goes to io_uring's workers at once, so that the submitting thread does not block in
+  // the block layer while the device's queue is full, and goes on hashing the next record.
+  // Small ones are not worth the hand-off.
+  if (iov != nullptr && write) {
+    std::uint64_t bytes = 0;
+    for (unsigned i = 0; i < iov_count; ++i) bytes += iov[i].iov_len;
+    if (bytes >= kAsyncWriteBytes) flags |= IOSQE_ASYNC;
+  }
+  io_uring_sqe_set_flags(sqe, flags);
   io_uring_sqe_set_data64(sqe, user_data);
   ++unsubmitted_;
   ++in_flight_;
@@ -201,7 +229,11 @@ Result<IoRing::Completion> IoRing::WaitOneSync() {
   const auto offset = static_cast<off_t>(op.offset);
   ssize_t n;
   do {
-    n = op.write ? pwrite(fd_, op.buf, op.len, offset) : pread(fd_, op.buf, op.len, offset);
+    const int count = static_cast<int>(op.iov_count);
+    n = op.iov != nullptr ? (op.write ? pwritev(fd_, op.iov, count, offset)
+                                      : preadv(fd_, op.iov, count, offset))
+        : op.write        ? pwrite(fd_, op.buf, op.len, offset)
+                          : pread(fd_, op.buf, op.len, offset);
   } while (n < 0 && errno == EINTR);
   return Completion{op.user_data, n < 0 ? -errno : static_cast<std::int32_t>(n)};
 }

@@ -21,6 +21,8 @@
 // independent.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -67,6 +69,13 @@ class IoRing {
                    std::uint64_t user_data);
   Status QueueWrite(const std::byte* buf, std::uint32_t len, std::uint64_t offset,
                     std::uint64_t user_data);
+  // One write of `count` buffers, back to back from `offset` (never registered buffers). The
+  // caller keeps iov[] and the buffers alive until the completion has been reaped.
+  Status QueueWritev(const iovec* iov, unsigned count, std::uint64_t offset,
+                     std::uint64_t user_data);
+  // One read into `count` buffers, likewise.
+  Status QueueReadv(const iovec* iov, unsigned count, std::uint64_t offset,
+                    std::uint64_t user_data);
 
   // Hands what is queued to the kernel without waiting, so the device starts on it while the
   // caller prepares more (where the kernel has no room right now, WaitOne hands it over
@@ -89,7 +98,7 @@ class IoRing {
  private:
   IoRing(int fd, unsigned entries);
   Status Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
-               std::uint64_t user_data);
+               std::uint64_t user_data, const iovec* iov = nullptr, unsigned iov_count = 0);
   Result<Completion> WaitOneSync();
   int buffer_index(const std::byte* buf, std::uint32_t len) const;
 
@@ -99,6 +108,8 @@ class IoRing {
     std::uint32_t len;
     std::uint64_t offset;
     std::uint64_t user_data;
+    const iovec* iov;  // a QueueWritev's buffers (buf unused), else null
+    unsigned iov_count;
   };
 
   int fd_;

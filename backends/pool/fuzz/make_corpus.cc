@@ -302,7 +302,7 @@ std::vector<std::vector<std::uint8_t>> SpillRecordSeeds() {
     h.key_size = static_cast<std::uint16_t>(key);
     h.meta_size = static_cast<std::uint16_t>(meta);
     h.data_size = data;
-    h.blocks = static_cast<std::uint32_t>(sp::BlocksFor(sp::RecordPayloadEnd(key, meta, data)));
+    h.blocks = static_cast<std::uint32_t>(sp::RecordBlocks(data));
     h.key_hash = HashKey(std::string(key, 'k'));
     h.payload_checksum = 0x5555;
     seeds.push_back(raw(block([&](auto b) { sp::EncodeRecordHeader(h, b); }),
@@ -350,7 +350,7 @@ std::vector<std::vector<std::uint8_t>> SpillSummarySeeds() {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const E& e = entries[i];
       const auto blocks =
-          static_cast<std::uint32_t>(sp::BlocksFor(sp::RecordPayloadEnd(e.key, e.meta, e.data)));
+          static_cast<std::uint32_t>(sp::RecordBlocks(e.data));
       const auto seed = static_cast<std::uint8_t>(65 + i);
       fields.U32(block).U32(blocks).U32(e.data).U8(e.key).U8(seed).U8(e.meta);
       std::string s;

@@ -3,8 +3,8 @@
 // headers, trailers and superblocks.
 //
 // Besides "no crash, no sanitizer report", it checks what the decoders promise: a record
-// header that decodes has sizes that fit its blocks (key 1..150 B, meta <= 64 B, payload
-// ending in its last block); whatever decodes re-encodes to what decodes the same; an unpatched
+// header that decodes has sizes that fit its blocks (key 1..150 B, meta <= 64 B, a header
+// block and then just the data's blocks); whatever decodes re-encodes to what decodes the same; an unpatched
 // encoding of valid fields decodes to them; a trailer that fits its segment keeps its summary
 // and records inside it. A broken promise traps, which libFuzzer reports as a crash.
 //
@@ -45,7 +45,7 @@ void CheckRecord(const sp::RecordHeader& h) {
   CHECK(h.key_size >= 1 && h.key_size <= kMaxKeySize);
   CHECK(h.meta_size <= sp::kMaxMetaSize);
   CHECK(h.blocks >= 1 && h.data_size <= std::uint64_t{h.blocks} * sp::kBlockSize);
-  CHECK(sp::BlocksFor(sp::RecordPayloadEnd(h.key_size, h.meta_size, h.data_size)) == h.blocks);
+  CHECK(sp::RecordBlocks(h.data_size) == h.blocks);
   Block again{};
   sp::EncodeRecordHeader(h, again);
   auto back = sp::DecodeRecordHeader(again);
@@ -119,11 +119,10 @@ void RecordFields(Reader& in) {
   auto got = sp::DecodeRecordHeader(block);
   if (got.ok()) CheckRecord(*got);
   if (!patched) {
-    const std::uint64_t end = sp::RecordPayloadEnd(h.key_size, h.meta_size, h.data_size);
     const bool valid = h.key_size >= 1 && h.key_size <= kMaxKeySize &&
                        h.meta_size <= sp::kMaxMetaSize && h.blocks >= 1 &&
                        h.data_size <= std::uint64_t{h.blocks} * sp::kBlockSize &&
-                       sp::BlocksFor(end) == h.blocks;
+                       sp::RecordBlocks(h.data_size) == h.blocks;
     CHECK(got.ok() == valid);
     if (valid) CHECK(SameRecord(*got, h));
   }

@@ -58,7 +58,7 @@ Built FromFields(Reader& in, std::uint64_t records_blocks, bool bad_hash,
     const bool in_range =
         key_len >= 1 && key_len <= kMaxKeySize && meta_len <= sp::kMaxMetaSize && e.blocks >= 1 &&
         e.data_size <= std::uint64_t{e.blocks} * sp::kBlockSize &&
-        sp::BlocksFor(sp::RecordPayloadEnd(key_len, meta_len, e.data_size)) == e.blocks;
+        sp::RecordBlocks(e.data_size) == e.blocks;
     const bool in_place = e.block >= next_block &&
                           std::uint64_t{e.block} + e.blocks <= records_blocks;
     b.well_formed = b.well_formed && in_range && in_place;
@@ -84,8 +84,7 @@ void CheckDecoded(const std::vector<sp::SummaryEntry>& entries, std::span<const 
     CHECK(e.meta.empty() || (meta >= lo && meta + e.meta.size() <= hi));
     CHECK(HashKey(e.key) == e.key_hash);
     CHECK(e.blocks >= 1 && e.data_size <= std::uint64_t{e.blocks} * sp::kBlockSize);
-    CHECK(sp::BlocksFor(sp::RecordPayloadEnd(e.key.size(), e.meta.size(), e.data_size)) ==
-          e.blocks);
+    CHECK(sp::RecordBlocks(e.data_size) == e.blocks);
     CHECK(e.block >= next_block);
     next_block = std::uint64_t{e.block} + e.blocks;
     CHECK(next_block <= t.records_end / sp::kBlockSize);
