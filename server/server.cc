@@ -15,6 +15,8 @@
 #include <utility>
 
 #include "server/connection.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::serve {
 namespace {
@@ -67,6 +69,27 @@ bool OutOfResources(int err) {
 }
 
 }  // namespace
+
+// An accepted connection on its way to the loop that will serve it.
+struct Handoff {
+  UniqueFd fd;
+  ConnectionTicket ticket;
+  std::string peer;
+};
+
+// One event loop: its epoll set, and an inbox through which other loops hand it connections.
+// Balancing by count matters: the kernel wakes one loop per burst of connections (a client
+// opening 8 at once), and that loop drained the backlog, so 8 connections could land 6 and 2
+// on two loops and the busy loop's share of the CPU capped their throughput.
+struct Server::Loop {
+  UniqueFd epoll;
+  UniqueFd wake;  // eventfd: the inbox has connections
+  // Open connections plus those in the inbox; written by the loop that accepts (+1) and the
+  // loop that closes (-1), read by every accepting loop.
+  std::atomic<std::size_t> connections{0};
+  internal::Mutex mu;
+  std::vector<Handoff> inbox GUARDED_BY(mu);
+};
 
 Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions options) {
   if (options.threads == 0 || options.threads > 64) {
@@ -127,22 +150,51 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
             &s->metrics_.metrics_clients_dropped, s->log_.get()));
   }
   for (unsigned i = 0; i < options.threads; ++i) {
-    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-    if (ep.get() < 0) return Status::FromErrno("epoll_create1", errno);
+    auto loop = std::make_unique<Loop>();
+    loop->epoll = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (loop->epoll.get() < 0) return Status::FromErrno("epoll_create1", errno);
+    loop->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (loop->wake.get() < 0) return Status::FromErrno("eventfd", errno);
     // Every loop waits on the listeners; EPOLLEXCLUSIVE wakes one of them per connection.
     for (int l : {s->tcp_.get(), s->unix_.socket.get()}) {
-      if (l >= 0) CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), l, EPOLLIN | EPOLLEXCLUSIVE));
+      if (l >= 0) {
+        CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), l, EPOLLIN | EPOLLEXCLUSIVE));
+      }
     }
-    CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), s->stop_event_.get(), EPOLLIN));
-    s->epolls_.push_back(std::move(ep));
+    CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), s->stop_event_.get(), EPOLLIN));
+    CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), loop->wake.get(), EPOLLIN));
+    s->loops_.push_back(std::move(loop));
   }
-  for (const UniqueFd& ep : s->epolls_) {
-    s->threads_.emplace_back([srv = s.get(), fd = ep.get()] { srv->LoopMain(fd); });
+  for (std::size_t i = 0; i < s->loops_.size(); ++i) {
+    s->threads_.emplace_back([srv = s.get(), i] { srv->LoopMain(i); });
   }
   return s;
 }
 
+Server::Server(Store& store) : store_(store) {}
+
 Server::~Server() { Stop(); }
+
+std::vector<std::size_t> Server::ConnectionsPerLoop() const {
+  std::vector<std::size_t> counts;
+  for (const auto& loop : loops_) {
+    counts.push_back(loop->connections.load(std::memory_order_relaxed));
+  }
+  return counts;
+}
+
+std::size_t Server::PickLoop(std::size_t self) const {
+  std::size_t best = self;
+  std::size_t fewest = loops_[self]->connections.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    const std::size_t n = loops_[i]->connections.load(std::memory_order_relaxed);
+    if (n < fewest) {
+      best = i;
+      fewest = n;
+    }
+  }
+  return best;
+}
 
 ServerGauges Server::gauges() const {
   ServerGauges g;
@@ -167,7 +219,9 @@ void Server::Stop() {
   if (!options_.unix_path.empty()) RemoveUnixSocket(unix_, options_.unix_path);
 }
 
-void Server::LoopMain(int epoll_fd) {
+void Server::LoopMain(std::size_t index) {
+  Loop& self = *loops_[index];
+  const int epoll_fd = self.epoll.get();
   std::vector<std::byte> scratch(kScratchBytes);
   ServeContext ctx;
   ctx.store = chunks_.get();
@@ -201,6 +255,32 @@ void Server::LoopMain(int epoll_fd) {
   auto close_conn = [&](std::unordered_map<int, Entry>::iterator it) {
     ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, it->first, nullptr);
     conns.erase(it);  // closes the socket, aborts a partial PUT, ends a lease, frees its place
+    self.connections.fetch_sub(1, std::memory_order_relaxed);
+  };
+  // Starts serving a connection in this loop (its count already includes it).
+  auto take_in = [&](Handoff h, Clock::time_point now) {
+    const int cfd = h.fd.get();
+    if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
+      log_->Line("cannot watch a new connection: " + std::string(std::strerror(errno)));
+      self.connections.fetch_sub(1, std::memory_order_relaxed);
+      return;  // h.fd closes it, h.ticket frees its place
+    }
+    conns[cfd] = Entry{std::move(h.ticket),
+                       std::make_unique<Connection>(std::move(h.fd), std::move(h.peer), ctx, now),
+                       false};
+  };
+  // The connections other loops handed over.
+  auto drain_inbox = [&](Clock::time_point now) {
+    std::uint64_t ignored;
+    if (::read(self.wake.get(), &ignored, sizeof(ignored)) < 0 && errno != EAGAIN) {
+      log_->Line("reading a loop's wake-up event: " + std::string(std::strerror(errno)));
+    }
+    std::vector<Handoff> arrived;
+    {
+      internal::MutexLock lock(self.mu);
+      arrived.swap(self.inbox);
+    }
+    for (Handoff& h : arrived) take_in(std::move(h), now);
   };
   // At max_connections: this loop's longest-idle connection, if idle for long enough.
   auto longest_idle = [&](Clock::time_point now) {
@@ -269,15 +349,24 @@ void Server::LoopMain(int epoll_fd) {
         const int bytes = options_.send_buffer;
         ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
       }
-      const int cfd = c.get();
-      if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
-        log_->Line("cannot watch a new connection: " + std::string(std::strerror(errno)));
-        continue;  // c closes it
+      std::string peer = PeerName(c.get());
+      const std::size_t target = PickLoop(index);
+      Loop& to = *loops_[target];
+      to.connections.fetch_add(1, std::memory_order_relaxed);
+      Handoff h{std::move(c), std::move(ticket), std::move(peer)};
+      if (target == index) {
+        take_in(std::move(h), now);
+        continue;
       }
-      std::string peer = PeerName(cfd);
-      conns[cfd] = Entry{std::move(ticket),
-                         std::make_unique<Connection>(std::move(c), std::move(peer), ctx, now),
-                         false};
+      {
+        internal::MutexLock lock(to.mu);
+        to.inbox.push_back(std::move(h));
+      }
+      const std::uint64_t one = 1;
+      if (::write(to.wake.get(), &one, sizeof(one)) != sizeof(one)) {
+        // Only a full counter (2^64 - 2 wake-ups unread) fails: the loop is awake anyway.
+        log_->Line("waking a loop for a new connection: " + std::string(std::strerror(errno)));
+      }
     }
   };
 
@@ -293,6 +382,10 @@ void Server::LoopMain(int epoll_fd) {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == stop_event_.get()) return;  // connections close with the map
+      if (fd == self.wake.get()) {
+        drain_inbox(now);
+        continue;
+      }
       if (fd == listeners[0] || fd == listeners[1]) {
         accept_from(fd, now);
         continue;
