@@ -77,6 +77,13 @@ struct Handoff {
   std::string peer;
 };
 
+// A reader thread's pin, on its way back to the connection's loop.
+struct PinDone {
+  int fd;
+  std::uint64_t serial;
+  Result<std::unique_ptr<ChunkStore::Lease>> pin;
+};
+
 // One event loop: its epoll set, and an inbox through which other loops hand it connections.
 // Balancing by count matters: the kernel wakes one loop per burst of connections (a client
 // opening 8 at once), and that loop drained the backlog, so 8 connections could land 6 and 2
@@ -89,6 +96,7 @@ struct Server::Loop {
   std::atomic<std::size_t> connections{0};
   internal::Mutex mu;
   std::vector<Handoff> inbox GUARDED_BY(mu);
+  std::vector<PinDone> pinned GUARDED_BY(mu);  // reader threads' results for this loop
 };
 
 Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions options) {
@@ -167,8 +175,51 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
   }
   for (std::size_t i = 0; i < s->loops_.size(); ++i) {
     s->threads_.emplace_back([srv = s.get(), i] { srv->LoopMain(i); });
+    s->readers_.emplace_back([srv = s.get()] { srv->ReaderMain(); });
   }
   return s;
+}
+
+void Server::ReaderMain() {
+  for (;;) {
+    PinJob job;
+    {
+      internal::MutexLock lock(jobs_mu_);
+      while (jobs_.empty() && !readers_stop_) jobs_cv_.Wait(jobs_mu_);
+      if (readers_stop_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    // Reads the chunk into a memory tier (the store's Pin); the lease then holds it there.
+    Result<std::unique_ptr<ChunkStore::Lease>> pin = chunks_->Pin(job.key);
+    metrics_.gets_pinned_off_loop.fetch_add(1, std::memory_order_relaxed);
+    Loop& loop = *loops_[job.loop];
+    {
+      internal::MutexLock lock(loop.mu);
+      loop.pinned.push_back(PinDone{job.fd, job.serial, std::move(pin)});
+    }
+    const std::uint64_t one = 1;
+    if (::write(loop.wake.get(), &one, sizeof(one)) != sizeof(one)) {
+      log_->Line("waking a loop for a pinned chunk: " + std::string(std::strerror(errno)));
+    }
+  }
+}
+
+void Server::StopReaders() {
+  {
+    internal::MutexLock lock(jobs_mu_);
+    readers_stop_ = true;
+    jobs_.clear();
+  }
+  jobs_cv_.SignalAll();
+  for (std::thread& t : readers_) t.join();
+  readers_.clear();
+  // Pins made for connections that are gone end here, with the chunks they held.
+  for (auto& loop : loops_) {
+    internal::MutexLock lock(loop->mu);
+    loop->pinned.clear();
+    loop->inbox.clear();
+  }
 }
 
 Server::Server(Store& store) : store_(store) {}
@@ -215,6 +266,7 @@ void Server::Stop() {
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  StopReaders();
   metrics_endpoint_.reset();
   if (!options_.unix_path.empty()) RemoveUnixSocket(unix_, options_.unix_path);
 }
@@ -242,9 +294,13 @@ void Server::LoopMain(std::size_t index) {
   struct Entry {
     ConnectionTicket ticket;  // declared first, destroyed last: the place is freed once closed
     std::unique_ptr<Connection> conn;
-    bool watching_out = false;  // registered for EPOLLOUT (a reply in flight) or EPOLLIN
+    std::uint64_t serial = 0;  // tells a reader's result for this connection from a later one's
+    // Registered for EPOLLIN (reading requests), EPOLLOUT (a reply in flight) or nothing (a
+    // GET's pin being made by a reader thread; hang-ups are still reported).
+    std::uint32_t events = EPOLLIN;
   };
   std::unordered_map<int, Entry> conns;
+  std::uint64_t next_serial = 0;
   const int listeners[2] = {tcp_.get(), unix_.socket.get()};
   // Accepting pauses (the listeners leave this loop's epoll set) while out of descriptors.
   bool accept_paused = false;
@@ -267,7 +323,34 @@ void Server::LoopMain(std::size_t index) {
     }
     conns[cfd] = Entry{std::move(h.ticket),
                        std::make_unique<Connection>(std::move(h.fd), std::move(h.peer), ctx, now),
-                       false};
+                       ++next_serial, EPOLLIN};
+  };
+  // After a connection's step: closes it, or watches for what it waits on next; a GET that
+  // began waiting for its pin goes to the reader threads.
+  auto settle = [&](std::unordered_map<int, Entry>::iterator it, Connection::Step step) {
+    if (step == Connection::Step::kClose) {
+      close_conn(it);
+      return;
+    }
+    Entry& e = it->second;
+    const Connection& c = *e.conn;
+    const std::uint32_t want = c.waiting() ? 0u : c.sending() ? EPOLLOUT : EPOLLIN;
+    if (want == e.events) return;
+    if (c.waiting()) {
+      {
+        internal::MutexLock lock(jobs_mu_);
+        jobs_.push_back(PinJob{index, it->first, e.serial, c.key()});
+      }
+      jobs_cv_.Signal();
+    }
+    e.events = want;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = it->first;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, it->first, &ev) != 0) {
+      log_->Line("epoll_ctl: " + std::string(std::strerror(errno)) + "; closing a connection");
+      close_conn(it);
+    }
   };
   // The connections other loops handed over.
   auto drain_inbox = [&](Clock::time_point now) {
@@ -276,11 +359,19 @@ void Server::LoopMain(std::size_t index) {
       log_->Line("reading a loop's wake-up event: " + std::string(std::strerror(errno)));
     }
     std::vector<Handoff> arrived;
+    std::vector<PinDone> pinned;
     {
       internal::MutexLock lock(self.mu);
       arrived.swap(self.inbox);
+      pinned.swap(self.pinned);
     }
     for (Handoff& h : arrived) take_in(std::move(h), now);
+    for (PinDone& d : pinned) {
+      auto it = conns.find(d.fd);
+      // Closed meanwhile (a hang-up, a timeout): the lease ends here.
+      if (it == conns.end() || it->second.serial != d.serial) continue;
+      settle(it, it->second.conn->OnPinned(std::move(d.pin), now));
+    }
   };
   // At max_connections: this loop's longest-idle connection, if idle for long enough.
   auto longest_idle = [&](Clock::time_point now) {
@@ -392,23 +483,12 @@ void Server::LoopMain(std::size_t index) {
       }
       auto it = conns.find(fd);
       if (it == conns.end()) continue;
-      Entry& e = it->second;
-      const Connection::Step step =
-          e.conn->sending() ? e.conn->OnWritable(now) : e.conn->OnReadable(now);
-      if (step == Connection::Step::kClose) {
+      Connection& c = *it->second.conn;
+      if (c.waiting()) {  // only a hang-up or an error is reported while its pin is made
         close_conn(it);
         continue;
       }
-      if (e.conn->sending() != e.watching_out) {
-        e.watching_out = e.conn->sending();
-        epoll_event ev{};
-        ev.events = e.watching_out ? EPOLLOUT : EPOLLIN;
-        ev.data.fd = fd;
-        if (::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-          log_->Line("epoll_ctl: " + std::string(std::strerror(errno)) + "; closing a connection");
-          close_conn(it);
-        }
-      }
+      settle(it, c.sending() ? c.OnWritable(now) : c.OnReadable(now));
     }
     if (accept_paused && now >= accept_resume) {
       accept_paused = false;

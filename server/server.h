@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,8 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/metrics_endpoint.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv::serve {
@@ -97,8 +100,17 @@ class Server {
 
  private:
   struct Loop;
+  // A GET's pin that may wait for I/O (its chunk is in the spill tier), for a reader thread.
+  struct PinJob {
+    std::size_t loop = 0;
+    int fd = -1;
+    std::uint64_t serial = 0;  // the connection's: a result for one since closed is dropped
+    std::string key;
+  };
   explicit Server(Store& store);  // in server.cc, where Loop is complete
   void LoopMain(std::size_t index);
+  void ReaderMain();
+  void StopReaders();
   // The loop that takes the next accepted connection: the one with the fewest, `self` on a tie.
   std::size_t PickLoop(std::size_t self) const;
 
@@ -118,6 +130,13 @@ class Server {
   int metrics_port_ = -1;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
+  // Reader threads, as many as event loops: they make the pins that wait for the spill tier's
+  // reads, so that a loop's other connections do not wait with them.
+  internal::Mutex jobs_mu_;
+  internal::CondVar jobs_cv_;
+  std::deque<PinJob> jobs_ GUARDED_BY(jobs_mu_);
+  bool readers_stop_ GUARDED_BY(jobs_mu_) = false;
+  std::vector<std::thread> readers_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::atomic<bool> stopped_{false};
 };

@@ -247,6 +247,80 @@ TEST(ServerTest, ConnectionsAreSpreadOverTheLoops) {
   EXPECT_EQ((*server)->metrics().connections_open.load(), 0u);
 }
 
+// A GET of a chunk in the spill tier is pinned by a reader thread, not the event loop (whose
+// other connections would wait for the read): its bytes come back whole, the request after it
+// on the same connection is answered after it, and a GET from memory stays on the loop.
+TEST(ServerTest, ASpilledChunkIsPinnedOffTheLoop) {
+  cxlkv::testing::TempDir dir;
+  StoreOptions o;
+  TierOptions t;
+  t.name = "dram";
+  t.source = MemorySource::Dram(DramOptions{HugePages::kNone, false});
+  t.capacity = std::size_t{8} << 20;
+  o.tiers.push_back(std::move(t));
+  o.slab_size = std::size_t{1} << 20;
+  o.background_thread = false;
+  o.spill.path = dir.File("spill.log");
+  o.spill.capacity = std::size_t{64} << 20;
+  o.spill.segment_size = std::size_t{4} << 20;
+  auto store = Store::Open(std::move(o));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  constexpr std::size_t kChunk = 256 << 10;
+  constexpr int kChunks = 48;  // 12 MiB: more than the DRAM tier holds
+  std::vector<std::byte> chunk(kChunk);
+  for (int i = 0; i < kChunks; ++i) {
+    cxlkv::testing::FillPattern(chunk.data(), chunk.size(), static_cast<std::uint64_t>(i));
+    ASSERT_TRUE((*store)->Put("c" + std::to_string(i), chunk).ok());
+  }
+  int spilled = -1, in_memory = -1;
+  for (int i = 0; i < kChunks; ++i) {
+    auto pin = (*store)->PinWithoutIo("c" + std::to_string(i));
+    if (pin.ok() && in_memory < 0) in_memory = i;
+    if (!pin.ok() && pin.status().code() == StatusCode::kBusy && spilled < 0) spilled = i;
+  }
+  ASSERT_GE(spilled, 0) << "no chunk reached the spill tier";
+  ASSERT_GE(in_memory, 0);
+
+  auto server = StartQuiet(**store);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const ServerMetrics& m = (*server)->metrics();
+  UniqueFd c = Connect((*server)->port());
+  std::vector<std::byte> got;
+  ASSERT_EQ(testing::Get(c.get(), "c" + std::to_string(in_memory), &got), 200);
+  EXPECT_EQ(cxlkv::testing::FirstPatternMismatch(got.data(), got.size(),
+                                                 static_cast<std::uint64_t>(in_memory)), -1);
+  EXPECT_EQ(m.gets_pinned_off_loop.load(), 0u);
+
+  // GET and HEALTH sent together: the replies come in request order.
+  SendHeader(c.get(), Command::kGet, 0, "c" + std::to_string(spilled));
+  SendHeader(c.get(), Command::kHealth, 0, "");
+  std::int32_t reply[9];
+  ASSERT_TRUE(RecvAll(c.get(), reply, sizeof(reply)));
+  ASSERT_EQ(reply[0], kReplySuccess);
+  ASSERT_EQ(static_cast<std::size_t>(reply[1]), kChunk);
+  got.assign(kChunk, std::byte{0});
+  ASSERT_TRUE(RecvAll(c.get(), got.data(), got.size()));
+  EXPECT_EQ(cxlkv::testing::FirstPatternMismatch(got.data(), got.size(),
+                                                 static_cast<std::uint64_t>(spilled)), -1);
+  ASSERT_TRUE(RecvAll(c.get(), reply, sizeof(reply)));
+  EXPECT_EQ(reply[0], kReplySuccess);  // the HEALTH
+  EXPECT_EQ(m.gets_pinned_off_loop.load(), 1u);
+  EXPECT_EQ(m.get_hits.load(), 2u);
+  // A client that hangs up while its chunk is read in costs nothing: the server goes on.
+  {
+    int other = -1;
+    for (int i = 0; i < kChunks && other < 0; ++i) {
+      auto pin = (*store)->PinWithoutIo("c" + std::to_string(i));
+      if (!pin.ok() && pin.status().code() == StatusCode::kBusy) other = i;
+    }
+    ASSERT_GE(other, 0);
+    UniqueFd gone = Connect((*server)->port());
+    SendHeader(gone.get(), Command::kGet, 0, "c" + std::to_string(other));
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return m.connections_open.load() == 1; }));
+  EXPECT_EQ(testing::Health(c.get()), 200);
+}
+
 // Issue 18, item 4: a second server given the Unix socket path of a running one is refused
 // (before, it unlinked the path and bound its own socket: new clients reached the second
 // server). A socket file left by a server that is gone is still replaced.
