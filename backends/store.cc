@@ -103,13 +103,13 @@ void Store::Impl::Unpin(EntryId id) {
   if (e.pins.fetch_sub(1) == 1 && e.removed) FreeEntryLocked(s, id);
 }
 
-Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key) {
-  CXLKV_ASSIGN_OR_RETURN(Hit hit, PinEntry(key));
+Result<Store::Impl::Hit> Store::Impl::PinForRead(std::string_view key, bool may_read) {
+  CXLKV_ASSIGN_OR_RETURN(Hit hit, PinEntry(key, may_read));
   if (hit.verify) CXLKV_RETURN_IF_ERROR(VerifyRecovered(hit, key));
   return hit;
 }
 
-Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
+Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key, bool may_read) {
   CXLKV_RETURN_IF_ERROR(internal::ValidateKey(key));
   const KeyHash h = internal::HashKey(key);
   const auto now = ttl.count() != 0 ? Now() : std::chrono::nanoseconds{0};
@@ -125,6 +125,10 @@ Result<Store::Impl::Hit> Store::Impl::PinEntry(std::string_view key) {
     return Status::NotFound("no chunk for key " + std::string(key));
   }
   Entry& e = entries.at(id);
+  if (!may_read && tiers[e.tier]->mapped() == nullptr) {
+    return Status::Busy("chunk " + std::string(key) + " is in tier " + tiers[e.tier]->name() +
+                        ", which is read through I/O: pin it where the read may wait");
+  }
   e.pins.fetch_add(1);
   if (e.hits < 63) e.hits = static_cast<std::uint8_t>(e.hits + 1);
   TierBackend& tier = *tiers[e.tier];
@@ -405,9 +409,13 @@ Result<std::size_t> Store::Get(std::string_view key, std::span<std::byte> dst, C
   return hit.size;
 }
 
-Result<PinnedChunk> Store::Pin(std::string_view key) {
+Result<PinnedChunk> Store::Pin(std::string_view key) { return PinChunk(key, true); }
+
+Result<PinnedChunk> Store::PinWithoutIo(std::string_view key) { return PinChunk(key, false); }
+
+Result<PinnedChunk> Store::PinChunk(std::string_view key, bool may_read) {
   Impl& im = *impl_;
-  CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key));
+  CXLKV_ASSIGN_OR_RETURN(Impl::Hit hit, im.PinForRead(key, may_read));
   if (hit.data == nullptr) {  // a lease needs stable bytes: bring it into a mapped tier
     CXLKV_ASSIGN_OR_RETURN(hit, im.PinUnmapped(hit, key));  // counts the read it made
   }

@@ -141,8 +141,9 @@ struct Store::Impl {
   void FreeEntryLocked(Shard& s, internal::EntryId id) REQUIRES(s.mu);
   // Validates, finds, pins and touches; counts a miss. NotFound when absent or expired;
   // Corruption when the chunk was recovered and its bytes fail their checksum (dropped).
-  Result<Hit> PinForRead(std::string_view key);
-  Result<Hit> PinEntry(std::string_view key);  // PinForRead without the check
+  // Without `may_read`, a chunk on an unmapped tier is Busy, with nothing pinned or counted.
+  Result<Hit> PinForRead(std::string_view key, bool may_read = true);
+  Result<Hit> PinEntry(std::string_view key, bool may_read = true);  // without the check
 
   // --- durable pools (store_recover.cc) ---
   // Puts the chunks tier t recovered into the index (a key already indexed from a faster

@@ -94,6 +94,41 @@ TEST(StoreSpillTest, SecondReadPromotesAndPinBringsBack) {
   EXPECT_EQ(testing::FirstPatternMismatch(lease->data(), kChunk, Seed(1)), -1);
 }
 
+// PinWithoutIo (for event loops) pins a chunk in memory at once, and refuses one in the log
+// as Busy without reading, pinning or counting anything; Pin then reads it in, after which
+// PinWithoutIo finds it in memory.
+TEST(StoreSpillTest, PinWithoutIoRefusesASpilledChunkAndTouchesNothing) {
+  testing::TempDir dir;
+  auto s = OpenStore(WithSpill(dir, 8));
+  ASSERT_NE(s, nullptr);
+  for (int i = 0; i < 24; ++i) PutChunk(*s, i);  // 0..7 spilled
+  ASSERT_EQ(s->Stats().tiers[kSpill].chunks, 8u);
+  auto in_memory = s->PinWithoutIo(Key(20));
+  ASSERT_TRUE(in_memory.ok()) << in_memory.status().ToString();
+  EXPECT_EQ(testing::FirstPatternMismatch(in_memory->data(), kChunk, Seed(20)), -1);
+  in_memory->Release();
+
+  const StoreStats before = s->Stats();
+  auto spilled = s->PinWithoutIo(Key(1));
+  ASSERT_FALSE(spilled.ok());
+  EXPECT_EQ(spilled.status().code(), StatusCode::kBusy) << spilled.status().ToString();
+  const StoreStats after = s->Stats();
+  EXPECT_EQ(after.tiers[kSpill].hits, before.tiers[kSpill].hits);
+  EXPECT_EQ(after.tiers[kSpill].bytes_out, before.tiers[kSpill].bytes_out);
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.tiers[kSpill].chunks, 8u);
+  EXPECT_EQ(s->PinWithoutIo(Key(1)).status().code(), StatusCode::kBusy);  // still in the log
+  EXPECT_EQ(s->PinWithoutIo("absent").status().code(), StatusCode::kNotFound);
+
+  auto lease = s->Pin(Key(1));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  lease->Release();
+  auto now_in_memory = s->PinWithoutIo(Key(1));
+  ASSERT_TRUE(now_in_memory.ok()) << now_in_memory.status().ToString();
+  EXPECT_EQ(now_in_memory->tier(), 0u);
+  EXPECT_EQ(testing::FirstPatternMismatch(now_in_memory->data(), kChunk, Seed(1)), -1);
+}
+
 TEST(StoreSpillTest, AFullLogDropsItsOldestSegment) {
   testing::TempDir dir;
   auto s = OpenStore(WithSpill(dir, 3));

@@ -46,6 +46,9 @@ class ChunkStore {
                                                        const ChunkMeta& meta) = 0;
   // NotFound when absent.
   virtual Result<std::unique_ptr<Lease>> Pin(std::string_view key) = 0;
+  // As Pin, but Busy (nothing pinned) where Pin would wait for I/O (Store::PinWithoutIo): the
+  // event loop then pins it from a reader thread. A store that never waits pins at once.
+  virtual Result<std::unique_ptr<Lease>> PinWithoutIo(std::string_view key) { return Pin(key); }
   virtual bool Contains(std::string_view key) const = 0;
 };
 

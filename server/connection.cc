@@ -78,6 +78,13 @@ Connection::Step Connection::CheckTimers(Clock::time_point now) {
     }
     return Step::kKeep;
   }
+  if (waiting_) {
+    if (ctx_.request_timeout.count() > 0 && now - request_started_ > ctx_.request_timeout) {
+      return TimedOut("GET " + key_ + " not read from its tier within the request timeout (" +
+                      Ms(ctx_.request_timeout) + ")");
+    }
+    return Step::kKeep;
+  }
   if (!idle()) {
     const std::string what = payload_total_ != 0
                                  ? "PUT " + key_ + " (" + std::to_string(payload_got_) + " of " +
@@ -104,7 +111,7 @@ Connection::Step Connection::CheckTimers(Clock::time_point now) {
 
 Connection::Step Connection::OnReadable(Clock::time_point now) {
   std::size_t budget = kReadBudget;
-  while (!sending_ && budget > 0) {
+  while (!sending_ && !waiting_ && budget > 0) {
     if (payload_total_ != 0) {
       std::byte* dst;
       std::size_t want = payload_total_ - payload_got_;
@@ -162,6 +169,7 @@ Connection::Step Connection::OnReadable(Clock::time_point now) {
       if (HandleHeader() == Step::kClose) return Step::kClose;
       if (sending_) reply_started_ = now;
       if (sending_ && OnWritable(now) == Step::kClose) return Step::kClose;
+      if (waiting_) return Step::kKeep;  // the loop pins the chunk off this thread
     }
   }
   return Step::kKeep;
@@ -181,36 +189,14 @@ Connection::Step Connection::HandleHeader() {
     case Command::kPut:
       return StartPut(r);
     case Command::kGet: {
-      Result<std::unique_ptr<ChunkStore::Lease>> pin = store.Pin(key_);
-      if (!pin.ok()) {
-        if (!pin.status().IsNotFound()) Log("GET " + key_ + ": " + pin.status().ToString());
-        m.get_misses.fetch_add(1, std::memory_order_relaxed);
-        return StartReply(kReplyFail, 0, kNoChunkLayout);
+      Result<std::unique_ptr<ChunkStore::Lease>> pin = store.PinWithoutIo(key_);
+      if (!pin.ok() && pin.status().code() == StatusCode::kBusy) {
+        // In a tier read through I/O (the spill log): the loop has a reader thread pin it and
+        // calls OnPinned; meanwhile this loop's other connections go on.
+        waiting_ = true;
+        return Step::kKeep;
       }
-      std::unique_ptr<ChunkStore::Lease> lease = std::move(pin).value();
-      const std::span<const std::byte> bytes = lease->bytes();
-      reply_hold_ = ctx_.replies->TryAcquire(bytes.size(), credit_);
-      if (!reply_hold_.held()) {
-        // Answered as a miss (LMCache recomputes) rather than pin more of the cache for
-        // replies that clients are not reading.
-        m.gets_over_budget.fetch_add(1, std::memory_order_relaxed);
-        Log("GET " + key_ + " answered as a miss: " + std::to_string(ctx_.replies->used()) +
-            " of " + std::to_string(ctx_.replies->cap()) +
-            " bytes are held by unsent replies (max_reply_bytes)");
-        return StartReply(kReplyFail, 0, kNoChunkLayout);
-      }
-      m.get_hits.fetch_add(1, std::memory_order_relaxed);
-      Result<ChunkLayout> layout = LayoutFromMeta(lease->meta());
-      // A chunk stored without a layout (through the library) goes out as bytes, the way
-      // LMCache describes a byte buffer: BINARY_BUFFER, dtype None, shape [size, 0, 0, 0].
-      const ChunkLayout l =
-          layout.ok() ? *layout
-                      : ChunkLayout{kFormatBinaryBuffer, kDtypeNone,
-                                    {static_cast<std::int32_t>(bytes.size()), 0, 0, 0}};
-      lease_ = std::move(lease);
-      body_ = bytes.data();
-      body_size_ = bytes.size();
-      return StartReply(kReplySuccess, static_cast<std::int32_t>(body_size_), l);
+      return StartGet(std::move(pin));
     }
     case Command::kExist: {
       const bool found = store.Contains(key_);
@@ -238,6 +224,48 @@ Connection::Step Connection::HandleHeader() {
       return StartReply(kReplySuccess, 0, kNoChunkLayout);
   }
   return BadInput("unhandled command");  // unreachable: ParseRequest checked it
+}
+
+Connection::Step Connection::StartGet(Result<std::unique_ptr<ChunkStore::Lease>> pin) {
+  ServerMetrics& m = *ctx_.metrics;
+  if (!pin.ok()) {
+    if (!pin.status().IsNotFound()) Log("GET " + key_ + ": " + pin.status().ToString());
+    m.get_misses.fetch_add(1, std::memory_order_relaxed);
+    return StartReply(kReplyFail, 0, kNoChunkLayout);
+  }
+  std::unique_ptr<ChunkStore::Lease> lease = std::move(pin).value();
+  const std::span<const std::byte> bytes = lease->bytes();
+  reply_hold_ = ctx_.replies->TryAcquire(bytes.size(), credit_);
+  if (!reply_hold_.held()) {
+    // Answered as a miss (LMCache recomputes) rather than pin more of the cache for
+    // replies that clients are not reading.
+    m.gets_over_budget.fetch_add(1, std::memory_order_relaxed);
+    Log("GET " + key_ + " answered as a miss: " + std::to_string(ctx_.replies->used()) +
+        " of " + std::to_string(ctx_.replies->cap()) +
+        " bytes are held by unsent replies (max_reply_bytes)");
+    return StartReply(kReplyFail, 0, kNoChunkLayout);
+  }
+  m.get_hits.fetch_add(1, std::memory_order_relaxed);
+  Result<ChunkLayout> layout = LayoutFromMeta(lease->meta());
+  // A chunk stored without a layout (through the library) goes out as bytes, the way
+  // LMCache describes a byte buffer: BINARY_BUFFER, dtype None, shape [size, 0, 0, 0].
+  const ChunkLayout l =
+      layout.ok() ? *layout
+                  : ChunkLayout{kFormatBinaryBuffer, kDtypeNone,
+                                {static_cast<std::int32_t>(bytes.size()), 0, 0, 0}};
+  lease_ = std::move(lease);
+  body_ = bytes.data();
+  body_size_ = bytes.size();
+  return StartReply(kReplySuccess, static_cast<std::int32_t>(body_size_), l);
+}
+
+Connection::Step Connection::OnPinned(Result<std::unique_ptr<ChunkStore::Lease>> pin,
+                                      Clock::time_point now) {
+  waiting_ = false;
+  last_active_ = now;
+  if (StartGet(std::move(pin)) == Step::kClose) return Step::kClose;
+  reply_started_ = now;
+  return OnWritable(now);
 }
 
 Connection::Step Connection::StartPut(const Request& r) {

@@ -4,7 +4,9 @@
 // the store reserved for it (no staging buffer; the chunk becomes visible only once every
 // byte is in and it is committed), or sends a reply: GET's chunk goes out of the tier through
 // sendmsg from a pinned lease (header and chunk in one iovec), never copied in user space.
-// While a reply is being sent nothing more is read, so replies keep request order.
+// While a reply is being sent nothing more is read, so replies keep request order. A GET of a
+// chunk in a tier read through I/O (the spill log) is pinned by a reader thread, not the event
+// loop (waiting(), OnPinned); nothing more is read meanwhile either.
 //
 // Bad input (an unknown command, a negative or oversized length, a bad key, a connection
 // that closes mid-header or mid-payload) ends the connection with one log line; a partly
@@ -73,8 +75,15 @@ class Connection {
 
   int fd() const { return fd_.get(); }
   bool sending() const { return sending_; }
-  // Between requests: no header byte, payload or reply outstanding.
-  bool idle() const { return !sending_ && payload_total_ == 0 && header_got_ == 0; }
+  // A GET waiting for its chunk to be pinned off the loop (in a tier read through I/O): the
+  // loop stops reading this connection, has a reader thread call ChunkStore::Pin(key()), and
+  // hands the result to OnPinned.
+  bool waiting() const { return waiting_; }
+  const std::string& key() const { return key_; }
+  // Between requests: no header byte, payload, pin or reply outstanding.
+  bool idle() const {
+    return !sending_ && !waiting_ && payload_total_ == 0 && header_got_ == 0;
+  }
   Clock::time_point last_active() const { return last_active_; }
 
   // Reads what the socket holds (up to a budget, so one client cannot starve the others of
@@ -82,6 +91,8 @@ class Connection {
   Step OnReadable(Clock::time_point now);
   // Sends what is left of the current reply.
   Step OnWritable(Clock::time_point now);
+  // The waiting GET's pin, made off the loop: starts its reply.
+  Step OnPinned(Result<std::unique_ptr<ChunkStore::Lease>> pin, Clock::time_point now);
   // kClose (after one log line and a count) when a deadline, the minimum rate or the idle
   // timeout has passed.
   Step CheckTimers(Clock::time_point now);
@@ -89,6 +100,7 @@ class Connection {
  private:
   Step HandleHeader();
   Step StartPut(const Request& r);
+  Step StartGet(Result<std::unique_ptr<ChunkStore::Lease>> pin);
   Step FinishPut();
   Step StartReply(std::int32_t code, std::int32_t length, const ChunkLayout& layout);
   void FinishRequest();
@@ -119,6 +131,7 @@ class Connection {
   std::size_t payload_got_ = 0;
   int low_water_ = 1;  // the socket's SO_RCVLOWAT
 
+  bool waiting_ = false;  // a GET's pin is being made off the loop
   // A reply: header, then the body from a lease (GET) or from list_ (LIST).
   bool sending_ = false;
   Clock::time_point reply_started_;

@@ -113,6 +113,9 @@ constexpr Counter<ServerStats> kServerCounters[] = {
      ReadField<&S::get_misses>},
     {{"gets_over_budget", "GETs over budget", "cxlkv_get_total", kCounter, kCount, "",
       "result=\"over_budget\""}, ReadField<&S::gets_over_budget>},
+    {{"gets_pinned_off_loop", "GETs pinned off the loop", "cxlkv_gets_pinned_off_loop_total",
+      kCounter, kCount, "lm:// GETs whose chunk a reader thread read in (a tier read through I/O)"},
+     ReadField<&S::gets_pinned_off_loop>},
     {{"exist_hits", "EXIST hits", "cxlkv_exist_total", kCounter, kCount, "lm:// EXISTs by result",
       "result=\"hit\""}, ReadField<&S::exist_hits>},
     {{"exist_misses", "EXIST misses", "cxlkv_exist_total", kCounter, kCount, "", "result=\"miss\""},
@@ -260,6 +263,7 @@ ServerStats ServerMetrics::Snapshot(const ServerGauges& g) const {
   s.get_hits = get_hits.load();
   s.get_misses = get_misses.load();
   s.gets_over_budget = gets_over_budget.load();
+  s.gets_pinned_off_loop = gets_pinned_off_loop.load();
   s.exist_hits = exist_hits.load();
   s.exist_misses = exist_misses.load();
   s.puts_stored = puts_stored.load();

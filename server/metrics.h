@@ -33,7 +33,7 @@ struct ServerGauges {
 struct ServerStats {
   std::uint64_t requests_put = 0, requests_get = 0, requests_exist = 0, requests_list = 0,
                 requests_health = 0;
-  std::uint64_t get_hits = 0, get_misses = 0, gets_over_budget = 0;
+  std::uint64_t get_hits = 0, get_misses = 0, gets_over_budget = 0, gets_pinned_off_loop = 0;
   std::uint64_t exist_hits = 0, exist_misses = 0;
   std::uint64_t puts_stored = 0, puts_already_stored = 0, puts_refused = 0, puts_over_budget = 0;
   std::uint64_t bytes_received = 0, bytes_sent = 0;
@@ -68,6 +68,7 @@ struct ServerMetrics {
   // Budgets and limits (docs/security.md): what was refused or cut, and why.
   std::atomic<std::uint64_t> puts_over_budget{0};   // dropped: max_reserved_bytes was reached
   std::atomic<std::uint64_t> gets_over_budget{0};   // answered as a miss: max_reply_bytes reached
+  std::atomic<std::uint64_t> gets_pinned_off_loop{0};  // chunks read through I/O by a reader thread
   std::atomic<std::uint64_t> lists_over_budget{0};  // answered FAIL: max_reply_bytes reached
   std::atomic<std::uint64_t> lists_truncated{0};    // cut at max_list_bytes
   std::atomic<std::uint64_t> connections_closed_timeout{0};  // a deadline or the minimum rate

@@ -87,7 +87,8 @@ TEST(MetricsTest, PrometheusAndTextShowEveryServerCounter) {
        {&m.get_hits, &m.get_misses, &m.exist_hits, &m.exist_misses, &m.puts_stored,
         &m.puts_already_stored, &m.puts_refused, &m.bytes_received, &m.bytes_sent,
         &m.connections_accepted, &m.connections_open, &m.connections_closed_bad_input,
-        &m.puts_over_budget, &m.gets_over_budget, &m.lists_over_budget, &m.lists_truncated,
+        &m.puts_over_budget, &m.gets_over_budget, &m.gets_pinned_off_loop, &m.lists_over_budget,
+        &m.lists_truncated,
         &m.connections_closed_timeout, &m.connections_closed_idle, &m.connections_refused,
         &m.connections_replaced, &m.accept_failures, &m.metrics_clients_dropped}) {
     *c = n();

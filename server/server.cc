@@ -15,6 +15,8 @@
 #include <utility>
 
 #include "server/connection.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace cxlkv::serve {
 namespace {
@@ -67,6 +69,35 @@ bool OutOfResources(int err) {
 }
 
 }  // namespace
+
+// An accepted connection on its way to the loop that will serve it.
+struct Handoff {
+  UniqueFd fd;
+  ConnectionTicket ticket;
+  std::string peer;
+};
+
+// A reader thread's pin, on its way back to the connection's loop.
+struct PinDone {
+  int fd;
+  std::uint64_t serial;
+  Result<std::unique_ptr<ChunkStore::Lease>> pin;
+};
+
+// One event loop: its epoll set, and an inbox through which other loops hand it connections.
+// Balancing by count matters: the kernel wakes one loop per burst of connections (a client
+// opening 8 at once), and that loop drained the backlog, so 8 connections could land 6 and 2
+// on two loops and the busy loop's share of the CPU capped their throughput.
+struct Server::Loop {
+  UniqueFd epoll;
+  UniqueFd wake;  // eventfd: the inbox has connections
+  // Open connections plus those in the inbox; written by the loop that accepts (+1) and the
+  // loop that closes (-1), read by every accepting loop.
+  std::atomic<std::size_t> connections{0};
+  internal::Mutex mu;
+  std::vector<Handoff> inbox GUARDED_BY(mu);
+  std::vector<PinDone> pinned GUARDED_BY(mu);  // reader threads' results for this loop
+};
 
 Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions options) {
   if (options.threads == 0 || options.threads > 64) {
@@ -127,22 +158,94 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
             &s->metrics_.metrics_clients_dropped, s->log_.get()));
   }
   for (unsigned i = 0; i < options.threads; ++i) {
-    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-    if (ep.get() < 0) return Status::FromErrno("epoll_create1", errno);
+    auto loop = std::make_unique<Loop>();
+    loop->epoll = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (loop->epoll.get() < 0) return Status::FromErrno("epoll_create1", errno);
+    loop->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (loop->wake.get() < 0) return Status::FromErrno("eventfd", errno);
     // Every loop waits on the listeners; EPOLLEXCLUSIVE wakes one of them per connection.
     for (int l : {s->tcp_.get(), s->unix_.socket.get()}) {
-      if (l >= 0) CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), l, EPOLLIN | EPOLLEXCLUSIVE));
+      if (l >= 0) {
+        CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), l, EPOLLIN | EPOLLEXCLUSIVE));
+      }
     }
-    CXLKV_RETURN_IF_ERROR(AddToEpoll(ep.get(), s->stop_event_.get(), EPOLLIN));
-    s->epolls_.push_back(std::move(ep));
+    CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), s->stop_event_.get(), EPOLLIN));
+    CXLKV_RETURN_IF_ERROR(AddToEpoll(loop->epoll.get(), loop->wake.get(), EPOLLIN));
+    s->loops_.push_back(std::move(loop));
   }
-  for (const UniqueFd& ep : s->epolls_) {
-    s->threads_.emplace_back([srv = s.get(), fd = ep.get()] { srv->LoopMain(fd); });
+  for (std::size_t i = 0; i < s->loops_.size(); ++i) {
+    s->threads_.emplace_back([srv = s.get(), i] { srv->LoopMain(i); });
+    s->readers_.emplace_back([srv = s.get()] { srv->ReaderMain(); });
   }
   return s;
 }
 
+void Server::ReaderMain() {
+  for (;;) {
+    PinJob job;
+    {
+      internal::MutexLock lock(jobs_mu_);
+      while (jobs_.empty() && !readers_stop_) jobs_cv_.Wait(jobs_mu_);
+      if (readers_stop_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    // Reads the chunk into a memory tier (the store's Pin); the lease then holds it there.
+    Result<std::unique_ptr<ChunkStore::Lease>> pin = chunks_->Pin(job.key);
+    metrics_.gets_pinned_off_loop.fetch_add(1, std::memory_order_relaxed);
+    Loop& loop = *loops_[job.loop];
+    {
+      internal::MutexLock lock(loop.mu);
+      loop.pinned.push_back(PinDone{job.fd, job.serial, std::move(pin)});
+    }
+    const std::uint64_t one = 1;
+    if (::write(loop.wake.get(), &one, sizeof(one)) != sizeof(one)) {
+      log_->Line("waking a loop for a pinned chunk: " + std::string(std::strerror(errno)));
+    }
+  }
+}
+
+void Server::StopReaders() {
+  {
+    internal::MutexLock lock(jobs_mu_);
+    readers_stop_ = true;
+    jobs_.clear();
+  }
+  jobs_cv_.SignalAll();
+  for (std::thread& t : readers_) t.join();
+  readers_.clear();
+  // Pins made for connections that are gone end here, with the chunks they held.
+  for (auto& loop : loops_) {
+    internal::MutexLock lock(loop->mu);
+    loop->pinned.clear();
+    loop->inbox.clear();
+  }
+}
+
+Server::Server(Store& store) : store_(store) {}
+
 Server::~Server() { Stop(); }
+
+std::vector<std::size_t> Server::ConnectionsPerLoop() const {
+  std::vector<std::size_t> counts;
+  for (const auto& loop : loops_) {
+    counts.push_back(loop->connections.load(std::memory_order_relaxed));
+  }
+  return counts;
+}
+
+std::size_t Server::PickLoop(std::size_t self) const {
+  std::size_t best = self;
+  std::size_t fewest = loops_[self]->connections.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    const std::size_t n = loops_[i]->connections.load(std::memory_order_relaxed);
+    if (n < fewest) {
+      best = i;
+      fewest = n;
+    }
+  }
+  return best;
+}
 
 ServerGauges Server::gauges() const {
   ServerGauges g;
@@ -163,11 +266,14 @@ void Server::Stop() {
   }
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  StopReaders();
   metrics_endpoint_.reset();
   if (!options_.unix_path.empty()) RemoveUnixSocket(unix_, options_.unix_path);
 }
 
-void Server::LoopMain(int epoll_fd) {
+void Server::LoopMain(std::size_t index) {
+  Loop& self = *loops_[index];
+  const int epoll_fd = self.epoll.get();
   std::vector<std::byte> scratch(kScratchBytes);
   ServeContext ctx;
   ctx.store = chunks_.get();
@@ -188,9 +294,13 @@ void Server::LoopMain(int epoll_fd) {
   struct Entry {
     ConnectionTicket ticket;  // declared first, destroyed last: the place is freed once closed
     std::unique_ptr<Connection> conn;
-    bool watching_out = false;  // registered for EPOLLOUT (a reply in flight) or EPOLLIN
+    std::uint64_t serial = 0;  // tells a reader's result for this connection from a later one's
+    // Registered for EPOLLIN (reading requests), EPOLLOUT (a reply in flight) or nothing (a
+    // GET's pin being made by a reader thread; hang-ups are still reported).
+    std::uint32_t events = EPOLLIN;
   };
   std::unordered_map<int, Entry> conns;
+  std::uint64_t next_serial = 0;
   const int listeners[2] = {tcp_.get(), unix_.socket.get()};
   // Accepting pauses (the listeners leave this loop's epoll set) while out of descriptors.
   bool accept_paused = false;
@@ -201,6 +311,67 @@ void Server::LoopMain(int epoll_fd) {
   auto close_conn = [&](std::unordered_map<int, Entry>::iterator it) {
     ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, it->first, nullptr);
     conns.erase(it);  // closes the socket, aborts a partial PUT, ends a lease, frees its place
+    self.connections.fetch_sub(1, std::memory_order_relaxed);
+  };
+  // Starts serving a connection in this loop (its count already includes it).
+  auto take_in = [&](Handoff h, Clock::time_point now) {
+    const int cfd = h.fd.get();
+    if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
+      log_->Line("cannot watch a new connection: " + std::string(std::strerror(errno)));
+      self.connections.fetch_sub(1, std::memory_order_relaxed);
+      return;  // h.fd closes it, h.ticket frees its place
+    }
+    conns[cfd] = Entry{std::move(h.ticket),
+                       std::make_unique<Connection>(std::move(h.fd), std::move(h.peer), ctx, now),
+                       ++next_serial, EPOLLIN};
+  };
+  // After a connection's step: closes it, or watches for what it waits on next; a GET that
+  // began waiting for its pin goes to the reader threads.
+  auto settle = [&](std::unordered_map<int, Entry>::iterator it, Connection::Step step) {
+    if (step == Connection::Step::kClose) {
+      close_conn(it);
+      return;
+    }
+    Entry& e = it->second;
+    const Connection& c = *e.conn;
+    const std::uint32_t want = c.waiting() ? 0u : c.sending() ? EPOLLOUT : EPOLLIN;
+    if (want == e.events) return;
+    if (c.waiting()) {
+      {
+        internal::MutexLock lock(jobs_mu_);
+        jobs_.push_back(PinJob{index, it->first, e.serial, c.key()});
+      }
+      jobs_cv_.Signal();
+    }
+    e.events = want;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = it->first;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, it->first, &ev) != 0) {
+      log_->Line("epoll_ctl: " + std::string(std::strerror(errno)) + "; closing a connection");
+      close_conn(it);
+    }
+  };
+  // The connections other loops handed over.
+  auto drain_inbox = [&](Clock::time_point now) {
+    std::uint64_t ignored;
+    if (::read(self.wake.get(), &ignored, sizeof(ignored)) < 0 && errno != EAGAIN) {
+      log_->Line("reading a loop's wake-up event: " + std::string(std::strerror(errno)));
+    }
+    std::vector<Handoff> arrived;
+    std::vector<PinDone> pinned;
+    {
+      internal::MutexLock lock(self.mu);
+      arrived.swap(self.inbox);
+      pinned.swap(self.pinned);
+    }
+    for (Handoff& h : arrived) take_in(std::move(h), now);
+    for (PinDone& d : pinned) {
+      auto it = conns.find(d.fd);
+      // Closed meanwhile (a hang-up, a timeout): the lease ends here.
+      if (it == conns.end() || it->second.serial != d.serial) continue;
+      settle(it, it->second.conn->OnPinned(std::move(d.pin), now));
+    }
   };
   // At max_connections: this loop's longest-idle connection, if idle for long enough.
   auto longest_idle = [&](Clock::time_point now) {
@@ -269,15 +440,24 @@ void Server::LoopMain(int epoll_fd) {
         const int bytes = options_.send_buffer;
         ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
       }
-      const int cfd = c.get();
-      if (!AddToEpoll(epoll_fd, cfd, EPOLLIN).ok()) {
-        log_->Line("cannot watch a new connection: " + std::string(std::strerror(errno)));
-        continue;  // c closes it
+      std::string peer = PeerName(c.get());
+      const std::size_t target = PickLoop(index);
+      Loop& to = *loops_[target];
+      to.connections.fetch_add(1, std::memory_order_relaxed);
+      Handoff h{std::move(c), std::move(ticket), std::move(peer)};
+      if (target == index) {
+        take_in(std::move(h), now);
+        continue;
       }
-      std::string peer = PeerName(cfd);
-      conns[cfd] = Entry{std::move(ticket),
-                         std::make_unique<Connection>(std::move(c), std::move(peer), ctx, now),
-                         false};
+      {
+        internal::MutexLock lock(to.mu);
+        to.inbox.push_back(std::move(h));
+      }
+      const std::uint64_t one = 1;
+      if (::write(to.wake.get(), &one, sizeof(one)) != sizeof(one)) {
+        // Only a full counter (2^64 - 2 wake-ups unread) fails: the loop is awake anyway.
+        log_->Line("waking a loop for a new connection: " + std::string(std::strerror(errno)));
+      }
     }
   };
 
@@ -293,29 +473,22 @@ void Server::LoopMain(int epoll_fd) {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == stop_event_.get()) return;  // connections close with the map
+      if (fd == self.wake.get()) {
+        drain_inbox(now);
+        continue;
+      }
       if (fd == listeners[0] || fd == listeners[1]) {
         accept_from(fd, now);
         continue;
       }
       auto it = conns.find(fd);
       if (it == conns.end()) continue;
-      Entry& e = it->second;
-      const Connection::Step step =
-          e.conn->sending() ? e.conn->OnWritable(now) : e.conn->OnReadable(now);
-      if (step == Connection::Step::kClose) {
+      Connection& c = *it->second.conn;
+      if (c.waiting()) {  // only a hang-up or an error is reported while its pin is made
         close_conn(it);
         continue;
       }
-      if (e.conn->sending() != e.watching_out) {
-        e.watching_out = e.conn->sending();
-        epoll_event ev{};
-        ev.events = e.watching_out ? EPOLLOUT : EPOLLIN;
-        ev.data.fd = fd;
-        if (::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-          log_->Line("epoll_ctl: " + std::string(std::strerror(errno)) + "; closing a connection");
-          close_conn(it);
-        }
-      }
+      settle(it, c.sending() ? c.OnWritable(now) : c.OnReadable(now));
     }
     if (accept_paused && now >= accept_resume) {
       accept_paused = false;

@@ -1,7 +1,8 @@
 // Server: `cxlkv serve`'s engine. Listens for LMCache's lm:// protocol on TCP (127.0.0.1 by
 // default) and/or a Unix domain socket, and serves every connection from a few event-loop
-// threads (epoll, level-triggered; each loop accepts its own connections from the shared
-// listening sockets), all on one Store. Optionally serves Prometheus metrics over HTTP.
+// threads (epoll, level-triggered; whichever loop the kernel wakes accepts from the shared
+// listening sockets and hands each connection to the loop holding the fewest), all on one
+// Store. Optionally serves Prometheus metrics over HTTP.
 //
 // What one client can make the server hold or wait for is bounded by the budgets below
 // (docs/security.md, "Clients"); log lines never block a loop (ServerLog).
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,6 +29,8 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/metrics_endpoint.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv::serve {
@@ -88,11 +92,27 @@ class Server {
   ServerGauges gauges() const;
   // The options in force: budgets of 0 resolved, max_connections as lowered to fit.
   const ServerOptions& options() const { return options_; }
+  // Connections each event loop holds (open, or handed to it and not yet taken in). Accepted
+  // connections go to the loop holding the fewest, so these differ by at most one while
+  // connections only open.
+  std::vector<std::size_t> ConnectionsPerLoop() const;
   void Stop();
 
  private:
-  explicit Server(Store& store) : store_(store) {}
-  void LoopMain(int epoll_fd);
+  struct Loop;
+  // A GET's pin that may wait for I/O (its chunk is in the spill tier), for a reader thread.
+  struct PinJob {
+    std::size_t loop = 0;
+    int fd = -1;
+    std::uint64_t serial = 0;  // the connection's: a result for one since closed is dropped
+    std::string key;
+  };
+  explicit Server(Store& store);  // in server.cc, where Loop is complete
+  void LoopMain(std::size_t index);
+  void ReaderMain();
+  void StopReaders();
+  // The loop that takes the next accepted connection: the one with the fewest, `self` on a tie.
+  std::size_t PickLoop(std::size_t self) const;
 
   Store& store_;
   ServerOptions options_;
@@ -108,8 +128,15 @@ class Server {
   UniqueFd stop_event_;  // an eventfd every thread polls; written once by Stop
   int port_ = -1;
   int metrics_port_ = -1;
-  std::vector<UniqueFd> epolls_;
+  std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
+  // Reader threads, as many as event loops: they make the pins that wait for the spill tier's
+  // reads, so that a loop's other connections do not wait with them.
+  internal::Mutex jobs_mu_;
+  internal::CondVar jobs_cv_;
+  std::deque<PinJob> jobs_ GUARDED_BY(jobs_mu_);
+  bool readers_stop_ GUARDED_BY(jobs_mu_) = false;
+  std::vector<std::thread> readers_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::atomic<bool> stopped_{false};
 };

@@ -42,6 +42,10 @@ class StoreChunkStore final : public ChunkStore {
     CXLKV_ASSIGN_OR_RETURN(PinnedChunk p, store_.Pin(key));
     return std::unique_ptr<Lease>(new StoreLease(std::move(p)));
   }
+  Result<std::unique_ptr<Lease>> PinWithoutIo(std::string_view key) override {
+    CXLKV_ASSIGN_OR_RETURN(PinnedChunk p, store_.PinWithoutIo(key));
+    return std::unique_ptr<Lease>(new StoreLease(std::move(p)));
+  }
   bool Contains(std::string_view key) const override { return store_.Contains(key); }
 
  private:

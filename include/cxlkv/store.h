@@ -340,6 +340,10 @@ class Store {
 
   // A lease on the chunk's bytes in place (zero-copy). NotFound when absent.
   Result<PinnedChunk> Pin(std::string_view key);
+  // As Pin, but never waits for I/O: a chunk in a tier read through I/O (the spill log), which
+  // Pin first reads into a memory tier, is Busy instead, with nothing read, pinned or counted.
+  // For event loops, which hand that chunk's Pin to a thread that may wait.
+  Result<PinnedChunk> PinWithoutIo(std::string_view key);
 
   // Batched, asynchronous get of the chunks one request will read, in the order it reads
   // them: the copy threads start at the first and work down the list (a large chunk is split
@@ -391,6 +395,7 @@ class Store {
   friend struct internal::StoreInternals;
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  Result<PinnedChunk> PinChunk(std::string_view key, bool may_read);
   std::unique_ptr<Impl> impl_;
 };
 
