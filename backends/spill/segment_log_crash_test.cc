@@ -131,8 +131,18 @@ TEST(SegmentLogCrashTest, KillNineDuringAppendsLosesNoAcknowledgedChunk) {
     const bool anywhere = cycle % 4 == 3;
     std::vector<Message> messages;
     if (!anywhere) {
+      // The ready message, then at least a few acknowledged appends: on a loaded machine the
+      // random delay alone could end a child before it did any work (the check at the end
+      // wants over 100 acknowledged chunks; a run at load 13 got 99).
+      constexpr int kAppendsBeforeKill = 5;
+      int appended = 0;
       Message m;
-      if (read(pipe_fds[0], &m, sizeof m) == static_cast<ssize_t>(sizeof m)) messages.push_back(m);
+      while (appended < kAppendsBeforeKill &&
+             read(pipe_fds[0], &m, sizeof m) == static_cast<ssize_t>(sizeof m)) {
+        messages.push_back(m);
+        if (m.type == 'A') ++appended;
+        if (m.type == 'F') break;
+      }
     }
     std::this_thread::sleep_for(std::chrono::microseconds(
         std::uniform_int_distribution<int>(anywhere ? 0 : 200, 15000)(rng)));
