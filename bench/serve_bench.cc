@@ -464,8 +464,10 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("worst ratio %.2fx vs stream, %.2fx vs stream-mem (goal >= 0.80x): %s, %s\n",
-              worst, worst_mem, worst >= 0.8 ? "met" : "not met",
-              worst_mem >= 0.8 ? "met" : "not met");
+  // Issue 21's goal: every cell, 1 and 8 connections, at 0.9x the plain stream.
+  constexpr double kGoal = 0.9;
+  std::printf("worst ratio %.2fx vs stream, %.2fx vs stream-mem (goal >= %.2fx): %s, %s\n",
+              worst, worst_mem, kGoal, worst >= kGoal ? "met" : "not met",
+              worst_mem >= kGoal ? "met" : "not met");
   return 0;
 }
