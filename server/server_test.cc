@@ -26,15 +26,22 @@ using testing::ConnectUnix;
 using testing::Exist;
 using testing::RecvAll;
 
-std::unique_ptr<Store> SmallStore() {
+// One DRAM tier of `dram` bytes; with `spill_path`, a 64 MiB spill log below it.
+std::unique_ptr<Store> SmallStore(std::size_t dram = std::size_t{16} << 20,
+                                  const std::string& spill_path = "") {
   StoreOptions o;
   TierOptions t;
   t.name = "dram";
   t.source = MemorySource::Dram(DramOptions{HugePages::kNone, false});
-  t.capacity = std::size_t{16} << 20;
+  t.capacity = dram;
   o.tiers.push_back(std::move(t));
   o.slab_size = std::size_t{1} << 20;
   o.background_thread = false;
+  if (!spill_path.empty()) {
+    o.spill.path = spill_path;
+    o.spill.capacity = std::size_t{64} << 20;
+    o.spill.segment_size = std::size_t{4} << 20;
+  }
   auto s = Store::Open(std::move(o));
   EXPECT_TRUE(s.ok()) << s.status().ToString();
   return s.ok() ? std::move(s).value() : nullptr;
@@ -252,36 +259,25 @@ TEST(ServerTest, ConnectionsAreSpreadOverTheLoops) {
 // on the same connection is answered after it, and a GET from memory stays on the loop.
 TEST(ServerTest, ASpilledChunkIsPinnedOffTheLoop) {
   cxlkv::testing::TempDir dir;
-  StoreOptions o;
-  TierOptions t;
-  t.name = "dram";
-  t.source = MemorySource::Dram(DramOptions{HugePages::kNone, false});
-  t.capacity = std::size_t{8} << 20;
-  o.tiers.push_back(std::move(t));
-  o.slab_size = std::size_t{1} << 20;
-  o.background_thread = false;
-  o.spill.path = dir.File("spill.log");
-  o.spill.capacity = std::size_t{64} << 20;
-  o.spill.segment_size = std::size_t{4} << 20;
-  auto store = Store::Open(std::move(o));
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto store = SmallStore(std::size_t{8} << 20, dir.File("spill.log"));
+  ASSERT_NE(store, nullptr);
   constexpr std::size_t kChunk = 256 << 10;
   constexpr int kChunks = 48;  // 12 MiB: more than the DRAM tier holds
   std::vector<std::byte> chunk(kChunk);
   for (int i = 0; i < kChunks; ++i) {
     cxlkv::testing::FillPattern(chunk.data(), chunk.size(), static_cast<std::uint64_t>(i));
-    ASSERT_TRUE((*store)->Put("c" + std::to_string(i), chunk).ok());
+    ASSERT_TRUE(store->Put("c" + std::to_string(i), chunk).ok());
   }
   int spilled = -1, in_memory = -1;
   for (int i = 0; i < kChunks; ++i) {
-    auto pin = (*store)->PinWithoutIo("c" + std::to_string(i));
+    auto pin = store->PinWithoutIo("c" + std::to_string(i));
     if (pin.ok() && in_memory < 0) in_memory = i;
     if (!pin.ok() && pin.status().code() == StatusCode::kBusy && spilled < 0) spilled = i;
   }
   ASSERT_GE(spilled, 0) << "no chunk reached the spill tier";
   ASSERT_GE(in_memory, 0);
 
-  auto server = StartQuiet(**store);
+  auto server = StartQuiet(*store);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const ServerMetrics& m = (*server)->metrics();
   UniqueFd c = Connect((*server)->port());
@@ -310,7 +306,7 @@ TEST(ServerTest, ASpilledChunkIsPinnedOffTheLoop) {
   {
     int other = -1;
     for (int i = 0; i < kChunks && other < 0; ++i) {
-      auto pin = (*store)->PinWithoutIo("c" + std::to_string(i));
+      auto pin = store->PinWithoutIo("c" + std::to_string(i));
       if (!pin.ok() && pin.status().code() == StatusCode::kBusy) other = i;
     }
     ASSERT_GE(other, 0);

@@ -91,30 +91,27 @@ Tries TryFromAnotherThread(SharedMutex& mu) {
          }).get();
 }
 
-TEST(SharedMutexTest, ReaderLockAdmitsReadersAndExcludesWriters) {
+// What another thread can take while `Lock` holds mu, and that both are free again after.
+template <typename Lock>
+void ExpectOthersMayTake(bool shared, bool exclusive) {
   SharedMutex mu;
   {
-    ReaderLock lock(mu);
+    Lock lock(mu);
     const Tries t = TryFromAnotherThread(mu);
-    EXPECT_TRUE(t.shared);
-    EXPECT_FALSE(t.exclusive);
+    EXPECT_EQ(t.shared, shared);
+    EXPECT_EQ(t.exclusive, exclusive);
   }
   const Tries after = TryFromAnotherThread(mu);
   EXPECT_TRUE(after.shared);
   EXPECT_TRUE(after.exclusive);
 }
 
+TEST(SharedMutexTest, ReaderLockAdmitsReadersAndExcludesWriters) {
+  ExpectOthersMayTake<ReaderLock>(/*shared=*/true, /*exclusive=*/false);
+}
+
 TEST(SharedMutexTest, WriterLockExcludesEveryone) {
-  SharedMutex mu;
-  {
-    WriterLock lock(mu);
-    const Tries t = TryFromAnotherThread(mu);
-    EXPECT_FALSE(t.shared);
-    EXPECT_FALSE(t.exclusive);
-  }
-  const Tries after = TryFromAnotherThread(mu);
-  EXPECT_TRUE(after.shared);
-  EXPECT_TRUE(after.exclusive);
+  ExpectOthersMayTake<WriterLock>(/*shared=*/false, /*exclusive=*/false);
 }
 
 }  // namespace
