@@ -87,7 +87,8 @@ struct TierOptions {
   //            whose reuse it learns online, "prefix-hazard" by each class's chance of a
   //            follow-up within the cache's eviction age, learned from the store's clock
   //            (StoreOptions::clock). Their state grows with the distinct keys they have seen
-  //            (counted in StoreStats::policy_bytes).
+  //            and, for "prefix-hazard", with the requests: it is not bounded yet, so a
+  //            long-running store should watch StoreStats::policy_bytes.
   std::string eviction = "lru";
 
   // Background demotion starts when the tier's used slot bytes pass high_watermark x capacity
