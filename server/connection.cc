@@ -169,7 +169,6 @@ Connection::Step Connection::OnReadable(Clock::time_point now) {
       if (HandleHeader() == Step::kClose) return Step::kClose;
       if (sending_) reply_started_ = now;
       if (sending_ && OnWritable(now) == Step::kClose) return Step::kClose;
-      if (waiting_) return Step::kKeep;  // the loop pins the chunk off this thread
     }
   }
   return Step::kKeep;

@@ -114,7 +114,7 @@ constexpr Counter<ServerStats> kServerCounters[] = {
     {{"gets_over_budget", "GETs over budget", "cxlkv_get_total", kCounter, kCount, "",
       "result=\"over_budget\""}, ReadField<&S::gets_over_budget>},
     {{"gets_pinned_off_loop", "GETs pinned off the loop", "cxlkv_gets_pinned_off_loop_total",
-      kCounter, kCount, "lm:// GETs whose chunk a reader thread read in (a tier read through I/O)"},
+      kCounter, kCount, "lm:// GETs pinned by a reader thread: their chunk was in a tier read through I/O"},
      ReadField<&S::gets_pinned_off_loop>},
     {{"exist_hits", "EXIST hits", "cxlkv_exist_total", kCounter, kCount, "lm:// EXISTs by result",
       "result=\"hit\""}, ReadField<&S::exist_hits>},

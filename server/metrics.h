@@ -68,7 +68,7 @@ struct ServerMetrics {
   // Budgets and limits (docs/security.md): what was refused or cut, and why.
   std::atomic<std::uint64_t> puts_over_budget{0};   // dropped: max_reserved_bytes was reached
   std::atomic<std::uint64_t> gets_over_budget{0};   // answered as a miss: max_reply_bytes reached
-  std::atomic<std::uint64_t> gets_pinned_off_loop{0};  // chunks read through I/O by a reader thread
+  std::atomic<std::uint64_t> gets_pinned_off_loop{0};  // pinned by a reader thread (a tier read through I/O)
   std::atomic<std::uint64_t> lists_over_budget{0};  // answered FAIL: max_reply_bytes reached
   std::atomic<std::uint64_t> lists_truncated{0};    // cut at max_list_bytes
   std::atomic<std::uint64_t> connections_closed_timeout{0};  // a deadline or the minimum rate
