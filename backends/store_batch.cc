@@ -154,7 +154,8 @@ Status Store::SubmitPuts(std::span<const PutRequest> requests, CompletionQueue& 
 void Store::Impl::StartWorkers(unsigned count, const std::vector<int>& cpus) {
   for (unsigned i = 0; i < count; ++i) {
     const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
-    workers.emplace_back([this, cpu] {
+    workers.emplace_back([this, cpu, i] {
+      NameThisThread("cxlkv-copy-" + std::to_string(i));
       if (cpu >= 0 && !PinThisThread(cpu)) {
         internal::LogF("cxlkv: cannot pin a copy thread to CPU %d; it runs unpinned", cpu);
       }

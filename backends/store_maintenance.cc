@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backends/store_impl.h"
+#include "util/cpu.h"
 
 namespace cxlkv {
 
@@ -17,15 +18,11 @@ namespace {
 constexpr std::chrono::seconds kSweepPeriod{1};
 // A bound on queued promotions: readers never wait, and a burst beyond it is simply skipped.
 constexpr std::size_t kMaxQueuedPromotions = 4096;
-// A background demotion into an unmapped tier appends at most this many chunks, or bytes, in one
-// Append: enough to keep the log's queue full, few enough that the memory they hold (claimed,
-// not yet freed) stays small against a tier.
-constexpr std::size_t kAppendBatchChunks = 32;
-constexpr std::size_t kAppendBatchBytes = std::size_t{64} << 20;
 }  // namespace
 
 void Store::Impl::StartMaintenance() {
   maintenance_thread = std::thread([this] {
+    NameThisThread("cxlkv-maint");
     internal::MutexLock lock(maintenance_mu);
     while (!stopping) {
       // Until kicked, stopping, or a whole interval has passed.
@@ -98,7 +95,10 @@ void Store::Impl::RunMaintenancePass(bool sweep) {
       const std::size_t before = batch.size();
       if (!EvictOne(t, /*sync=*/false, &batch)) break;
       if (batch.size() > before) claimed_bytes += tier.Charge(batch.back().size);
-      if (batch.size() >= kAppendBatchChunks || claimed_bytes >= kAppendBatchBytes) flush();
+      if (batch.size() >= internal::UnmappedTier::kAppendBatchChunks ||
+          claimed_bytes >= internal::UnmappedTier::kAppendBatchBytes) {
+        flush();
+      }
     }
     flush();
   }

@@ -195,6 +195,14 @@ class MappedTier : public TierBackend {
 // checks it on every read.
 class UnmappedTier : public TierBackend {
  public:
+  // A background demotion hands the tier at most this many chunks, or bytes, in one Append:
+  // enough that the device's queue stays full across a batch (a call waits for its last
+  // records, and the queue drains while it does: at 32 chunks of 128 KiB, 4 MiB a call, that
+  // drain cost the spill log a tenth of its write rate), few enough that the memory they hold
+  // (claimed, not yet freed) stays small against a tier. bench_spill batches its appends so.
+  static constexpr std::size_t kAppendBatchChunks = 512;
+  static constexpr std::size_t kAppendBatchBytes = std::size_t{64} << 20;
+
   // One chunk of an Append.
   struct AppendItem {
     std::string_view key;

@@ -14,8 +14,15 @@
 // completions read from the error queue) against the copying send.
 // Ratios lm:// / stream: the median of the runs' ratios (7 runs, after a warm-up that faults
 // the tier in); throughputs are medians too.
-// Goal: >= 0.8x.
+// Goal: >= 0.9x (issue 21).
 //
+// Each cell also prints the CPU time per GB moved, of the server side (every thread but the
+// clients') and of all threads: the clients and servers share the machine's cores, so where
+// the cores are busy a side's rate follows its CPU cost per byte (on loopback the kernel's
+// TCP work falls on whichever thread wakes the other, so the server/client split is rough).
+// --split-cores gives each side one core of its own: the client threads CPU 0, the servers
+// (lm://'s event loops, the stream's threads) CPU 1.
+// --cell MIB:CONNS runs that cell alone (for a profiler).
 // --hostile measures something else: a well-behaved client's latency while each of the
 // attacks of issue 18 runs (serve_bench_hostile.cc).
 #include <arpa/inet.h>
@@ -41,6 +48,7 @@
 #include "server/protocol.h"
 #include "server/server.h"
 #include "bench/serve_bench_util.h"
+#include "util/cpu.h"
 #include "util/unique_fd.h"
 
 namespace cxlkv {
@@ -171,6 +179,7 @@ class StreamServer {
       int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) return;
       handlers_.emplace_back([this, fd] {
+        NameThisThread("stream-server");
         UniqueFd c(fd);
         const int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -217,24 +226,74 @@ class StreamServer {
   std::vector<std::thread> handlers_;
 };
 
-// Runs fn(connection index) on `conns` threads; returns seconds from the common start.
+// --split-cores: the client threads run on this CPU alone, every other thread of the process
+// (the lm:// server's loops and the store's threads, the stream's server threads) on the
+// other; -1 leaves the scheduler to place them.
+int g_client_cpu = -1;
+
+void PinOrDie(int cpu) {
+  if (!PinThisThread(cpu)) Die("pinning a thread to CPU " + std::to_string(cpu));
+}
+
+double CpuSeconds(clockid_t clock) {
+  timespec ts{};
+  if (::clock_gettime(clock, &ts) != 0) Die("clock_gettime: " + std::string(std::strerror(errno)));
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// A timed phase: its wall time, and the CPU time of the server side: every thread of the
+// process but the client threads and the one that runs the phase (the lm:// server's loops and
+// readers, the store's threads, or the stream's server threads).
+struct Timing {
+  double seconds = 0;
+  double server_cpu = 0;
+  double total_cpu = 0;  // clients included
+};
+
+// Runs fn(connection index) on `conns` threads from a common start.
 template <typename Fn>
-double Timed(int conns, Fn fn) {
+Timing Timed(int conns, Fn fn) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
+  std::vector<double> client_cpu(static_cast<std::size_t>(conns));
   std::vector<std::thread> threads;
   for (int c = 0; c < conns; ++c) {
     threads.emplace_back([&, c] {
+      NameThisThread("client");
+      if (g_client_cpu >= 0) PinOrDie(g_client_cpu);
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
+      const double cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
       fn(c);
+      client_cpu[static_cast<std::size_t>(c)] = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - cpu;
     });
   }
   while (ready.load() < conns) std::this_thread::yield();
+  const double process_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+  const double own_cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
   const auto start = Clock::now();
   go.store(true);
   for (auto& t : threads) t.join();
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  Timing t;
+  t.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  t.server_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu -
+                 (CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - own_cpu);
+  t.total_cpu = t.server_cpu;
+  for (double c : client_cpu) t.server_cpu -= c;
+  return t;
+}
+
+// One run of a case: GB/s, and the server side's CPU seconds per GB moved, of each phase.
+struct Run {
+  double put = 0, get = 0;
+  double put_server_cpu = 0, get_server_cpu = 0;
+  double put_all_cpu = 0, get_all_cpu = 0;
+};
+
+Run Rates(double bytes, const Timing& put, const Timing& get) {
+  const double gb = bytes / 1e9;
+  return {gb / put.seconds,      gb / get.seconds,     put.server_cpu / gb,
+          get.server_cpu / gb,    put.total_cpu / gb,   get.total_cpu / gb};
 }
 
 struct Case {
@@ -249,13 +308,13 @@ std::string Key(int run, int conn, std::size_t i) {
 }
 
 // GB/s of lm:// PUTs (then GETs of what was put) for one case.
-std::pair<double, double> MeasureLm(Store& store, int port, const Case& k, int run) {
+Run MeasureLm(Store& store, int port, const Case& k, int run) {
   std::vector<UniqueFd> fds;
   for (int c = 0; c < k.conns; ++c) fds.push_back(Connect(port));
   std::vector<std::vector<std::byte>> bufs;
   for (int c = 0; c < k.conns; ++c) bufs.push_back(Buffer(k.chunk));
   const double bytes = static_cast<double>(k.chunk * k.per_conn) * k.conns;
-  const double put_s = Timed(k.conns, [&](int c) {
+  const Timing put_t = Timed(k.conns, [&](int c) {
     const int fd = fds[static_cast<std::size_t>(c)].get();
     for (std::size_t i = 0; i < k.per_conn; ++i) {
       serve::Request r;
@@ -275,7 +334,7 @@ std::pair<double, double> MeasureLm(Store& store, int port, const Case& k, int r
     std::int32_t reply[9];
     if (!RecvAll(fd, reply, sizeof(reply)) || reply[0] != serve::kReplySuccess) Die("PUT lost");
   });
-  const double get_s = Timed(k.conns, [&](int c) {
+  const Timing get_t = Timed(k.conns, [&](int c) {
     const int fd = fds[static_cast<std::size_t>(c)].get();
     for (std::size_t i = 0; i < k.per_conn; ++i) {
       serve::Request r;
@@ -296,10 +355,10 @@ std::pair<double, double> MeasureLm(Store& store, int port, const Case& k, int r
       if (!store.Remove(Key(run, c, i)).ok()) Die("remove");
     }
   }
-  return {bytes / put_s / 1e9, bytes / get_s / 1e9};
+  return Rates(bytes, put_t, get_t);
 }
 
-std::pair<double, double> MeasureStream(int port, const Case& k, const char* get_mode = "g") {
+Run MeasureStream(int port, const Case& k, const char* get_mode = "g") {
   std::vector<UniqueFd> put_fds, get_fds;
   for (int c = 0; c < k.conns; ++c) {
     put_fds.push_back(Connect(port));
@@ -316,7 +375,7 @@ std::pair<double, double> MeasureStream(int port, const Case& k, const char* get
   std::vector<std::vector<std::byte>> bufs;
   for (int c = 0; c < k.conns; ++c) bufs.push_back(Buffer(k.chunk));
   const double bytes = static_cast<double>(k.chunk * k.per_conn) * k.conns;
-  const double put_s = Timed(k.conns, [&](int c) {
+  const Timing put_t = Timed(k.conns, [&](int c) {
     const int fd = put_fds[static_cast<std::size_t>(c)].get();
     char ack;
     for (std::size_t i = 0; i < k.per_conn; ++i) {
@@ -326,7 +385,7 @@ std::pair<double, double> MeasureStream(int port, const Case& k, const char* get
       if (!RecvAll(fd, &ack, 1)) Die("stream ack");
     }
   });
-  const double get_s = Timed(k.conns, [&](int c) {
+  const Timing get_t = Timed(k.conns, [&](int c) {
     const int fd = get_fds[static_cast<std::size_t>(c)].get();
     for (std::size_t i = 0; i < k.per_conn; ++i) {
       const std::uint32_t req = 1;
@@ -334,7 +393,7 @@ std::pair<double, double> MeasureStream(int port, const Case& k, const char* get
       if (!RecvAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk)) Die("stream get");
     }
   });
-  return {bytes / put_s / 1e9, bytes / get_s / 1e9};
+  return Rates(bytes, put_t, get_t);
 }
 
 }  // namespace
@@ -343,6 +402,8 @@ std::pair<double, double> MeasureStream(int port, const Case& k, const char* get
 int main(int argc, char** argv) {
   using namespace cxlkv;  // NOLINT(google-build-using-namespace)
   bool quick = false, zerocopy = false, hostile = false;
+  std::size_t only_mib = 0;  // --cell: 0 runs every cell
+  int only_conns = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
@@ -350,9 +411,21 @@ int main(int argc, char** argv) {
       zerocopy = true;
     } else if (std::strcmp(argv[i], "--hostile") == 0) {
       hostile = true;
+    } else if (std::strcmp(argv[i], "--split-cores") == 0) {
+      g_client_cpu = 0;
+    } else if (std::strcmp(argv[i], "--cell") == 0 && i + 1 < argc) {
+      // MIB:CONNS, e.g. 2:8: that cell alone (for a profiler).
+      if (std::sscanf(argv[++i], "%zu:%d", &only_mib, &only_conns) != 2) Die("--cell MIB:CONNS");
     } else {
-      Die(std::string("unknown option ") + argv[i] + " (--quick, --zerocopy, --hostile)");
+      Die(std::string("unknown option ") + argv[i] +
+          " (--quick, --zerocopy, --hostile, --split-cores, --cell MIB:CONNS)");
     }
+  }
+  if (g_client_cpu >= 0) {
+    // This thread, and so every thread it starts (the server's, the stream's), on CPU 1; the
+    // client threads move themselves to CPU 0.
+    if (std::thread::hardware_concurrency() < 2) Die("--split-cores needs two CPUs");
+    PinOrDie(1);
   }
   if (hostile) return bench_serve::RunHostile(quick);
   // --quick (the ctest smoke run) moves 2 MiB chunks only, 16 MiB per run: it must stay
@@ -387,6 +460,9 @@ int main(int argc, char** argv) {
   // answered as a miss).
   so.max_reply_bytes = so.max_reserved_bytes;
   if (const char* sndbuf = std::getenv("CXLKV_BENCH_SNDBUF")) so.send_buffer = std::atoi(sndbuf);
+  if (const char* rcvbuf = std::getenv("CXLKV_BENCH_RCVBUF")) {
+    so.receive_buffer = std::atoi(rcvbuf);
+  }
   if (const char* lowat = std::getenv("CXLKV_BENCH_RCVLOWAT")) {
     so.receive_low_water = static_cast<std::size_t>(std::atoll(lowat));
   }
@@ -396,9 +472,11 @@ int main(int argc, char** argv) {
   auto server = serve::Server::Start(**store, so);
   if (!server.ok()) Die(server.status().ToString());
 
-  std::printf("lm:// server (2 event loops, one DRAM tier) vs a plain TCP stream of the same "
-              "bytes over loopback, same run; %s per run, median of %d\n",
-              quick ? "16 MiB" : "256 MiB", runs);
+  std::printf("lm:// server (%u event loops, one DRAM tier) vs a plain TCP stream of the same "
+              "bytes over loopback, same run; %s per run, median of %d; %s\n",
+              so.threads, quick ? "16 MiB" : "256 MiB", runs,
+              g_client_cpu >= 0 ? "clients on CPU 0, servers on CPU 1 (--split-cores)"
+                                : "threads placed by the scheduler");
   std::printf("stream: the same bytes through one chunk-sized buffer per connection (cached); "
               "stream-mem: through as much memory as the store uses (each chunk its own)\n");
   std::printf("%8s %5s %9s %8s %6s %10s %6s %9s %8s %6s %10s %6s\n", "chunk", "conns",
@@ -407,6 +485,7 @@ int main(int argc, char** argv) {
   double worst = 1e9, worst_mem = 1e9;
   for (std::size_t chunk : chunk_sizes) {
     for (int conns : {1, 8}) {
+      if (only_mib != 0 && (chunk >> 20 != only_mib || conns != only_conns)) continue;
       const std::size_t per_conn =
           std::max<std::size_t>(1, run_bytes / chunk / static_cast<std::size_t>(conns));
       const Case k{chunk, conns, per_conn};
@@ -414,10 +493,15 @@ int main(int argc, char** argv) {
       StreamServer stream_mem(chunk, chunk * per_conn);
       MeasureLm(**store, (*server)->port(), k, -1);  // warm-up: faults the tier's pages in
       std::vector<double> lm_put, lm_get, st_put, st_get, sm_put, sm_get, zc_ratio;
+      // Per run, of lm://, stream and stream-mem: CPU seconds per GB of each phase, of the
+      // server side and of all threads.
+      struct Cpu {
+        std::vector<double> put_server, put_all, get_server, get_all;
+      } cpu[3];
       for (int r = 0; r < runs; ++r) {
         // Rotate which of the three goes first: a run disturbs the one after it (fresh memory
         // freed, socket buffers), and a fixed order would hand that cost to one column.
-        std::pair<double, double> lm_run, stream_run, mem_run;
+        Run lm_run, stream_run, mem_run;
         for (int step = 0; step < 3; ++step) {
           switch ((r + step) % 3) {
             case 0: lm_run = MeasureLm(**store, (*server)->port(), k, r); break;
@@ -425,16 +509,22 @@ int main(int argc, char** argv) {
             default: mem_run = MeasureStream(stream_mem.port(), k); break;
           }
         }
-        auto [p, g] = lm_run;
-        auto [sp, sg] = stream_run;
-        auto [mp, mg] = mem_run;
-        lm_put.push_back(p);
-        lm_get.push_back(g);
-        st_put.push_back(sp);
-        st_get.push_back(sg);
-        sm_put.push_back(mp);
-        sm_get.push_back(mg);
-        if (zerocopy) zc_ratio.push_back(MeasureStream(stream_mem.port(), k, "z").second / mg);
+        lm_put.push_back(lm_run.put);
+        lm_get.push_back(lm_run.get);
+        st_put.push_back(stream_run.put);
+        st_get.push_back(stream_run.get);
+        sm_put.push_back(mem_run.put);
+        sm_get.push_back(mem_run.get);
+        for (auto [to, from] : {std::pair{&cpu[0], &lm_run}, {&cpu[1], &stream_run},
+                                {&cpu[2], &mem_run}}) {
+          to->put_server.push_back(from->put_server_cpu);
+          to->put_all.push_back(from->put_all_cpu);
+          to->get_server.push_back(from->get_server_cpu);
+          to->get_all.push_back(from->get_all_cpu);
+        }
+        if (zerocopy) {
+          zc_ratio.push_back(MeasureStream(stream_mem.port(), k, "z").get / mem_run.get);
+        }
       }
       // Ratios are taken run by run (each lm:// run beside the stream runs made right after
       // it) and their median reported: the machine is shared, and its speed drifts.
@@ -454,6 +544,15 @@ int main(int argc, char** argv) {
       worst_mem = std::min({worst_mem, rmp, rmg});
       std::printf("%6zuMiB %5d %9.2f %8.2f %5.2fx %10.2f %5.2fx %9.2f %8.2f %5.2fx %10.2f %5.2fx\n",
                   chunk >> 20, conns, mp, sp, rp, xp, rmp, mg, sg, rg, xg, rmg);
+      std::printf("%8s %5s   CPU ms/GB, server / all threads: PUT lm:// %.0f / %.0f, stream %.0f / "
+                  "%.0f, stream-mem %.0f / %.0f; GET lm:// %.0f / %.0f, stream %.0f / %.0f, "
+                  "stream-mem %.0f / %.0f\n",
+                  "", "", 1e3 * Median(cpu[0].put_server), 1e3 * Median(cpu[0].put_all),
+                  1e3 * Median(cpu[1].put_server), 1e3 * Median(cpu[1].put_all),
+                  1e3 * Median(cpu[2].put_server), 1e3 * Median(cpu[2].put_all),
+                  1e3 * Median(cpu[0].get_server), 1e3 * Median(cpu[0].get_all),
+                  1e3 * Median(cpu[1].get_server), 1e3 * Median(cpu[1].get_all),
+                  1e3 * Median(cpu[2].get_server), 1e3 * Median(cpu[2].get_all));
       if (zerocopy) {
         std::printf("%6zuMiB %5d   stream-mem GET with MSG_ZEROCOPY: %.2fx the copying send; %llu "
                     "of %llu sends reported so far copied by the kernel anyway\n",

@@ -398,7 +398,10 @@ class Prefetcher::Impl {
   void Start(const std::vector<int>& cpus) {
     for (unsigned i = 0; i < options_.threads; ++i) {
       const int cpu = cpus.empty() ? -1 : cpus[i % cpus.size()];
-      threads_.emplace_back([this, i, cpu] { Loop(i, cpu); });
+      threads_.emplace_back([this, i, cpu] {
+        NameThisThread("cxlkv-pref-" + std::to_string(i));
+        Loop(i, cpu);
+      });
     }
   }
 

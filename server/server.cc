@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
 
 #include "server/connection.h"
+#include "util/cpu.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -62,6 +64,26 @@ unsigned FitConnectionLimit(unsigned wanted, std::string* note) {
           std::to_string(fit) + ": the descriptor limit (ulimit -n) is " +
           std::to_string(rl.rlim_cur);
   return static_cast<unsigned>(fit);
+}
+
+// The SO_RCVBUF to give connections (0: leave the kernel's autotuning), from the option
+// (see ServerOptions::receive_buffer) and net.core.rmem_max: above it the kernel would cap the
+// window below what autotuning reaches, so it is not set then.
+int FitReceiveBuffer(int wanted, std::string* note) {
+  if (wanted == 0) return 0;
+  long rmem_max = -1;
+  if (std::FILE* f = std::fopen("/proc/sys/net/core/rmem_max", "re")) {
+    if (std::fscanf(f, "%ld", &rmem_max) != 1) rmem_max = -1;
+    std::fclose(f);
+  }
+  const int size = wanted < 0 ? kDefaultReceiveBuffer : wanted;
+  if (rmem_max < 0 || size <= rmem_max) return size;
+  if (wanted > 0) {
+    *note = "receive_buffer " + std::to_string(wanted) + " exceeds net.core.rmem_max (" +
+            std::to_string(rmem_max) + "): connections keep the kernel's autotuning (raise " +
+            "rmem_max to use it)";
+  }
+  return 0;
 }
 
 bool OutOfResources(int err) {
@@ -131,6 +153,9 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
   std::string note;
   options.max_connections = FitConnectionLimit(options.max_connections, &note);
   if (!note.empty()) s->log_->Line(note);
+  note.clear();
+  options.receive_buffer = FitReceiveBuffer(options.receive_buffer, &note);
+  if (!note.empty()) s->log_->Line(note);
   s->options_ = options;
   s->chunks_ = StoreChunks(store);
   s->reserved_ = std::make_unique<ByteBudget>(options.max_reserved_bytes);
@@ -174,8 +199,14 @@ Result<std::unique_ptr<Server>> Server::Start(Store& store, ServerOptions option
     s->loops_.push_back(std::move(loop));
   }
   for (std::size_t i = 0; i < s->loops_.size(); ++i) {
-    s->threads_.emplace_back([srv = s.get(), i] { srv->LoopMain(i); });
-    s->readers_.emplace_back([srv = s.get()] { srv->ReaderMain(); });
+    s->threads_.emplace_back([srv = s.get(), i] {
+      NameThisThread("cxlkv-loop-" + std::to_string(i));
+      srv->LoopMain(i);
+    });
+    s->readers_.emplace_back([srv = s.get(), i] {
+      NameThisThread("cxlkv-read-" + std::to_string(i));
+      srv->ReaderMain();
+    });
   }
   return s;
 }
@@ -438,7 +469,17 @@ void Server::LoopMain(std::size_t index) {
         // A send buffer that holds a whole chunk lets one sendmsg queue a GET's reply,
         // instead of a wake-up per partial send (the kernel caps it at wmem_max).
         const int bytes = options_.send_buffer;
-        ::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+        if (::setsockopt(c.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) != 0) {
+          log_->Line("SO_SNDBUF: " + std::string(std::strerror(errno)));
+        }
+      }
+      if (options_.receive_buffer > 0) {
+        // A fixed receive window (the kernel doubles it for its own overhead): a new
+        // connection's PUTs start at full speed instead of waiting for autotuning to grow it.
+        const int bytes = options_.receive_buffer;
+        if (::setsockopt(c.get(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) != 0) {
+          log_->Line("SO_RCVBUF: " + std::string(std::strerror(errno)));
+        }
       }
       std::string peer = PeerName(c.get());
       const std::size_t target = PickLoop(index);

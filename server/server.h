@@ -35,6 +35,12 @@
 
 namespace cxlkv::serve {
 
+// The receive window a connection gets by default: on this 2-core loopback, 8 connections'
+// 2 MiB PUTs ran 0.84-0.87x a plain stream with it and 0.71-0.81x with autotuning, which
+// starts each new connection's window at tcp_rmem's default and grows it as the loop reads
+// (bench_serve, CXLKV_BENCH_RCVBUF; docs/serve.md).
+inline constexpr int kDefaultReceiveBuffer = 4 << 20;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";  // TCP address to bind; "" for no TCP listener
   int port = 0;                    // 0: a free port, chosen by the kernel
@@ -44,6 +50,10 @@ struct ServerOptions {
   std::size_t max_payload = std::size_t{1} << 30;  // the largest PUT accepted
   unsigned threads = 2;            // event loops
   int send_buffer = 0;             // SO_SNDBUF of connections; 0 leaves the kernel's autotuning
+  // SO_RCVBUF of connections: a fixed receive window. -1: kDefaultReceiveBuffer where
+  // net.core.rmem_max allows it, else the kernel's autotuning; 0: autotuning; more: that many
+  // bytes (autotuning, with a warning, when rmem_max is smaller: the kernel would cap it).
+  int receive_buffer = -1;
   std::size_t receive_low_water = 0;  // SO_RCVLOWAT during PUT payloads; 0 leaves it at 1
   bool quiet = false;              // log only bad input and cut connections
 

@@ -51,6 +51,16 @@ const OptionSpec<ServerOptions> kServer[] = {
     {{"threads", T::kInteger, "event-loop threads", 1, 64},
      [](ServerOptions& s, const CheckedValue& v) { s.threads = static_cast<unsigned>(v.integer); },
      [](const ServerOptions& s) { return Int(s.threads); }},
+    {{"receive_buffer", T::kBytes,
+      "SO_RCVBUF of each connection: a fixed receive window, so that a new connection's PUTs "
+      "start at full speed (default: 4M where net.core.rmem_max allows it, else the kernel's "
+      "autotuning; 0: autotuning; above rmem_max: autotuning, with a warning)",
+      0, std::int64_t{1} << 30},
+     [](ServerOptions& s, const CheckedValue& v) { s.receive_buffer = static_cast<int>(v.bytes); },
+     [](const ServerOptions& s) -> std::optional<OptionValue> {
+       if (s.receive_buffer < 0) return std::nullopt;  // chosen at start from rmem_max
+       return Int(s.receive_buffer);
+     }},
     {{"max_payload", T::kBytes, "the largest PUT accepted"},
      SetBytes<&ServerOptions::max_payload>,
      GetBytes<&ServerOptions::max_payload>},

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -252,6 +253,80 @@ TEST(ServerTest, ConnectionsAreSpreadOverTheLoops) {
   conns.clear();
   ASSERT_TRUE(testing::WaitFor([&] { return spread().second == 0; }));
   EXPECT_EQ((*server)->metrics().connections_open.load(), 0u);
+}
+
+// The server's end of a TCP connection whose client end is `client`, found among this
+// process's descriptors (the server runs in the test's process): -1 when none matches.
+int ServerEndOf(int client) {
+  sockaddr_in local{}, peer{};
+  socklen_t len = sizeof(local);
+  if (::getsockname(client, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
+  len = sizeof(peer);
+  if (::getpeername(client, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return -1;
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_in a{}, b{};
+    socklen_t la = sizeof(a), lb = sizeof(b);
+    if (fd == client || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &la) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&b), &lb) != 0 || la != sizeof(a) ||
+        a.sin_family != AF_INET) {
+      continue;
+    }
+    if (a.sin_port == peer.sin_port && b.sin_port == local.sin_port) return fd;
+  }
+  return -1;
+}
+
+long RmemMax() {
+  long v = -1;
+  if (std::FILE* f = std::fopen("/proc/sys/net/core/rmem_max", "re")) {
+    if (std::fscanf(f, "%ld", &v) != 1) v = -1;
+    std::fclose(f);
+  }
+  return v;
+}
+
+// receive_buffer fixes SO_RCVBUF of accepted connections (the kernel reports twice what was
+// set); the default takes 4 MiB only where rmem_max allows it, and a size over rmem_max, or
+// 0, leaves the kernel's autotuning.
+TEST(ServerTest, ReceiveBufferIsSetWhereRmemMaxAllowsIt) {
+  const long rmem_max = RmemMax();
+  if (rmem_max <= 0) GTEST_SKIP() << "no /proc/sys/net/core/rmem_max to read";
+  auto store = SmallStore();
+  ASSERT_NE(store, nullptr);
+  struct Case {
+    int option;
+    int expect;  // the option Start resolves it to; 0: autotuning
+  };
+  const int small = static_cast<int>(std::min<long>(rmem_max, 48 << 10));  // not tcp_rmem[1] / 2
+  const Case cases[] = {
+      {-1, rmem_max >= kDefaultReceiveBuffer ? kDefaultReceiveBuffer : 0},
+      {small, small},
+      {static_cast<int>(rmem_max) + 4096, 0},
+      {0, 0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("receive_buffer " + std::to_string(c.option));
+    ServerOptions o;
+    o.quiet = true;
+    o.receive_buffer = c.option;
+    auto server = Server::Start(*store, o);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    EXPECT_EQ((*server)->options().receive_buffer, c.expect);
+    UniqueFd conn = Connect((*server)->port());
+    ASSERT_EQ(testing::Health(conn.get()), 200);  // accepted and served by now
+    const int end = ServerEndOf(conn.get());
+    ASSERT_GE(end, 0);
+    int got = 0;
+    socklen_t len = sizeof(got);
+    ASSERT_EQ(::getsockopt(end, SOL_SOCKET, SO_RCVBUF, &got, &len), 0);
+    if (c.expect > 0) {
+      EXPECT_EQ(got, 2 * c.expect);
+    } else {
+      // Autotuning: the buffer is tcp_rmem's default, not a size this server set.
+      EXPECT_NE(got, 2 * small);
+      EXPECT_NE(got, 2 * kDefaultReceiveBuffer);
+    }
+  }
 }
 
 // A GET of a chunk in the spill tier is pinned by a reader thread, not the event loop (whose

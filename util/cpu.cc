@@ -25,6 +25,12 @@ bool PinThisThread(int cpu) {
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
+void NameThisThread(std::string_view name) {
+  char buf[16] = {};  // the kernel's limit, terminator included
+  name.copy(buf, sizeof(buf) - 1);
+  static_cast<void>(pthread_setname_np(pthread_self(), buf));  // best effort, as documented
+}
+
 std::uint64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -1,10 +1,12 @@
-// CPUs and the monotonic clock: the one place that asks the kernel which CPUs this process may
-// run on, pins a thread, or reads CLOCK_MONOTONIC for the emulator's and prefetcher's timing.
+// CPUs, threads and the monotonic clock: the one place that asks the kernel which CPUs this
+// process may run on, pins or names a thread, or reads CLOCK_MONOTONIC for the emulator's and
+// prefetcher's timing.
 //
 // Thread-safety: the functions are thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace cxlkv {
@@ -14,6 +16,10 @@ std::vector<int> AllowedCpus();
 
 // Pins the calling thread to `cpu`; false when the kernel refuses.
 bool PinThisThread(int cpu);
+
+// Names the calling thread (as `top -H`, `perf` and /proc/<pid>/task/*/comm show it): the first
+// 15 bytes of `name`. Best effort: a refusal leaves the name the thread had.
+void NameThisThread(std::string_view name);
 
 // CLOCK_MONOTONIC in nanoseconds (a vDSO read, ~20 ns here).
 std::uint64_t MonotonicNs();
