@@ -437,18 +437,22 @@ void LogRound(const Options& opt, const std::string& path, std::size_t chunk, st
             : std::max<std::size_t>(1, std::min(cxlkv::internal::UnmappedTier::kAppendBatchChunks,
                                                 cxlkv::internal::UnmappedTier::kAppendBatchBytes /
                                                     chunk));
+    // Every chunk once, append_batch a call.
     std::vector<SegmentLog::AppendItem> items(append_batch);
-    start = Clock::now();
-    for (std::size_t first = 0; first < n; first += append_batch) {
-      const std::size_t m = std::min(append_batch, n - first);
-      for (std::size_t k = 0; k < m; ++k) {
-        items[k] = SegmentLog::AppendItem{};
-        items[k].key = keys[first + k];
-        items[k].parts = std::span(&parts[first + k], 1);
+    const auto append_all = [&](const char* what) {
+      for (std::size_t first = 0; first < n; first += append_batch) {
+        const std::size_t m = std::min(append_batch, n - first);
+        for (std::size_t k = 0; k < m; ++k) {
+          items[k] = SegmentLog::AppendItem{};
+          items[k].key = keys[first + k];
+          items[k].parts = std::span(&parts[first + k], 1);
+        }
+        Check((*batch_log)->AppendBatch(std::span(items).first(m)), what);
+        for (std::size_t k = 0; k < m; ++k) locs[first + k] = items[k].location;
       }
-      Check((*batch_log)->AppendBatch(std::span(items).first(m)), "batched append");
-      for (std::size_t k = 0; k < m; ++k) locs[first + k] = items[k].location;
-    }
+    };
+    start = Clock::now();
+    append_all("batched append");
     cell->append_batch.push_back(gb / Seconds(start));
 
     // Steady state: every segment evicted, and the same chunks appended into the segments
@@ -459,16 +463,7 @@ void LogRound(const Options& opt, const std::string& path, std::size_t chunk, st
       if (evicted.status().code() == cxlkv::StatusCode::kNotFound) break;
       Check(evicted.status(), "evicting a segment");
     }
-    for (std::size_t first = 0; first < n; first += append_batch) {
-      const std::size_t m = std::min(append_batch, n - first);
-      for (std::size_t k = 0; k < m; ++k) {
-        items[k] = SegmentLog::AppendItem{};
-        items[k].key = keys[first + k];
-        items[k].parts = std::span(&parts[first + k], 1);
-      }
-      Check((*batch_log)->AppendBatch(std::span(items).first(m)), "recycled batched append");
-      for (std::size_t k = 0; k < m; ++k) locs[first + k] = items[k].location;
-    }
+    append_all("recycled batched append");
     cell->append_recycled.push_back(gb / Seconds(start));
     const std::size_t probe = n / 2;
     auto got = (*batch_log)->Read(locs[probe], keys[probe], std::span(dst[0].get(), chunk));
