@@ -88,6 +88,13 @@ std::unique_ptr<EvictionPolicy> MakeLfuPolicy(const EntryTable& entries);
 std::unique_ptr<EvictionPolicy> MakeS3FifoPolicy(const EntryTable& entries,
                                                  std::size_t capacity_bytes);
 // "prefix-chains", "prefix" or "prefix-hazard" (prefix.cc); nullptr for another name.
-std::unique_ptr<EvictionPolicy> MakePrefixPolicy(std::string_view name, const EntryTable& entries);
+// How much state a prefix policy keeps (see prefix.cc): key ids before it first forgets the
+// keys it no longer needs (about 130 bytes each), and the follow-up hazard's units.
+struct PrefixStateLimits {
+  std::size_t max_keys = std::size_t{1} << 20;
+  std::size_t max_units = std::size_t{1} << 21;
+};
+std::unique_ptr<EvictionPolicy> MakePrefixPolicy(std::string_view name, const EntryTable& entries,
+                                                 const PrefixStateLimits& limits = {});
 
 }  // namespace cxlkv::internal

@@ -12,8 +12,9 @@ constexpr double kPriorUnits = 4;
 
 }  // namespace
 
-FollowUpHazard::FollowUpHazard(std::size_t classes)
+FollowUpHazard::FollowUpHazard(std::size_t classes, std::size_t max_units)
     : classes_(classes),
+      max_units_(std::max<std::size_t>(max_units, 2)),
       cursor_(kBuckets, 0),
       at_risk_(classes * kBuckets, 0),
       followed_(classes * kBuckets, 0),
@@ -42,14 +43,24 @@ void FollowUpHazard::Advance(double now_s) {
   }
 }
 
-std::uint32_t FollowUpHazard::AddUnit(double time_s, std::size_t cls) {
+FollowUpHazard::UnitId FollowUpHazard::AddUnit(double time_s, std::size_t cls) {
+  if (units_.size() >= max_units_) DropOldest(units_.size() / 2);
   units_.push_back({time_s, -1, static_cast<std::uint32_t>(cls)});
   at_risk_[cls * kBuckets] += 1;
-  return static_cast<std::uint32_t>(units_.size() - 1);
+  return first_ + units_.size() - 1;
 }
 
-void FollowUpHazard::FollowUp(std::uint32_t unit, double now_s) {
-  Unit& u = units_[unit];
+void FollowUpHazard::DropOldest(std::size_t n) {
+  n = std::min(n, units_.size());
+  units_.erase(units_.begin(), units_.begin() + static_cast<std::ptrdiff_t>(n));
+  first_ += n;
+  // A dropped unit that had not reached a bucket yet is never counted at risk in it.
+  for (std::size_t& c : cursor_) c = c > n ? c - n : 0;
+}
+
+void FollowUpHazard::FollowUp(UnitId unit, double now_s) {
+  if (unit < first_ || unit - first_ >= units_.size()) return;  // dropped (censored)
+  Unit& u = units_[unit - first_];
   if (u.gap_s >= 0) return;
   u.gap_s = std::max(0.0, now_s - u.time_s);
   followed_[u.cls * kBuckets + Bucket(u.gap_s)] += 1;

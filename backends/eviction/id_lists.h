@@ -58,6 +58,17 @@ class IdLists {
     PushFront(l, id);
   }
 
+  // The same lists over new ids, each in the same order: new_of[old] for every listed id,
+  // which must not be kNil; `ids` new ids.
+  IdLists Remapped(const std::vector<std::uint32_t>& new_of, std::size_t ids) const {
+    IdLists out(head_.size());
+    out.Grow(ids);
+    for (std::size_t l = 0; l < head_.size(); ++l) {
+      for (std::uint32_t id = tail_[l]; id != kNil; id = prev_[id]) out.PushFront(l, new_of[id]);
+    }
+    return out;
+  }
+
   std::size_t bytes() const { return list_.capacity() * 9; }  // two links and a list byte
 
  private:

@@ -34,12 +34,17 @@
 // (or the request's end) was stored when its turn came: the engine skipped it (present). The
 // request ends when the next one begins. Per-key state lives in flat arrays over dense ids the
 // policy hands out to every key it sees (the entry's prev link holds a stored chunk's id:
-// these policies keep no EntryList), so it grows with the distinct keys seen, counted in
-// state_bytes; the store's entries stay 48 bytes.
+// these policies keep no EntryList), counted in state_bytes; the store's entries stay 48
+// bytes. It is bounded: past max(max_keys, twice what the last compaction kept) ids, the
+// policy forgets every key that is not stored in its tier, in its LRU shadow, a recent ghost
+// or part of the current request, and renumbers the rest (Compact). A forgotten key that comes
+// back starts afresh, as a key never seen. The follow-up hazard's units are bounded likewise
+// (follow_up_hazard.h).
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <memory>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -106,8 +111,15 @@ std::uint8_t SizeBucket(std::uint32_t new_chunks) {
 
 class PrefixPolicy : public EvictionPolicy {
  public:
-  PrefixPolicy(const char* name, const EntryTable& entries, const PrefixPolicyOptions& options)
-      : name_(name), entries_(&entries), options_(options), queues_(kClasses), hazard_(kClasses) {
+  PrefixPolicy(const char* name, const EntryTable& entries, const PrefixPolicyOptions& options,
+               const PrefixStateLimits& limits)
+      : name_(name),
+        entries_(&entries),
+        options_(options),
+        max_keys_(std::max<std::size_t>(limits.max_keys, 1)),
+        compact_at_(max_keys_),
+        queues_(kClasses),
+        hazard_(kClasses, limits.max_units) {
     hazard_odds_.fill(1);  // until anything is learned: LRU over chains
     odds_weight_.fill(1);
     if (options_.shadow_lru) shadow_ = std::make_unique<ShadowLru>();
@@ -121,7 +133,7 @@ class PrefixPolicy : public EvictionPolicy {
   std::size_t state_bytes() const override {
     const std::size_t per_key = sizeof(KeyHash) + sizeof(EntryId) + 5 * sizeof(std::uint32_t) +
                                 3 * sizeof(std::uint8_t) + 3 * sizeof(std::uint64_t) +
-                                sizeof(double);
+                                sizeof(FollowUpHazard::UnitId) + sizeof(double);
     // The map: a node (key, id, next pointer, cached hash) and a bucket pointer per key.
     const std::size_t map = ids_.size() * (sizeof(KeyHash) + 4 * sizeof(void*)) +
                             ids_.bucket_count() * sizeof(void*);
@@ -266,8 +278,10 @@ class PrefixPolicy : public EvictionPolicy {
   }
 
  private:
-  // The dense id of a key, handed out at its first sight.
+  // The dense id of a key, handed out at its first sight (after a compaction, when the ids
+  // have reached its threshold).
   std::uint32_t IdOf(const KeyHash& h) {
+    if (hash_of_.size() >= compact_at_ && ids_.find(h) == ids_.end()) Compact();
     const auto [it, inserted] = ids_.try_emplace(h, static_cast<std::uint32_t>(hash_of_.size()));
     if (inserted) {
       hash_of_.push_back(h);
@@ -288,6 +302,68 @@ class PrefixPolicy : public EvictionPolicy {
       queues_.Grow(hash_of_.size());
     }
     return it->second;
+  }
+
+  // Forgets the keys nothing needs any more and renumbers the others, keeping their order in
+  // every queue: what is stored in this tier (its entry's prev link is updated), what the LRU
+  // shadow holds, a ghost still within Admit's window, and the current request's keys. O(ids);
+  // the next one comes when the ids have doubled from what this one kept, or at max_keys_.
+  void Compact() {
+    const std::size_t n = hash_of_.size();
+    std::vector<std::uint32_t> new_of(n, kNil);
+    std::vector<std::uint32_t> kept;  // old ids, by new id
+    const auto keep = [&](std::uint32_t id) {
+      if (new_of[id] != kNil) return;
+      new_of[id] = static_cast<std::uint32_t>(kept.size());
+      kept.push_back(id);
+    };
+    const std::uint64_t ghost_window = std::max<std::uint64_t>(cached_, 1);
+    for (std::uint32_t id = 0; id < n; ++id) {
+      const bool recent_ghost =
+          ghost_class_[id] != kNotEvicted && evictions_ - evicted_at_[id] <= ghost_window;
+      if (queues_.listed(id) || (shadow_ && shadow_->contains(id)) || recent_ghost) keep(id);
+    }
+    for (const std::uint32_t id : chain_) keep(id);
+    for (const std::uint32_t id : request_) keep(id);
+
+    const auto gather = [&](auto& v) {
+      std::remove_reference_t<decltype(v)> out;
+      out.reserve(kept.size());
+      for (const std::uint32_t old : kept) out.push_back(v[old]);
+      v.swap(out);
+    };
+    for (const std::uint32_t old : kept) {  // while entry_of_ still has the old numbering
+      if (queues_.listed(old)) entries_->at(entry_of_[old]).prev = new_of[old];
+    }
+    queues_ = queues_.Remapped(new_of, kept.size());
+    if (shadow_) shadow_->Remap(new_of, kept.size());
+    gather(hash_of_);
+    gather(entry_of_);
+    gather(bytes_);
+    gather(pred_);
+    gather(class_);
+    gather(touched_);
+    gather(seen_);
+    gather(successors_);
+    gather(ghost_class_);
+    gather(evicted_at_);
+    gather(owner_unit_);
+    gather(touched_s_);
+    gather(hit_in_request_);
+    // Chains between kept keys stay linked; a link to a forgotten key is learned again.
+    first_child_.assign(kept.size(), kNil);
+    next_sibling_.assign(kept.size(), kNil);
+    for (std::uint32_t id = 0; id < kept.size(); ++id) {
+      const std::uint32_t parent = pred_[id] == kNil ? kNil : new_of[pred_[id]];
+      pred_[id] = kNil;
+      if (parent != kNil) Link(parent, id);
+    }
+    for (std::uint32_t& id : chain_) id = new_of[id];
+    for (std::uint32_t& id : request_) id = new_of[id];
+    ids_.clear();
+    for (std::uint32_t id = 0; id < kept.size(); ++id) ids_.emplace(hash_of_[id], id);
+    compact_at_ = std::max(max_keys_, 2 * kept.size());
+    ++compactions_;
   }
 
   // A key's first predecessor is its predecessor: keys are prefix-chained, so a chunk follows
@@ -373,9 +449,9 @@ class PrefixPolicy : public EvictionPolicy {
     for (const std::uint32_t id : request_) {
       if (owner_unit_[id] != FollowUpHazard::kNoUnit) hazard_.FollowUp(owner_unit_[id], now_s_);
     }
-    const std::uint32_t shared =
+    const FollowUpHazard::UnitId shared =
         shared_chunks_ > 0 ? hazard_.AddUnit(now_s_, kSharedClass) : FollowUpHazard::kNoUnit;
-    const std::uint32_t own = hazard_.AddUnit(now_s_, request_class);
+    const FollowUpHazard::UnitId own = hazard_.AddUnit(now_s_, request_class);
     for (std::size_t i = 0; i < request_.size(); ++i) {
       owner_unit_[request_[i]] = i < shared_chunks_ ? shared : own;
     }
@@ -415,6 +491,9 @@ class PrefixPolicy : public EvictionPolicy {
   const char* name_;
   const EntryTable* entries_;
   PrefixPolicyOptions options_;
+  std::size_t max_keys_;    // ids before the first compaction
+  std::size_t compact_at_;  // ids at which the next one runs
+  std::uint64_t compactions_ = 0;
   std::unordered_map<KeyHash, std::uint32_t, KeyHashHasher> ids_;  // every key seen
   // Per dense id.
   std::vector<KeyHash> hash_of_;
@@ -429,7 +508,7 @@ class PrefixPolicy : public EvictionPolicy {
   std::vector<std::uint32_t> successors_;   // distinct chunks seen right after it
   std::vector<std::uint8_t> ghost_class_;   // class it was evicted from, until asked for again
   std::vector<std::uint64_t> evicted_at_;   // evictions_ when it was evicted
-  std::vector<std::uint32_t> owner_unit_;   // the unit of the request that last held it
+  std::vector<FollowUpHazard::UnitId> owner_unit_;  // the unit of the request that last held it
   std::vector<double> touched_s_;           // time of its last touch, seconds
   std::vector<std::uint64_t> hit_in_request_;  // request_no_ of the request that read it
   IdLists queues_;                          // one per class, most recent at the front
@@ -463,18 +542,18 @@ class PrefixPolicy : public EvictionPolicy {
 
 }  // namespace
 
-std::unique_ptr<EvictionPolicy> MakePrefixPolicy(std::string_view name,
-                                                 const EntryTable& entries) {
+std::unique_ptr<EvictionPolicy> MakePrefixPolicy(std::string_view name, const EntryTable& entries,
+                                                 const PrefixStateLimits& limits) {
   PrefixPolicyOptions options;
-  if (name == "prefix") return std::make_unique<PrefixPolicy>("prefix", entries, options);
+  if (name == "prefix") return std::make_unique<PrefixPolicy>("prefix", entries, options, limits);
   if (name == "prefix-chains") {
     options.learned_classes = false;
-    return std::make_unique<PrefixPolicy>("prefix-chains", entries, options);
+    return std::make_unique<PrefixPolicy>("prefix-chains", entries, options, limits);
   }
   if (name == "prefix-hazard") {
     options.hazard_odds = true;
     options.shadow_lru = true;
-    return std::make_unique<PrefixPolicy>("prefix-hazard", entries, options);
+    return std::make_unique<PrefixPolicy>("prefix-hazard", entries, options, limits);
   }
   return nullptr;
 }

@@ -60,6 +60,17 @@ class ShadowLru {
   }
 
   bool contains(std::uint32_t chunk) const { return list_.listed(chunk); }
+
+  // The owner renumbered its ids (new_of[old]; kNil for an id it forgot, which must not be
+  // listed here); `ids` new ids.
+  void Remap(const std::vector<std::uint32_t>& new_of, std::size_t ids) {
+    std::vector<std::uint64_t> bytes(ids, 0);
+    for (std::size_t old = 0; old < bytes_.size() && old < new_of.size(); ++old) {
+      if (new_of[old] != IdLists::kNil) bytes[new_of[old]] = bytes_[old];
+    }
+    list_ = list_.Remapped(new_of, ids);
+    bytes_.swap(bytes);
+  }
   std::size_t bytes() const { return list_.bytes() + bytes_.capacity() * sizeof(std::uint64_t); }
 
  private:

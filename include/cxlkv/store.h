@@ -86,9 +86,13 @@ struct TierOptions {
   //            "prefix" also ranks chunks by classes (conversation turn x new-part size)
   //            whose reuse it learns online, "prefix-hazard" by each class's chance of a
   //            follow-up within the cache's eviction age, learned from the store's clock
-  //            (StoreOptions::clock). Their state grows with the distinct keys they have seen
-  //            and, for "prefix-hazard", with the requests: it is not bounded yet, so a
-  //            long-running store should watch StoreStats::policy_bytes.
+  //            (StoreOptions::clock). Their state is per key seen (about 130 bytes) and, for
+  //            "prefix-hazard", per request (one or two 24-byte follow-up records), and it is
+  //            bounded: past a million keys (or twice what they last kept) they forget the
+  //            keys not stored in the tier, not in the LRU shadow, not recently evicted and
+  //            not in the current request (a forgotten key that comes back is new to them),
+  //            and they keep at most two million follow-up records, dropping the oldest half
+  //            at the limit. StoreStats::policy_bytes counts it.
   std::string eviction = "lru";
 
   // Background demotion starts when the tier's used slot bytes pass high_watermark x capacity

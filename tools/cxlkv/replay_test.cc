@@ -129,7 +129,7 @@ TEST(ReplaySim, PrefixPolicySkipsUnreachableAndDropsOrphans) {
 // [2, 4) s and 0 elsewhere; class 1 has no units and takes the pooled hazard, the same.
 TEST(ReplayHazard, KaplanMeierByIdleTime) {
   FollowUpHazard h(2);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.AddUnit(0, 0), static_cast<std::uint32_t>(i));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.AddUnit(0, 0), static_cast<FollowUpHazard::UnitId>(i));
   h.Advance(2.5);
   h.FollowUp(0, 3);
   h.FollowUp(0, 5);  // only the first follow-up counts
