@@ -157,17 +157,6 @@ struct Cell {
   std::uint64_t direct_fallbacks = 0;
 };
 
-// One chunk per I/O, at most `depth` in flight: queue until full, then reap one and queue the
-// next. Returns seconds for all n.
-// `extents`, when given, holds each chunk's offset and length instead of (i * chunk, chunk);
-// the dsts must hold the longest. `batch` > 0 waits for every I/O after each `batch` of them
-// (as a caller of ReadBatch does), 0 keeps the queue full throughout.
-double RawIo(int fd, bool write, unsigned depth, std::size_t chunk,
-             const std::vector<std::size_t>& order, const std::vector<AlignedBytes>& sources,
-             std::vector<AlignedBytes>& dsts,
-             const std::vector<std::pair<std::uint64_t, std::uint32_t>>* extents = nullptr,
-             std::size_t batch = 0);
-
 std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
   auto ring = IoRing::Create(fd, depth, /*use_io_uring=*/true);
   Check(ring.status(), "creating an io_uring of depth " + std::to_string(depth));
@@ -175,15 +164,17 @@ std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
   return std::move(*ring);
 }
 
-// RawIo on a ring the caller made (of at least `depth` entries). With `heads` (depth 4 KiB
-// buffers), each read takes its first block into a head buffer and the rest into its dst, in
-// one readv, as the log reads a record (header block apart, data straight into the caller's
-// memory).
+// One chunk per I/O on `ring` (of at least `depth` entries), at most `depth` in flight: queue
+// until full, then reap one and queue the next. Returns seconds for all of `order`.
+// `extents`, when given, holds each chunk's offset and length instead of (i * chunk, chunk);
+// the dsts must hold the longest. With `heads` (depth 4 KiB buffers), each read takes its
+// first block into a head buffer and the rest into its dst, in one readv, as the log reads a
+// record (header block apart, data straight into the caller's memory).
 double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
                std::span<const std::size_t> order, const std::vector<AlignedBytes>& sources,
                std::vector<AlignedBytes>& dsts,
-               const std::vector<std::pair<std::uint64_t, std::uint32_t>>* extents,
-               std::size_t batch, const std::vector<AlignedBytes>* heads = nullptr) {
+               const std::vector<std::pair<std::uint64_t, std::uint32_t>>* extents = nullptr,
+               const std::vector<AlignedBytes>* heads = nullptr) {
   // I/O slots: each in-flight I/O owns one (its buffers and iovecs) until it completes.
   std::vector<iovec> iovs(2 * depth);
   std::vector<std::uint32_t> free_slots(depth);
@@ -191,9 +182,7 @@ double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
   const auto start = Clock::now();
   std::size_t next = 0, done = 0;
   while (done < order.size()) {
-    // A batch's I/Os go out once the batch before it has completed.
-    const std::size_t batch_end = batch == 0 ? order.size() : (done / batch + 1) * batch;
-    while (next < std::min(order.size(), batch_end) && ring.in_flight() < depth) {
+    while (next < order.size() && ring.in_flight() < depth) {
       const std::size_t i = order[next];
       const auto offset = extents ? (*extents)[i].first : static_cast<std::uint64_t>(i * chunk);
       const auto len = extents ? (*extents)[i].second : static_cast<std::uint32_t>(chunk);
@@ -227,13 +216,12 @@ double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
   return Seconds(start);
 }
 
+// RawIoOn on a ring of its own.
 double RawIo(int fd, bool write, unsigned depth, std::size_t chunk,
              const std::vector<std::size_t>& order, const std::vector<AlignedBytes>& sources,
-             std::vector<AlignedBytes>& dsts,
-             const std::vector<std::pair<std::uint64_t, std::uint32_t>>* extents,
-             std::size_t batch) {
+             std::vector<AlignedBytes>& dsts) {
   auto ring = RawRing(fd, depth);
-  return RawIoOn(*ring, write, depth, chunk, order, sources, dsts, extents, batch);
+  return RawIoOn(*ring, write, depth, chunk, order, sources, dsts);
 }
 
 void RawRound(const std::string& path, std::size_t chunk, std::size_t n,
@@ -382,12 +370,12 @@ void LogRound(const Options& opt, const std::string& path, std::size_t chunk, st
     };
     const auto raw_batch = [&] {
       raw_seconds += RawIoOn(*raw_ring, false, opt.queue_depth, chunk,
-                             std::span(order).subspan(first, m), {}, raw_dst, &extents, 0);
+                             std::span(order).subspan(first, m), {}, raw_dst, &extents);
     };
     const auto raw_split_batch = [&] {
       raw_split_seconds +=
           RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
-                  {}, raw_dst, &extents, 0, &raw_heads);
+                  {}, raw_dst, &extents, &raw_heads);
     };
     switch ((first / batch) % 3) {
       case 0:
