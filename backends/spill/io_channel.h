@@ -198,10 +198,9 @@ struct StagedReads {
 // order the device completes them in, so it may hash as it goes; a placed piece is seen as its
 // slot part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
 // called for the job's later pieces, and must ignore them. Bytes past the end of a file read as
-// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed
-// (and what the ring still held is abandoned: a placed piece's dst could then still be written
-// by the kernel after the return, the one case where that can happen; io_uring_wait_cqe fails
-// only when the ring itself is corrupt).
+// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed,
+// and nothing the kernel was handed is still running when it returns (IoRing::WaitOne waits
+// for it), so no dst is written after the return.
 template <typename Extent, typename Consume, typename Fail, typename Place = StagedReads>
 Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail,
                      Place place = {}) {
@@ -310,8 +309,11 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
     p.complete = true;
   }
   if (!ring_error.ok()) {
-    // The ring is broken: what it still holds is abandoned (it refuses all further work, and
-    // its staging memory stays mapped until the log is closed).
+    // A broken ring has waited for what the kernel held (IoRing::WaitOne) and refuses all
+    // further work. A refused queueing leaves the ring whole: what it has in flight is reaped
+    // here, so that no read lands in a caller's memory after this returns.
+    while (!ch.ring().broken() && ch.ring().in_flight() > 0 && ch.ring().WaitOne().ok()) {
+    }
     for (std::size_t j = 0; j < n; ++j) fail(j, ring_error);
   }
   return ring_error;

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <utility>
 
@@ -177,8 +179,7 @@ Result<IoRing::Completion> IoRing::WaitOne() {
     if (ret >= 0) {
       unsubmitted_ -= std::min<unsigned>(unsubmitted_, static_cast<unsigned>(ret));
       if (ret == 0 && attempts > 1000) {
-        broken_ = true;
-        return Status::IOError("io_uring_submit_and_wait accepts nothing");
+        return Break(Status::IOError("io_uring_submit_and_wait accepts nothing"));
       }
       continue;
     }
@@ -188,17 +189,20 @@ Result<IoRing::Completion> IoRing::WaitOne() {
       sched_yield();
       continue;
     }
-    broken_ = true;
-    return Status::FromErrno("io_uring_submit_and_wait", -ret);
+    return Break(Status::FromErrno("io_uring_submit_and_wait", -ret));
   }
 
   io_uring_cqe* cqe = nullptr;
   for (;;) {
-    const int ret = io_uring_wait_cqe(ring_.get(), &cqe);
+    int ret;
+    if (injected_wait_error_ != 0) {
+      ret = -std::exchange(injected_wait_error_, 0);
+    } else {
+      ret = io_uring_wait_cqe(ring_.get(), &cqe);
+    }
     if (ret == 0 && cqe != nullptr) break;
     if (ret == -EINTR || ret == -EAGAIN) continue;
-    broken_ = true;
-    return Status::FromErrno("io_uring_wait_cqe", ret < 0 ? -ret : EIO);
+    return Break(Status::FromErrno("io_uring_wait_cqe", ret < 0 ? -ret : EIO));
   }
   const Completion c{io_uring_cqe_get_data64(cqe), cqe->res};
   io_uring_cqe_seen(ring_.get(), cqe);
@@ -216,10 +220,46 @@ Status IoRing::Submit() {
     }
     if (ret == -EINTR) continue;
     if (ret == 0 || ret == -EAGAIN || ret == -EBUSY) break;  // no room now: WaitOne retries
-    broken_ = true;
-    return Status::FromErrno("io_uring_submit", -ret);
+    return Break(Status::FromErrno("io_uring_submit", -ret));
   }
   return Status::Ok();
+}
+
+Status IoRing::Break(Status why) {
+  broken_ = true;
+  // What the kernel was handed: queued entries it has not consumed from the submission ring
+  // never run (nothing submits on a broken ring, and io_uring_queue_exit drops them).
+  const unsigned not_consumed = std::min(io_uring_sq_ready(ring_.get()), in_flight_);
+  unsigned held = in_flight_ - not_consumed;
+  in_flight_ = 0;
+  unsubmitted_ = 0;
+  if (held == 0) return why;
+  internal::LogF("cxlkv: %s; waiting for the %u I/O operations the kernel holds before giving "
+                 "their memory back",
+                 why.ToString().c_str(), held);
+  const auto deadline = std::chrono::steady_clock::now() + kQuiesceLimit;
+  auto pause = std::chrono::microseconds(50);
+  while (held > 0) {
+    io_uring_cqe* cqe = nullptr;
+    // Reads the completion queue in memory (a system call only to flush an overflow, whose
+    // failure is one more turn of this loop).
+    if (io_uring_peek_cqe(ring_.get(), &cqe) == 0 && cqe != nullptr) {
+      io_uring_cqe_seen(ring_.get(), cqe);
+      --held;
+      continue;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      internal::LogF("cxlkv: the kernel still holds %u I/O operations of a failed io_uring after "
+                     "%lld s; stopping the process rather than let them land in memory already "
+                     "handed back",
+                     held, static_cast<long long>(kQuiesceLimit.count()));
+      std::abort();
+    }
+    timespec ts{0, static_cast<long>(std::chrono::nanoseconds(pause).count())};
+    nanosleep(&ts, nullptr);
+    pause = std::min<std::chrono::microseconds>(2 * pause, std::chrono::milliseconds(10));
+  }
+  return why;
 }
 
 Result<IoRing::Completion> IoRing::WaitOneSync() {

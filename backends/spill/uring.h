@@ -23,6 +23,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -83,9 +84,21 @@ class IoRing {
   Status Submit();
 
   // Submits what is queued, then waits for and returns one completion (in any order).
-  // An error here (not in the completion) means the ring itself failed: the operations in
-  // flight are then abandoned and the ring refuses further work (broken()).
+  // An error here (not in the completion) means the ring itself failed: it refuses further
+  // work (broken()), and the operations in flight are abandoned, but not before the kernel has
+  // finished every one it was handed. Their completions still reach the completion queue,
+  // which is read without a system call, so the ring waits for them there (the block layer
+  // ends a stuck request with an error after its timeout). A read straight into a caller's
+  // memory therefore never lands after the caller was told it failed. Should the kernel hold
+  // one past kQuiesceLimit, the process stops (abort, with the reason logged) rather than
+  // hand that memory back for reuse.
   Result<Completion> WaitOne();
+
+  static constexpr std::chrono::seconds kQuiesceLimit{120};
+
+  // Tests only: the next wait for a completion fails with `err` as if the kernel had refused
+  // it, after what is queued has been handed over, so the failure path runs with I/O in flight.
+  void FailNextWaitForTesting(int err) { injected_wait_error_ = err; }
 
   unsigned in_flight() const { return in_flight_; }
   unsigned entries() const { return entries_; }
@@ -100,6 +113,9 @@ class IoRing {
   Status Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
                std::uint64_t user_data, const iovec* iov = nullptr, unsigned iov_count = 0);
   Result<Completion> WaitOneSync();
+  // Marks the ring broken, waits until the kernel holds none of its operations, and returns
+  // `why`. See WaitOne.
+  Status Break(Status why);
   int buffer_index(const std::byte* buf, std::uint32_t len) const;
 
   struct PendingOp {  // synchronous mode only
@@ -121,6 +137,7 @@ class IoRing {
   unsigned unsubmitted_ = 0;  // queued in the SQ ring, not yet handed to the kernel
   unsigned in_flight_ = 0;
   bool broken_ = false;
+  int injected_wait_error_ = 0;
   std::string fallback_reason_;
   std::deque<PendingOp> pending_;
 };

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <set>
+#include <thread>
 #include <string>
 
 #include "tests/test_util.h"
@@ -105,6 +107,40 @@ INSTANTIATE_TEST_SUITE_P(Modes, IoRingTest, ::testing::Values(true, false),
                          [](const auto& param_info) {
                            return param_info.param ? "io_uring" : "sync";
                          });
+
+// When the ring itself fails with a read in the kernel, WaitOne does not return before that read
+// has finished: a read straight into a caller's memory must not land after the caller was told
+// it failed. A pipe holds the read in the kernel until a thread writes, well after the failure.
+TEST(IoRingTest, AFailedRingReturnsOnlyOnceTheKernelIsDoneWithItsReads) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  auto ring = IoRing::Create(fds[0], 4, true);
+  ASSERT_TRUE(ring.ok()) << ring.status().ToString();
+  IoRing& r = **ring;
+  if (!r.uses_io_uring()) GTEST_SKIP() << "io_uring unavailable: " << r.fallback_reason();
+  char buf[8] = {};
+  ASSERT_TRUE(r.QueueRead(reinterpret_cast<std::byte*>(buf), sizeof buf, 0, 1).ok());
+  ASSERT_TRUE(r.Submit().ok());  // handed over without waiting
+  r.FailNextWaitForTesting(EIO);
+  const auto start = std::chrono::steady_clock::now();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(write(fds[1], "landed!", 8), 8);
+  });
+  auto c = r.WaitOne();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  char at_return[8];
+  std::memcpy(at_return, buf, sizeof buf);
+  writer.join();
+  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(r.broken());
+  EXPECT_EQ(r.in_flight(), 0u);
+  EXPECT_GE(waited, std::chrono::milliseconds(300)) << "returned while the read was in flight";
+  EXPECT_STREQ(at_return, "landed!");  // it landed before WaitOne returned
+  EXPECT_FALSE(r.QueueRead(reinterpret_cast<std::byte*>(buf), sizeof buf, 0, 3).ok());
+  close(fds[0]);
+  close(fds[1]);
+}
 
 TEST(IoRingTest, ZeroEntriesIsInvalid) {
   EXPECT_TRUE(IoRing::Create(0, 0, true).status().IsInvalidArgument());
