@@ -250,8 +250,10 @@ struct Store::Impl {
   // Pin of a chunk in an unmapped tier: reads it into the first mapped tier, switches the entry
   // there and returns it pinned (the caller's pin moves with it).
   Result<Hit> PinUnmapped(const Hit& hit, std::string_view key);
-  // Drops the index entries that still name chunks that left unmapped tier t.
-  void DropLeft(std::size_t t, std::span<const internal::TierChunk> gone);
+  // Drops the index entries that still name chunks that left unmapped tier t, and adds their
+  // hashes to *left_store (for DropOrphans, which must wait until the tier's exclusion ends).
+  void DropLeft(std::size_t t, std::span<const internal::TierChunk> gone,
+                std::vector<internal::KeyHash>* left_store);
 
   // --- policies that see requests (eviction_policy.h) ---
   // Tells those policies that a request begins: the keys of its prompt, the first `prefix`

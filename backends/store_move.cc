@@ -146,8 +146,12 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
       return;
     }
     if (!dst.ok() && demotion) {
-      // Every tier below is full of pinned chunks: the demotion becomes a drop.
+      // Every tier below is full of pinned chunks: the demotion becomes a drop, and the
+      // chunk's orphans go with it.
+      const internal::KeyHash hash = e.hash;
       DropFailedDemotionLocked(s, id, sync);
+      lock.Unlock();
+      DropOrphans(hash);
       return;
     }
     // A reader pinned it during the copy, or no room above: it stays where it was.

@@ -148,6 +148,41 @@ TEST(StoreSpillTest, AFullLogDropsItsOldestSegment) {
   for (int i = 104; i < 120; ++i) EXPECT_TRUE(s->Contains(Key(i))) << i;
 }
 
+// A prefix policy drops the chunks whose predecessor left the store (the engine stops at the
+// first miss of a prompt, so they could never be read again). That holds when the predecessor
+// leaves from the log, with its segment, as when it leaves from memory. Prompt A (40 chunks)
+// fills the DRAM tier (16) and half the log (3 segments of about 12); prompt B's chunks then push
+// A's into the log until its oldest segment, A's head, is dropped: none of A may stay.
+TEST(StoreSpillTest, APrefixPolicyDropsTheOrphansOfASegmentsChunks) {
+  testing::TempDir dir;
+  StoreOptions o = WithSpill(dir, 3);
+  o.tiers[0].eviction = "prefix-chains";
+  auto s = OpenStore(std::move(o));
+  ASSERT_NE(s, nullptr);
+  const auto request = [&](int first, int count) {
+    std::vector<std::string> keys;
+    for (int i = first; i < first + count; ++i) keys.push_back(Key(i));
+    std::vector<std::string_view> views(keys.begin(), keys.end());
+    ASSERT_EQ(s->LongestPrefix(views), 0u);  // the request: its chunks, in prompt order
+    for (int i = first; i < first + count; ++i) PutChunk(*s, i);
+  };
+  request(0, 40);
+  ASSERT_EQ(s->Stats().tiers[kSpill].evictions, 0u);
+  ASSERT_TRUE(s->Contains(Key(0)));
+  request(1000, 40);
+  const StoreStats st = s->Stats();
+  ASSERT_GT(st.tiers[kSpill].evictions, 0u) << "no segment was dropped: the test shows nothing";
+  ASSERT_FALSE(s->Contains(Key(0))) << "A's head is still stored: the test shows nothing";
+  for (int i = 1; i < 40; ++i) EXPECT_FALSE(s->Contains(Key(i))) << "an orphan of A: " << Key(i);
+  int stored = 0;
+  for (int i = 1000; i < 1040; ++i) {
+    if (!s->Contains(Key(i))) continue;
+    ++stored;
+    ExpectChunk(*s, i);
+  }
+  EXPECT_EQ(static_cast<std::size_t>(stored), st.index_entries);
+}
+
 // Background demotion (Maintain) claims the chunks bound for the log a batch at a time and
 // appends them with one AppendBatch: every demoted chunk is in the log, readable, and counted
 // once; the tier ends at its low watermark.
@@ -229,6 +264,34 @@ TEST(StoreSpillTest, ACorruptedChunkIsCorruptionNeverWrongBytes) {
   const TierStats spill = s->Stats().tiers[kSpill];
   EXPECT_EQ(spill.read_errors, 1u);
   EXPECT_EQ(spill.corrupt_dropped, 1u);
+}
+
+// With a prefix policy, a chunk dropped as unreadable takes its stored successors with it.
+TEST(StoreSpillTest, ACorruptedChunkTakesItsOrphansUnderAPrefixPolicy) {
+  testing::TempDir dir;
+  StoreOptions o = WithSpill(dir, 8);
+  o.tiers[0].eviction = "prefix-chains";
+  auto s = OpenStore(std::move(o));
+  ASSERT_NE(s, nullptr);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 24; ++i) keys.push_back(Key(i));
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  ASSERT_EQ(s->LongestPrefix(views), 0u);
+  for (int i = 0; i < 24; ++i) PutChunk(*s, i);
+  // A spilled chunk with a stored successor (PinWithoutIo is Busy for a chunk in the log, and
+  // moves nothing, where Pin would promote it).
+  int spilled = -1;
+  for (int i = 0; i + 1 < 24 && spilled < 0; ++i) {
+    if (s->PinWithoutIo(Key(i)).status().code() == StatusCode::kBusy && s->Contains(Key(i + 1))) {
+      spilled = i;
+    }
+  }
+  ASSERT_GE(spilled, 0) << "no spilled chunk with a stored successor";
+  ASSERT_TRUE(FlipChunkByte(dir.File("spill.log"), spilled));
+  std::vector<std::byte> dst(kChunk);
+  EXPECT_TRUE(s->Get(Key(spilled), dst).status().IsCorruption());
+  for (int i = spilled; i < 24; ++i) EXPECT_FALSE(s->Contains(Key(i))) << Key(i);
+  for (int i = 0; i < spilled; ++i) ExpectChunk(*s, i);  // its predecessors are fine
 }
 
 TEST(StoreSpillTest, BatchedGetsMixMemoryAndLogInOrder) {

@@ -94,6 +94,44 @@ TEST(StoreTieringTest, MovesPassOverPinnedChunks) {
   lease->Release();
 }
 
+// A demotion that finds the tier below full of pinned chunks becomes a drop, and with a prefix
+// policy the dropped chunk's successors go with it (no prompt can reach them). Prompt X fills both
+// tiers; the test pins what went to tier 1; one more chunk then makes tier 0 drop one of X's.
+TEST(StoreTieringTest, ADemotionTurnedDropTakesItsOrphans) {
+  std::vector<TierOptions> tiers;
+  tiers.push_back(Dram(Slabs(4), "prefix-chains"));  // 16 chunks
+  tiers.push_back(Dram(Slabs(2)));                   // 8
+  auto s = OpenTiers(std::move(tiers));
+  ASSERT_NE(s, nullptr);
+  constexpr int kX = 2000, kLength = 24;
+  std::vector<std::string> keys;
+  for (int i = kX; i < kX + kLength; ++i) keys.push_back(Key(i));
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  ASSERT_EQ(s->LongestPrefix(views), 0u);
+  for (int i = kX; i < kX + kLength; ++i) PutChunk(*s, i);
+  std::vector<PinnedChunk> pins;
+  for (int i = kX; i < kX + kLength; ++i) {
+    if (TierOf(*s, i) != 1) continue;
+    auto lease = s->Pin(Key(i));
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    ASSERT_EQ(lease->tier(), 1u);
+    pins.push_back(std::move(*lease));
+  }
+  ASSERT_EQ(pins.size(), 8u) << "tier 1 is not full of X's chunks";
+  const std::uint64_t evictions = s->Stats().tiers[0].evictions;
+  PutChunk(*s, 0);  // another prompt's chunk: tier 0 must make room
+  const StoreStats st = s->Stats();
+  ASSERT_GT(st.tiers[0].evictions, evictions);
+  ASSERT_EQ(st.tiers[0].demotions, 8u) << "a demotion succeeded: the test shows nothing";
+  EXPECT_TRUE(s->Contains(Key(0)));
+  for (int i = kX + 1; i < kX + kLength; ++i) {
+    if (s->Contains(Key(i))) {
+      EXPECT_TRUE(s->Contains(Key(i - 1))) << Key(i) << " is stored without its predecessor";
+    }
+  }
+  for (PinnedChunk& p : pins) p.Release();
+}
+
 TEST(StoreTieringTest, SecondHitInALowerTierPromotes) {
   testing::TempDir dir;
   std::vector<TierOptions> tiers = TwoTiers(dir);

@@ -25,7 +25,8 @@ using internal::MappedTier;
 using internal::TierBackend;
 using internal::UnmappedTier;
 
-void Store::Impl::DropLeft(std::size_t t, std::span<const internal::TierChunk> gone) {
+void Store::Impl::DropLeft(std::size_t t, std::span<const internal::TierChunk> gone,
+                           std::vector<internal::KeyHash>* left_store) {
   TierBackend& tier = *tiers[t];
   for (const internal::TierChunk& c : gone) {
     Shard& s = ShardOf(c.hash);
@@ -39,6 +40,7 @@ void Store::Impl::DropLeft(std::size_t t, std::span<const internal::TierChunk> g
     s.index.Erase(e.hash, local);
     e.removed = 1;
     tier.evictions.fetch_add(1);
+    if (drop_orphans) left_store->push_back(e.hash);
     if (e.pins.load() == 0) FreeEntryLocked(s, id);
   }
 }
@@ -70,6 +72,9 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
     items[i].bytes = {moves[i].src, moves[i].size};
     items[i].meta = {moves[i].header.meta, moves[i].header.meta_len};
   }
+  // Chunks that left the store during the append (dropped demotions, and the chunks of the
+  // segments evicted to make room): their orphans go once the tier's exclusion has ended.
+  std::vector<internal::KeyHash> left_store;
   // Each item is settled as soon as its outcome is final: switched to its new place, put back,
   // or dropped.
   auto settled = [&](std::size_t i) {
@@ -92,6 +97,7 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
         internal::LogF("cxlkv store: moving a chunk to tier %s failed, dropping it: %s",
                        dest.name().c_str(), item.status.ToString().c_str());
       }
+      if (drop_orphans) left_store.push_back(e.hash);
       DropFailedDemotionLocked(s, id, sync);
       return;
     }
@@ -110,8 +116,10 @@ void Store::Impl::MoveClaimedByAppend(std::size_t to, std::span<const ClaimedChu
     from.demotions.fetch_add(1);
     if (sync) from.sync_evictions.fetch_add(1);
   };
-  dest.Append(items, settled,
-              [this, to](std::span<const internal::TierChunk> gone) { DropLeft(to, gone); });
+  dest.Append(items, settled, [this, to, &left_store](std::span<const internal::TierChunk> gone) {
+    DropLeft(to, gone, &left_store);
+  });
+  for (const internal::KeyHash& h : left_store) DropOrphans(h);
 }
 
 bool Store::Impl::EntryCurrent(const Hit& hit) {
@@ -124,6 +132,7 @@ bool Store::Impl::EntryCurrent(const Hit& hit) {
 void Store::Impl::ReadUnmapped(std::span<UnmappedGet> gets) {
   std::vector<std::array<std::byte, ChunkMeta::kMaxSize>> metas(gets.size());
   std::vector<bool> done(gets.size(), false);
+  std::vector<internal::KeyHash> left_store;  // dropped as unreadable: their orphans go last
   // One Read per tier, each in request order.
   for (std::size_t first = 0; first < gets.size(); ++first) {
     if (done[first]) continue;
@@ -165,6 +174,7 @@ void Store::Impl::ReadUnmapped(std::span<UnmappedGet> gets) {
           s.index.Erase(e.hash, internal::LocalOfId(hit.id));
           e.removed = 1;
           if (get.status.IsCorruption()) tiers[t]->corrupt_dropped.fetch_add(1);
+          if (drop_orphans) left_store.push_back(e.hash);
         }
         get.status = get.status.WithContext("reading key " + std::string(get.key) +
                                             " from tier " + tiers[t]->name());
@@ -177,6 +187,7 @@ void Store::Impl::ReadUnmapped(std::span<UnmappedGet> gets) {
       FinishRead(hit);
     }
   }
+  for (const internal::KeyHash& h : left_store) DropOrphans(h);
 }
 
 bool Store::Impl::PromoteFromRead(const Hit& hit, std::string_view key,

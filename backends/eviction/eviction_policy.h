@@ -16,8 +16,10 @@
 //  - Admit: a Put of a chunk not stored, about to land in this tier; false declines it (the
 //    Put succeeds without storing, see Store::Put). The store first asks ChainPredecessor and
 //    looks that key up, so the policy learns whether the chunk can be reached at all;
-//  - ChildrenOf: when a chunk leaves the store (dropped, not demoted) and the first tier's
-//    policy drops_orphans, the store removes its stored successors with it, and theirs.
+//  - ChildrenOf: when a chunk leaves the store (dropped, not demoted: evicted from the last
+//    tier, a demotion that found no room below, a spill segment evicted, or dropped as
+//    unreadable) and the first tier's policy drops_orphans, the store removes its stored
+//    successors with it, and theirs.
 //
 // Implementations: "lru", "fifo" (lru_fifo.cc), "lfu" (lfu.cc), "s3fifo" (s3fifo.cc),
 // "prefix-chains", "prefix", "prefix-hazard" (prefix.cc).
