@@ -1,6 +1,6 @@
 // The segment log's I/O channel: one io_uring (uring.h) and its staging memory, cut into slots,
 // with the two ways the log moves bytes through it: SlotWriter keeps writes in flight slot by
-// slot, PipelinedRead keeps reads in flight and hands their pieces back in issue order. Every
+// slot, PipelinedRead keeps reads in flight and hands their pieces back job by job. Every
 // byte a channel moves is counted in the IoCounters it was made with (the log's statistics).
 //
 // Internal to backends/spill/ (segment_log.cc, the superblock, recovery, record I/O).
@@ -194,9 +194,11 @@ struct StagedReads {
 // order. `extent(j)` gives job j's device range (offset, length: multiples of 4 KiB; length 0
 // skips the job). `place(j, offset_in_job, remaining)` says where the next piece goes (see
 // ReadPlacement; StagedReads: slot-sized pieces through the slots). `consume(j, offset_in_job,
-// bytes, len)` sees every piece of every job in order (job by job, piece by piece), whatever
-// order the device completes them in, so it may hash as it goes; a placed piece is seen as its
-// slot part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
+// bytes, len)` sees every piece of a job in order, and one job's pieces together, whatever
+// order the device completes them in, so it may hash as it goes (one hasher serves all jobs);
+// jobs come in issue order, except that a job read in one piece is seen as soon as it
+// completes between two jobs (so that its slot reads on). A placed piece is seen as its slot
+// part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
 // called for the job's later pieces, and must ignore them. Bytes past the end of a file read as
 // zeros. Returns an error only when the ring itself fails; every unfinished job is then failed,
 // and nothing the kernel was handed is still running when it returns (IoRing::WaitOne waits
@@ -213,6 +215,7 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
     std::byte* dst = nullptr;
     iovec iov[2] = {};
     bool complete = false;
+    bool whole = false;  // the job's only piece
   };
   std::vector<Piece> pieces(ch.slots());
   std::vector<std::uint32_t> free_slots;
@@ -241,7 +244,8 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
       const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(
           at.dst == nullptr ? ch.slot_size() : UINT32_MAX, std::min(at.len, remaining)));
       Piece& p = pieces[slot];
-      p = Piece{job, ext.first + job_offset, job_offset, len, at.head, at.dst, {}, false};
+      p = Piece{job, ext.first + job_offset, job_offset, len, at.head, at.dst, {}, false,
+                job_offset == 0 && len == ext.second};
       Status s;
       if (p.dst == nullptr) {
         s = ch.ring().QueueRead(ch.slot(slot), len, p.dev_offset, slot);
@@ -261,8 +265,8 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
     }
     // Hand completed pieces to the consumer, in issue order.
     bool progressed = false;
-    while (!order.empty() && pieces[order.front()].complete) {
-      const std::uint32_t slot = order.front();
+    const auto hand_over = [&](std::deque<std::uint32_t>::iterator at) {
+      const std::uint32_t slot = *at;
       const Piece& p = pieces[slot];
       if (p.dst == nullptr) {
         consume(p.job, p.job_offset, ch.slot(slot), p.len);
@@ -270,9 +274,20 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
         if (p.head > 0) consume(p.job, p.job_offset, ch.slot(slot), p.head);
         consume(p.job, p.job_offset + p.head, p.dst, p.len - p.head);
       }
-      order.pop_front();
       free_slots.push_back(slot);
       progressed = true;
+      return order.erase(at);
+    };
+    while (!order.empty() && pieces[order.front()].complete) hand_over(order.begin());
+    // A whole job in one piece needs nothing before it: handed over as soon as it completes,
+    // its slot takes the next read instead of waiting behind a slower one (with more jobs than
+    // slots, waiting for the oldest read would leave the device with fewer reads than slots).
+    // Only between jobs: a job whose first pieces were handed over owns the hasher until its
+    // last one is.
+    if (!order.empty() && pieces[order.front()].job_offset == 0) {
+      for (auto it = order.begin() + 1; it != order.end();) {
+        it = pieces[*it].complete && pieces[*it].whole ? hand_over(it) : it + 1;
+      }
     }
     if (order.empty() && (job >= n || !ring_error.ok())) break;
     if (progressed && ring_error.ok()) continue;

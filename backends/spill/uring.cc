@@ -169,8 +169,28 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
 Result<IoRing::Completion> IoRing::WaitOne() {
   if (broken_) return Status::IOError("the io_uring failed earlier and takes no more work");
   if (in_flight_ == 0) return Status::InvalidArgument("waiting on an idle io_uring");
-  if (ring_ == nullptr) return WaitOneSync();
+  if (!scramble_for_testing_) return ring_ == nullptr ? WaitOneSync() : WaitOneUring();
+  if (held_.empty()) {
+    // Every operation in flight completed, then handed back oldest first and the rest newest
+    // first (held_ is popped from the back). The kernel's order of completion is not the order
+    // of issue, but it is close to it; the user data tells which was issued first only to the
+    // caller, so this goes by order of reaping.
+    const unsigned n = in_flight_;
+    while (in_flight_ > 0) {
+      Result<Completion> c = ring_ == nullptr ? WaitOneSync() : WaitOneUring();
+      if (!c.ok()) return c;
+      held_.push_back(*c);
+    }
+    in_flight_ = n;  // until handed back
+    std::rotate(held_.begin(), held_.begin() + 1, held_.end());
+  }
+  const Completion c = held_.back();
+  held_.pop_back();
+  --in_flight_;
+  return c;
+}
 
+Result<IoRing::Completion> IoRing::WaitOneUring() {
   // Hand the queued operations to the kernel and wait for a completion in the same system call.
   // EAGAIN/EBUSY mean it has no room for more right now: reaping a completion makes room, so
   // wait when anything is already in the kernel, and otherwise yield and try again.

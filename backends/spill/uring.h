@@ -29,6 +29,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "alloc/os_memory.h"
 #include "cxlkv/status.h"
@@ -99,6 +100,10 @@ class IoRing {
   // Tests only: the next wait for a completion fails with `err` as if the kernel had refused
   // it, after what is queued has been handed over, so the failure path runs with I/O in flight.
   void FailNextWaitForTesting(int err) { injected_wait_error_ = err; }
+  // Tests only: WaitOne lets every operation in flight complete, then hands the completions
+  // back the first reaped first and the others newest first, so that callers meet completions
+  // out of issue order every time (a device reorders them only now and then).
+  void ScrambleCompletionsForTesting(bool on) { scramble_for_testing_ = on; }
 
   unsigned in_flight() const { return in_flight_; }
   unsigned entries() const { return entries_; }
@@ -113,6 +118,7 @@ class IoRing {
   Status Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_t offset,
                std::uint64_t user_data, const iovec* iov = nullptr, unsigned iov_count = 0);
   Result<Completion> WaitOneSync();
+  Result<Completion> WaitOneUring();
   // Marks the ring broken, waits until the kernel holds none of its operations, and returns
   // `why`. See WaitOne.
   Status Break(Status why);
@@ -138,6 +144,8 @@ class IoRing {
   unsigned in_flight_ = 0;
   bool broken_ = false;
   int injected_wait_error_ = 0;
+  bool scramble_for_testing_ = false;
+  std::vector<Completion> held_;  // scramble_for_testing_: complete, not yet handed back
   std::string fallback_reason_;
   std::deque<PendingOp> pending_;
 };
