@@ -1,11 +1,10 @@
 #include "backends/key.h"
 
-#include <xxhash.h>
-
 #include <atomic>
 #include <string>
 
 #include "cxlkv/store.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

@@ -6,16 +6,9 @@
 #include <cstring>
 #include <utility>
 
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
-#include <xxhash.h>
-#if defined(__x86_64__)
-// The chunk checksums run at memory speed only with AVX2: libxxhash's dispatch variants pick
-// the widest vector unit the CPU has at run time (3.6x the SSE2 baseline measured here).
-#include <xxh_x86dispatch.h>
-#endif
-
 #include "util/format.h"
 #include "util/log.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

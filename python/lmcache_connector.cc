@@ -1,11 +1,11 @@
 #include "python/lmcache_connector.h"
 
-#include <xxhash.h>
-
 #include <cstdio>
 #include <mutex>
 #include <shared_mutex>
 #include <utility>
+
+#include "util/xxh3.h"
 
 namespace cxlkv::lmcache {
 namespace {

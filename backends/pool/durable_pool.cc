@@ -1,7 +1,5 @@
 #include "backends/pool/durable_pool.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -9,6 +7,7 @@
 
 #include "util/cpu.h"
 #include "util/format.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

@@ -1,14 +1,12 @@
 #include "backends/pool/pool_format.h"
 
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "util/format.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

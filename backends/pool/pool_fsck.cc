@@ -1,12 +1,5 @@
 #include "backends/pool/pool_fsck.h"
 
-#include <xxhash.h>
-#if defined(__x86_64__)
-// The chunk checksums run at memory speed only with AVX2: libxxhash's dispatch variants pick
-// the widest vector unit the CPU has at run time (3.6x the SSE2 baseline measured here).
-#include <xxh_x86dispatch.h>
-#endif
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -19,6 +12,7 @@
 #include "util/cpu.h"
 #include "util/format.h"
 #include "util/parallel_for.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

@@ -1,13 +1,12 @@
 #include "backends/pool/pool_scan.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
 #include "alloc/size_classes.h"
 #include "util/parallel_for.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

@@ -5,12 +5,13 @@
 #include "backends/pool/pool_scan.h"
 
 #include <gtest/gtest.h>
-#include <xxhash.h>
 
 #include <cstring>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "util/xxh3.h"
 
 namespace cxlkv::internal {
 namespace {

@@ -1,13 +1,12 @@
 #include "backends/spill/chunk_record.h"
 
-#include <xxhash.h>
-
 #include <bit>
 #include <cstring>
 #include <string>
 #include <type_traits>
 
 #include "cxlkv/store.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal::spill {
 namespace {

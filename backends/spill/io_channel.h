@@ -10,7 +10,6 @@
 #pragma once
 
 #include <sys/uio.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +26,7 @@
 #include "alloc/os_memory.h"
 #include "backends/spill/uring.h"
 #include "cxlkv/status.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal::spill {
 

@@ -1,11 +1,11 @@
 #include "tools/cxlkv/demo_chunks.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+
+#include "util/xxh3.h"
 
 namespace cxlkv::cli {
 namespace {

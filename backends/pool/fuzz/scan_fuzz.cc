@@ -16,7 +16,6 @@
 //  - max_sequence is at least every chunk's sequence.
 // A broken promise traps, which libFuzzer reports as a crash with the input saved.
 #include <sanitizer/asan_interface.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -32,6 +31,7 @@
 #include "backends/pool/fuzz/fuzz_input.h"
 #include "backends/pool/pool_format.h"
 #include "backends/pool/pool_scan.h"
+#include "util/xxh3.h"
 
 namespace cxlkv::internal::fuzz {
 namespace {
