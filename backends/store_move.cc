@@ -148,7 +148,7 @@ void Store::Impl::MoveClaimed(EntryId id, std::size_t to, bool demotion, bool sy
     if (!dst.ok() && demotion) {
       // Every tier below is full of pinned chunks: the demotion becomes a drop, and the
       // chunk's orphans go with it.
-      const internal::KeyHash hash = e.hash;
+      const KeyHash hash = e.hash;
       DropFailedDemotionLocked(s, id, sync);
       lock.Unlock();
       DropOrphans(hash);

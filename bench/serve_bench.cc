@@ -235,12 +235,6 @@ void PinOrDie(int cpu) {
   if (!PinThisThread(cpu)) Die("pinning a thread to CPU " + std::to_string(cpu));
 }
 
-double CpuSeconds(clockid_t clock) {
-  timespec ts{};
-  if (::clock_gettime(clock, &ts) != 0) Die("clock_gettime: " + std::string(std::strerror(errno)));
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 // A timed phase: its wall time, and the CPU time of the server side: every thread of the
 // process but the client threads and the one that runs the phase (the lm:// server's loops and
 // readers, the store's threads, or the stream's server threads).
@@ -263,21 +257,20 @@ Timing Timed(int conns, Fn fn) {
       if (g_client_cpu >= 0) PinOrDie(g_client_cpu);
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      const double cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
+      const double cpu = ThreadCpuSeconds();
       fn(c);
-      client_cpu[static_cast<std::size_t>(c)] = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - cpu;
+      client_cpu[static_cast<std::size_t>(c)] = ThreadCpuSeconds() - cpu;
     });
   }
   while (ready.load() < conns) std::this_thread::yield();
-  const double process_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
-  const double own_cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
+  const double process_cpu = ProcessCpuSeconds();
+  const double own_cpu = ThreadCpuSeconds();
   const auto start = Clock::now();
   go.store(true);
   for (auto& t : threads) t.join();
   Timing t;
   t.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  t.server_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - process_cpu -
-                 (CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - own_cpu);
+  t.server_cpu = ProcessCpuSeconds() - process_cpu - (ThreadCpuSeconds() - own_cpu);
   t.total_cpu = t.server_cpu;
   for (double c : client_cpu) t.server_cpu -= c;
   return t;

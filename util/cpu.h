@@ -24,4 +24,9 @@ void NameThisThread(std::string_view name);
 // CLOCK_MONOTONIC in nanoseconds (a vDSO read, ~20 ns here).
 std::uint64_t MonotonicNs();
 
+// CPU time in seconds (user and system) of the calling thread, and of the whole process: what
+// the benchmarks charge per byte. 0 where the kernel refuses the clock (it does not on Linux).
+double ThreadCpuSeconds();
+double ProcessCpuSeconds();
+
 }  // namespace cxlkv

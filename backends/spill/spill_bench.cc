@@ -66,11 +66,13 @@
 #include "backends/spill/segment_log.h"
 #include "backends/spill/uring.h"
 #include "backends/tier_backend.h"
+#include "util/cpu.h"
 #include "util/format.h"
 
 namespace {
 
 using cxlkv::FormatBytes;
+using cxlkv::ThreadCpuSeconds;
 using cxlkv::internal::ChunkRead;
 using cxlkv::internal::SegmentLog;
 using cxlkv::internal::SegmentLogOptions;
@@ -104,14 +106,6 @@ void Check(const cxlkv::Status& s, const std::string& what) {
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// CPU seconds this thread has used (user and system: submissions, completions and copies
-// the kernel does in this thread count; io_uring's own workers and the device do not).
-double ThreadCpuSeconds() {
-  timespec ts{};
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) Fail("clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 // Room for a chunk's whole record (header block, data, padding to a block), read unsplit.
@@ -362,7 +356,6 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   if (raw_fd < 0) Fail("open " + path + " O_DIRECT: " + std::strerror(errno));
   auto raw_ring = RawRing(raw_fd, opt.queue_depth);
   if (longest > ReadBufferSize(chunk)) Fail("a record longer than the read buffers");
-  std::vector<AlignedBytes>& raw_dst = dst;  // the same memory for every read compared
   std::vector<AlignedBytes> raw_heads;
   for (unsigned d = 0; d < opt.queue_depth; ++d) {
     raw_heads.push_back(Aligned(cxlkv::internal::spill::kBlockSize));
@@ -391,13 +384,13 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
     };
     const auto raw_batch = [&] {
       raw_seconds += RawIoOn(*raw_ring, false, opt.queue_depth, chunk,
-                             std::span(order).subspan(first, m), {}, raw_dst, &extents);
+                             std::span(order).subspan(first, m), {}, dst, &extents);
     };
     const auto raw_split_batch = [&] {
       const double cpu = ThreadCpuSeconds();
       raw_split_seconds +=
           RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
-                  {}, raw_dst, &extents, &raw_heads);
+                  {}, dst, &extents, &raw_heads);
       raw_split_cpu += ThreadCpuSeconds() - cpu;
     };
     switch ((first / batch + static_cast<std::size_t>(round) * ((n + batch - 1) / batch)) % 3) {

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace cxlkv::internal::spill {
@@ -275,8 +275,7 @@ Status IoRing::Break(Status why) {
                      held, static_cast<long long>(kQuiesceLimit.count()));
       std::abort();
     }
-    timespec ts{0, static_cast<long>(std::chrono::nanoseconds(pause).count())};
-    nanosleep(&ts, nullptr);
+    std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::microseconds>(2 * pause, std::chrono::milliseconds(10));
   }
   return why;
