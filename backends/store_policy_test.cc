@@ -130,17 +130,6 @@ TEST(StorePolicyTest, PinnedChunksArePassedOverByEveryPolicy) {
   }
 }
 
-std::vector<std::string> Keys(int from, int to) {
-  std::vector<std::string> keys;
-  for (int i = from; i < to; ++i) keys.push_back(Key(i));
-  return keys;
-}
-
-std::size_t LongestPrefix(Store& s, const std::vector<std::string>& keys) {
-  const std::vector<std::string_view> views(keys.begin(), keys.end());
-  return s.LongestPrefix(views);
-}
-
 // A prefix policy learns the prompt's chain from LongestPrefix and declines, with an Ok that
 // stores nothing, what no prefix lookup could reach: a chain's last chunk smaller than the
 // chunks before it (a partial block), and a chunk whose predecessor is not stored.

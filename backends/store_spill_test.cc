@@ -160,10 +160,7 @@ TEST(StoreSpillTest, APrefixPolicyDropsTheOrphansOfASegmentsChunks) {
   auto s = OpenStore(std::move(o));
   ASSERT_NE(s, nullptr);
   const auto request = [&](int first, int count) {
-    std::vector<std::string> keys;
-    for (int i = first; i < first + count; ++i) keys.push_back(Key(i));
-    std::vector<std::string_view> views(keys.begin(), keys.end());
-    ASSERT_EQ(s->LongestPrefix(views), 0u);  // the request: its chunks, in prompt order
+    ASSERT_EQ(LongestPrefix(*s, Keys(first, first + count)), 0u);  // the request, in order
     for (int i = first; i < first + count; ++i) PutChunk(*s, i);
   };
   request(0, 40);
@@ -273,10 +270,7 @@ TEST(StoreSpillTest, ACorruptedChunkTakesItsOrphansUnderAPrefixPolicy) {
   o.tiers[0].eviction = "prefix-chains";
   auto s = OpenStore(std::move(o));
   ASSERT_NE(s, nullptr);
-  std::vector<std::string> keys;
-  for (int i = 0; i < 24; ++i) keys.push_back(Key(i));
-  std::vector<std::string_view> views(keys.begin(), keys.end());
-  ASSERT_EQ(s->LongestPrefix(views), 0u);
+  ASSERT_EQ(LongestPrefix(*s, Keys(0, 24)), 0u);
   for (int i = 0; i < 24; ++i) PutChunk(*s, i);
   // A spilled chunk with a stored successor (PinWithoutIo is Busy for a chunk in the log, and
   // moves nothing, where Pin would promote it).

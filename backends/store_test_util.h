@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cxlkv/store.h"
@@ -110,6 +111,19 @@ inline std::vector<Completion> GetAll(Store& s, std::span<const GetRequest> reqs
   }
   done.resize(got);
   return done;
+}
+
+// Key(from) .. Key(to - 1): a prompt's chunks, in order.
+inline std::vector<std::string> Keys(int from, int to) {
+  std::vector<std::string> keys;
+  for (int i = from; i < to; ++i) keys.push_back(Key(i));
+  return keys;
+}
+
+// Store::LongestPrefix over owned keys: for a prefix policy, the start of a request.
+inline std::size_t LongestPrefix(Store& s, const std::vector<std::string>& keys) {
+  const std::vector<std::string_view> views(keys.begin(), keys.end());
+  return s.LongestPrefix(views);
 }
 
 // The tier holding key i, from a short lease.

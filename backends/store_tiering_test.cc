@@ -104,10 +104,7 @@ TEST(StoreTieringTest, ADemotionTurnedDropTakesItsOrphans) {
   auto s = OpenTiers(std::move(tiers));
   ASSERT_NE(s, nullptr);
   constexpr int kX = 2000, kLength = 24;
-  std::vector<std::string> keys;
-  for (int i = kX; i < kX + kLength; ++i) keys.push_back(Key(i));
-  std::vector<std::string_view> views(keys.begin(), keys.end());
-  ASSERT_EQ(s->LongestPrefix(views), 0u);
+  ASSERT_EQ(LongestPrefix(*s, Keys(kX, kX + kLength)), 0u);
   for (int i = kX; i < kX + kLength; ++i) PutChunk(*s, i);
   std::vector<PinnedChunk> pins;
   for (int i = kX; i < kX + kLength; ++i) {
