@@ -35,6 +35,17 @@ StoreOptions WithSpill(const testing::TempDir& dir, int segments, bool format = 
 
 constexpr std::size_t kSpill = 1;  // the spill tier's index in Stats().tiers
 
+// How many of Key(from) .. Key(to - 1) are stored, each checked byte for byte.
+std::size_t ExpectStoredIntact(Store& s, int from, int to) {
+  std::size_t stored = 0;
+  for (int i = from; i < to; ++i) {
+    if (!s.Contains(Key(i))) continue;
+    ++stored;
+    ExpectChunk(s, i);
+  }
+  return stored;
+}
+
 TEST(StoreSpillTest, DemotesIntoTheLogAndReadsEveryByteBack) {
   testing::TempDir dir;
   auto s = OpenStore(WithSpill(dir, 8));
@@ -138,13 +149,7 @@ TEST(StoreSpillTest, AFullLogDropsItsOldestSegment) {
   EXPECT_GT(st.tiers[kSpill].evictions, 0u);
   // FIFO of segments: the oldest chunks went, the newest are all there, every byte intact.
   EXPECT_FALSE(s->Contains(Key(0)));
-  int present = 0;
-  for (int i = 0; i < 120; ++i) {
-    if (!s->Contains(Key(i))) continue;
-    ++present;
-    ExpectChunk(*s, i);
-  }
-  EXPECT_EQ(static_cast<std::size_t>(present), st.index_entries);
+  EXPECT_EQ(ExpectStoredIntact(*s, 0, 120), st.index_entries);
   for (int i = 104; i < 120; ++i) EXPECT_TRUE(s->Contains(Key(i))) << i;
 }
 
@@ -171,13 +176,7 @@ TEST(StoreSpillTest, APrefixPolicyDropsTheOrphansOfASegmentsChunks) {
   ASSERT_GT(st.tiers[kSpill].evictions, 0u) << "no segment was dropped: the test shows nothing";
   ASSERT_FALSE(s->Contains(Key(0))) << "A's head is still stored: the test shows nothing";
   for (int i = 1; i < 40; ++i) EXPECT_FALSE(s->Contains(Key(i))) << "an orphan of A: " << Key(i);
-  int stored = 0;
-  for (int i = 1000; i < 1040; ++i) {
-    if (!s->Contains(Key(i))) continue;
-    ++stored;
-    ExpectChunk(*s, i);
-  }
-  EXPECT_EQ(static_cast<std::size_t>(stored), st.index_entries);
+  EXPECT_EQ(ExpectStoredIntact(*s, 1000, 1040), st.index_entries);
 }
 
 // Background demotion (Maintain) claims the chunks bound for the log a batch at a time and
