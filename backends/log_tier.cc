@@ -15,6 +15,7 @@ Result<std::unique_ptr<TierBackend>> LogTier::Open(const SpillOptions& options) 
   log.capacity = options.capacity;
   log.segment_size = options.segment_size;
   log.queue_depth = options.queue_depth;
+  log.read_bytes_in_flight = options.read_bytes_in_flight;
   log.direct_io = options.direct_io;
   log.format = options.format;
   if (options.eviction == "fifo") {

@@ -521,13 +521,17 @@ int main(int argc, char** argv) {
       }
       // Ratios are taken run by run (each lm:// run beside the stream runs made right after
       // it) and their median reported: the machine is shared, and its speed drifts.
-      std::vector<double> r_put, r_get, rm_put, rm_get;
+      std::vector<double> r_put, r_get, rm_put, rm_get, limit_put, limit_get;
       for (int r = 0; r < runs; ++r) {
         const auto i = static_cast<std::size_t>(r);
         r_put.push_back(lm_put[i] / st_put[i]);
         r_get.push_back(lm_get[i] / st_get[i]);
         rm_put.push_back(lm_put[i] / sm_put[i]);
         rm_get.push_back(lm_get[i] / sm_get[i]);
+        // The plain stream itself, once it moves as much memory as the store holds: what the
+        // cached buffer alone was worth.
+        limit_put.push_back(sm_put[i] / st_put[i]);
+        limit_get.push_back(sm_get[i] / st_get[i]);
       }
       const double mp = Median(lm_put), mg = Median(lm_get);
       const double sp = Median(st_put), sg = Median(st_get);
@@ -546,6 +550,9 @@ int main(int argc, char** argv) {
                   1e3 * Median(cpu[0].get_server), 1e3 * Median(cpu[0].get_all),
                   1e3 * Median(cpu[1].get_server), 1e3 * Median(cpu[1].get_all),
                   1e3 * Median(cpu[2].get_server), 1e3 * Median(cpu[2].get_all));
+      std::printf("%8s %5s   the stream through the store's memory / through one cached buffer: "
+                  "PUT %.2fx, GET %.2fx\n",
+                  "", "", Median(limit_put), Median(limit_get));
       if (zerocopy) {
         std::printf("%6zuMiB %5d   stream-mem GET with MSG_ZEROCOPY: %.2fx the copying send; %llu "
                     "of %llu sends reported so far copied by the kernel anyway\n",

@@ -143,6 +143,10 @@ const OptionSpec<SpillOptions> kSpill[] = {
        s.queue_depth = static_cast<unsigned>(v.integer);
      },
      [](const SpillOptions& s) { return Int(s.queue_depth); }},
+    {{"read_bytes_in_flight", T::kBytes,
+      "bytes of batched reads at the device at once; 0: queue_depth alone limits them"},
+     [](SpillOptions& s, const CheckedValue& v) { s.read_bytes_in_flight = v.bytes; },
+     [](const SpillOptions& s) { return Size(s.read_bytes_in_flight); }},
     {{"direct_io", T::kBool, "O_DIRECT where the file system takes it"},
      [](SpillOptions& s, const CheckedValue& v) { s.direct_io = v.flag; },
      [](const SpillOptions& s) { return Flag(s.direct_io); }},

@@ -35,8 +35,8 @@ Schema<StoreOptions> StoreSchema();
 // [[tier]]: source and capacity (required), name, eviction, watermarks, promote_after_hits,
 // copy, durability, format, flush_interval_ms.
 Schema<TierOptions> TierSchema();
-// [spill]: path (required), capacity, segment_size, queue_depth, direct_io, eviction,
-// promote_after_hits, format.
+// [spill]: path (required), capacity, segment_size, queue_depth, read_bytes_in_flight,
+// direct_io, eviction, promote_after_hits, format.
 Schema<SpillOptions> SpillSchema();
 
 // Whether `word` is one of TierOptions::durability's values (flag and string forms tell a

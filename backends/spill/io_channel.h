@@ -200,12 +200,16 @@ struct StagedReads {
 // completes between two jobs (so that its slot reads on). A placed piece is seen as its slot
 // part and then its dst part. `fail(j, status)` reports a failed I/O; consume is still
 // called for the job's later pieces, and must ignore them. Bytes past the end of a file read as
-// zeros. Returns an error only when the ring itself fails; every unfinished job is then failed,
-// and nothing the kernel was handed is still running when it returns (IoRing::WaitOne waits
-// for it), so no dst is written after the return.
+// zeros. `max_device_bytes` (0: no limit) caps the bytes of the reads the device holds at once,
+// beyond the slots' limit; a piece larger than the cap is issued alone. A piece's bytes leave
+// the device when it completes, before it is handed over, so the next read starts while the
+// consumer checks this one: even a cap of one record keeps the device busy. Returns an error
+// only when the ring itself fails; every unfinished job is then failed, and nothing the kernel
+// was handed is still running when it returns (IoRing::WaitOne waits for it), so no dst is
+// written after the return.
 template <typename Extent, typename Consume, typename Fail, typename Place = StagedReads>
 Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consume, Fail fail,
-                     Place place = {}) {
+                     Place place = {}, std::uint64_t max_device_bytes = 0) {
   struct Piece {
     std::size_t job = 0;
     std::uint64_t dev_offset = 0;  // of the piece's first byte
@@ -227,9 +231,12 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
   std::pair<std::uint64_t, std::uint64_t> ext{0, 0};
   if (n > 0) ext = extent(0);
   Status ring_error;
+  std::uint64_t device_bytes = 0;  // of the pieces issued and not yet completed
+  std::size_t complete_held = 0;   // pieces complete and not yet handed over
 
   while (true) {
     // Issue pieces while slots are free.
+    bool queued = false;
     while (ring_error.ok() && !free_slots.empty() && job < n) {
       if (job_offset >= ext.second) {
         ++job;
@@ -243,6 +250,9 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
       if (at.dst == nullptr) at.head = 0;
       const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(
           at.dst == nullptr ? ch.slot_size() : UINT32_MAX, std::min(at.len, remaining)));
+      if (max_device_bytes != 0 && device_bytes != 0 && device_bytes + len > max_device_bytes) {
+        break;  // the device holds enough; this piece goes once one completes
+      }
       Piece& p = pieces[slot];
       p = Piece{job, ext.first + job_offset, job_offset, len, at.head, at.dst, {}, false,
                 job_offset == 0 && len == ext.second};
@@ -262,6 +272,14 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
       free_slots.pop_back();
       order.push_back(slot);
       job_offset += len;
+      device_bytes += len;
+      queued = true;
+    }
+    // With completed pieces to hand over, what was just queued goes to the kernel first, so
+    // that the device reads it while the consumer checks them (else it waits in the ring for
+    // the next WaitOne: with one read at the device, the device would idle through each check).
+    if (queued && complete_held > 0 && ring_error.ok()) {
+      if (const Status st = ch.ring().Submit(); !st.ok()) ring_error = st;
     }
     // Hand completed pieces to the consumer, in issue order.
     bool progressed = false;
@@ -275,6 +293,7 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
         consume(p.job, p.job_offset + p.head, p.dst, p.len - p.head);
       }
       free_slots.push_back(slot);
+      --complete_held;
       progressed = true;
       return order.erase(at);
     };
@@ -302,6 +321,7 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
     Piece& p = pieces[slot];
     const std::int32_t res = c->result;
     const std::uint32_t want = p.len;
+    device_bytes -= want;
     if (res < 0) {
       fail(p.job, Status::FromErrno("reading " + std::to_string(want) + " bytes at offset " +
                                         std::to_string(p.dev_offset) + " of " + ch.path(),
@@ -322,6 +342,7 @@ Status PipelinedRead(IoChannel& ch, std::size_t n, Extent extent, Consume consum
       }
     }
     p.complete = true;
+    ++complete_held;
   }
   if (!ring_error.ok()) {
     // A broken ring has waited for what the kernel held (IoRing::WaitOne) and refuses all

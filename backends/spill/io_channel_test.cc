@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "tests/test_util.h"
@@ -90,6 +92,76 @@ TEST_P(PipelinedReadTest, JobsStayTogetherAndOnePieceJobsOvertake) {
     overtook = overtook || first_seen[k] > first_seen[k + 1];
   }
   EXPECT_TRUE(overtook) << "every job was handed over in issue order";
+  close(fd);
+}
+
+// max_device_bytes: at most that many bytes at the device (a larger piece alone), and the next
+// read issued as soon as one completes and handed to the kernel before the completed one is
+// handed over, so that the device reads on while the consumer checks. The ring's in_flight()
+// counts reads issued and not yet reaped: at a hand-over, what else the device holds; its
+// unsubmitted(), those of them the kernel has not been given yet.
+TEST_P(PipelinedReadTest, ACapLimitsTheBytesAtTheDeviceAndTheNextReadStartsBeforeAHandOver) {
+  TempDir dir;
+  const std::string path = dir.File("device");
+  std::vector<std::byte> device(2 << 20);
+  FillPattern(device.data(), device.size(), 11);
+  {
+    const int w = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(w, 0);
+    ASSERT_EQ(pwrite(w, device.data(), device.size(), 0), static_cast<ssize_t>(device.size()));
+    close(w);
+  }
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  IoCounters counters;
+  IoChannel::Warned warned;
+  auto ch = IoChannel::Create({fd, path, 8, kSlot, GetParam()}, &counters, &warned);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+
+  struct Case {
+    std::uint64_t job_size;
+    std::uint64_t cap;
+    unsigned most_at_device;  // reads in flight at a hand-over, at most
+  };
+  // 8 KiB jobs under a 16 KiB cap: two at the device; 40 KiB jobs (16 KiB pieces) under an
+  // 8 KiB cap: each piece alone; no cap: up to the 8 slots, less the one handed over.
+  for (const Case c : {Case{8 << 10, 16 << 10, 2}, Case{40 << 10, 8 << 10, 1},
+                       Case{8 << 10, 0, 7}}) {
+    SCOPED_TRACE("job " + std::to_string(c.job_size) + " B, cap " + std::to_string(c.cap));
+    constexpr std::size_t kJobs = 24;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> extents;
+    for (std::size_t j = 0; j < kJobs; ++j) extents.push_back({(j * 7 % 24) * 65536, c.job_size});
+    unsigned most = 0;
+    std::size_t handed_with_none_reading = 0;  // hand-overs while later jobs waited unissued
+    std::size_t handed_with_reads_held = 0;    // hand-overs while issued reads sat in the ring
+    std::uint64_t bytes = 0;
+    bool bytes_right = true;
+    const Status s = PipelinedRead(
+        **ch, kJobs, [&](std::size_t j) { return extents[j]; },
+        [&](std::size_t j, std::uint64_t off, const std::byte* p, std::uint32_t len) {
+          const unsigned at_device = (*ch)->ring().in_flight();
+          most = std::max(most, at_device);
+          const bool last_piece = off + len == extents[j].second;
+          if (at_device == 0 && !(last_piece && j + 1 == kJobs)) ++handed_with_none_reading;
+          if ((*ch)->ring().uses_io_uring() && (*ch)->ring().unsubmitted() > 0) {
+            ++handed_with_reads_held;
+          }
+          bytes += len;
+          bytes_right =
+              bytes_right && std::memcmp(p, device.data() + extents[j].first + off, len) == 0;
+        },
+        [&](std::size_t j, const Status& st) { ADD_FAILURE() << "job " << j << ": " << st.ToString(); },
+        StagedReads{}, c.cap);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_TRUE(bytes_right);
+    EXPECT_EQ(bytes, kJobs * c.job_size);
+    EXPECT_LE(most, c.most_at_device);
+    EXPECT_EQ(handed_with_none_reading, 0u) << "the device idled while a piece was handed over";
+    EXPECT_EQ(handed_with_reads_held, 0u) << "reads waited in the ring through a hand-over";
+    if (c.cap == 0) {
+      EXPECT_GT(most, 2u) << "without a cap the slots fill";
+    }
+  }
   close(fd);
 }
 

@@ -97,7 +97,8 @@ std::string HexLocation(std::uint64_t location) {
   return buf;
 }
 
-void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs) {
+void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs,
+                 std::uint64_t max_device_bytes) {
   const Status ring = PipelinedRead(
       ch, jobs.size(),
       [&](std::size_t j) {
@@ -127,7 +128,8 @@ void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs)
         const std::uint64_t len = std::min<std::uint64_t>(direct_end - off, kMaxDirectRead);
         if (off == 0) return ReadPlacement{len, kBlockSize, job.dst.data()};
         return ReadPlacement{len, 0, job.dst.data() + (off - kRecordDataOffset)};
-      });
+      },
+      max_device_bytes);
   static_cast<void>(ring);  // already recorded in every unfinished job's status
 }
 

@@ -40,8 +40,10 @@ struct RecordJob {
 
 // Reads every job whose status is OK, keeping the channel's slots busy, and verifies it: the
 // record header (checksum, log, segment, sequence number, position, length), the key and the
-// payload checksum. A mismatch is Corruption in the job's status.
-void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs);
+// payload checksum. A mismatch is Corruption in the job's status. `max_device_bytes` caps the
+// bytes the device holds at once (PipelinedRead's; 0: the slots alone limit them).
+void ReadRecords(IoChannel& ch, std::uint64_t log_id, std::span<RecordJob> jobs,
+                 std::uint64_t max_device_bytes = 0);
 
 // Queues the writes of the record `h` describes (its payload checksum is filled in) at
 // dev_offset on w; the caller waits with w.Finish(), and keeps `parts` unchanged until then:

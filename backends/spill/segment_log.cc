@@ -301,7 +301,8 @@ Status SegmentLog::Impl::ReadBatch(std::span<ChunkRead> reads) {
   }
   {
     MutexLock lock(read_mu_);
-    spill::ReadRecords(*reader_, sb_.log_id, jobs);
+    spill::ReadRecords(*reader_, sb_.log_id, jobs,
+                       read_bytes_in_flight_.load(std::memory_order_relaxed));
   }
   Status first;
   std::uint64_t ok_count = 0, ok_bytes = 0;
@@ -449,6 +450,7 @@ SegmentLogStats SegmentLog::Impl::GetStats() const {
   s.io_uring = io_modes_.io_uring;
   s.fixed_buffers = io_modes_.fixed_buffers;
   s.fixed_file = io_modes_.fixed_file;
+  s.read_bytes_in_flight = read_bytes_in_flight_.load(r);
   return s;
 }
 
@@ -509,6 +511,7 @@ Result<std::uint64_t> SegmentLog::Read(std::uint64_t location, std::string_view 
 Status SegmentLog::ReadBatch(std::span<ChunkRead> reads) { return impl_->ReadBatch(reads); }
 Status SegmentLog::Sync() { return impl_->Sync(); }
 void SegmentLog::Touch(std::uint64_t location) { impl_->Touch(location); }
+void SegmentLog::SetReadBytesInFlight(std::uint64_t bytes) { impl_->SetReadBytesInFlight(bytes); }
 std::optional<std::uint32_t> SegmentLog::OldestSegment() const { return impl_->OldestSegment(); }
 Result<std::vector<SegmentChunk>> SegmentLog::SegmentChunks(std::uint32_t segment) const {
   return impl_->SegmentChunks(segment);

@@ -170,7 +170,8 @@ TEST_P(AlignedAppend, AlignedRunsAreWrittenFromTheSourceAndReadBack) {
 // of older reads) with reads in many pieces through the slots (an unaligned destination, handed
 // over piece by piece through the one hasher). Every read gets its own bytes, size and meta,
 // round after round, in whatever order the device completes them (io_channel_test.cc forces
-// the orders that matter).
+// the orders that matter), and under caps on the bytes at the device (read_bytes_in_flight):
+// none, 4 KiB (every piece alone), 200 KiB (a few pieces).
 TEST_P(AlignedAppend, ManyMixedReadsInOneBatchEachGetTheirOwnRecord) {
   TempDir dir;
   SegmentLogOptions o = SmallLog(dir.File("log"), 32 * kMiB);
@@ -191,7 +192,10 @@ TEST_P(AlignedAppend, ManyMixedReadsInOneBatchEachGetTheirOwnRecord) {
     locs.push_back(*loc);
   }
   ASSERT_LT(o.queue_depth, static_cast<unsigned>(kChunks));
-  for (int round = 0; round < 5; ++round) {
+  for (int round = 0; round < 6; ++round) {
+    const std::uint64_t cap = std::array<std::uint64_t, 3>{0, 4 * kKiB, 200 * kKiB}[round % 3];
+    log->SetReadBytesInFlight(cap);
+    ASSERT_EQ(log->GetStats().read_bytes_in_flight, cap);
     std::vector<AlignedBuffer> dsts;
     std::vector<std::array<std::byte, 64>> metas(kChunks);
     std::vector<ChunkRead> reads(kChunks);
@@ -212,7 +216,7 @@ TEST_P(AlignedAppend, ManyMixedReadsInOneBatchEachGetTheirOwnRecord) {
       ASSERT_TRUE(reads[i].status.ok()) << keys[i] << ": " << reads[i].status.ToString();
       EXPECT_EQ(reads[i].size, sizes[i]) << keys[i];
       EXPECT_EQ(FirstPatternMismatch(reads[i].dst.data(), sizes[i], SeedOf(keys[i])), -1)
-          << keys[i] << " in round " << round;
+          << keys[i] << " in round " << round << ", cap " << cap;
       const auto meta = MetaFor(keys[i]);
       ASSERT_EQ(reads[i].meta_size, meta.size());
       EXPECT_EQ(std::memcmp(metas[i].data(), meta.data(), meta.size()), 0) << keys[i];

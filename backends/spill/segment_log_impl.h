@@ -31,7 +31,9 @@ namespace cxlkv::internal {
 class SegmentLog::Impl {
  public:
   Impl(SegmentLogOptions options, spill::LogDevice dev)
-      : options_(std::move(options)), dev_(std::move(dev)) {}
+      : options_(std::move(options)),
+        dev_(std::move(dev)),
+        read_bytes_in_flight_(options_.read_bytes_in_flight) {}
 
   // Makes the channels, opens the superblock and recovers (segment_log_recovery.cc).
   Status Init(const RecoveryCallback& on_recovered) EXCLUDES(write_mu_, read_mu_, mu_);
@@ -40,6 +42,9 @@ class SegmentLog::Impl {
   Status ReadBatch(std::span<ChunkRead> reads) EXCLUDES(read_mu_, mu_);
   Status Sync() { return dev_.Sync(); }
   void Touch(std::uint64_t location);
+  void SetReadBytesInFlight(std::uint64_t bytes) {
+    read_bytes_in_flight_.store(bytes, std::memory_order_relaxed);
+  }
   std::optional<std::uint32_t> OldestSegment() const EXCLUDES(mu_);
   Result<std::vector<SegmentChunk>> SegmentChunks(std::uint32_t segment) const EXCLUDES(mu_);
   Result<std::vector<SegmentChunk>> EvictSegment(std::uint32_t segment) EXCLUDES(write_mu_, mu_);
@@ -123,6 +128,7 @@ class SegmentLog::Impl {
   // Reads: one batch at a time, on the read channel.
   Mutex read_mu_;
   std::unique_ptr<spill::IoChannel> reader_ PT_GUARDED_BY(read_mu_);
+  std::atomic<std::uint64_t> read_bytes_in_flight_;  // a batch reads under the value it finds
 
   // The segment table. Lock order: write_mu_ or read_mu_, then mu_.
   mutable Mutex mu_ ACQUIRED_AFTER(write_mu_, read_mu_);

@@ -106,6 +106,8 @@ class IoRing {
   void ScrambleCompletionsForTesting(bool on) { scramble_for_testing_ = on; }
 
   unsigned in_flight() const { return in_flight_; }
+  // Of those, queued and not yet handed to the kernel (io_uring mode; Submit or WaitOne does).
+  unsigned unsubmitted() const { return unsubmitted_; }
   unsigned entries() const { return entries_; }
   bool uses_io_uring() const { return ring_ != nullptr; }
   bool fixed_file() const { return fixed_file_; }

@@ -137,6 +137,9 @@ struct SpillOptions {
   std::uint64_t capacity = 0;      // bytes to use; 0: a device's size (a new file needs one)
   std::uint64_t segment_size = 0;  // a multiple of 4 KiB; 0: 64 MiB
   unsigned queue_depth = 32;       // I/Os in flight for appends and for batched reads
+  // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. One chunk's
+  // size suits a device that reads large chunks fastest one at a time (docs/benchmarks.md).
+  std::uint64_t read_bytes_in_flight = 0;
   bool direct_io = true;           // O_DIRECT where the file system takes it, else buffered
   std::string eviction = "fifo";   // which whole segment goes: "fifo" or "lru"
   // Reads of a spilled chunk after which it is copied back into the first memory tier (by
