@@ -53,6 +53,7 @@ promote_after_hits = 3
 path = "/var/tmp/spill"
 capacity = "8G"
 queue_depth = 16
+read_bytes_in_flight = "8M"
 )");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->server.host, "0.0.0.0");
@@ -73,6 +74,7 @@ queue_depth = 16
   EXPECT_EQ(c->store.spill.path, "/var/tmp/spill");
   EXPECT_EQ(c->store.spill.capacity, std::uint64_t{8} << 30);
   EXPECT_EQ(c->store.spill.queue_depth, 16u);
+  EXPECT_EQ(c->store.spill.read_bytes_in_flight, std::uint64_t{8} << 20);
 }
 
 TEST(ServeConfigTest, EmptyFileKeepsDefaults) {

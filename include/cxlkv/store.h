@@ -137,8 +137,8 @@ struct SpillOptions {
   std::uint64_t capacity = 0;      // bytes to use; 0: a device's size (a new file needs one)
   std::uint64_t segment_size = 0;  // a multiple of 4 KiB; 0: 64 MiB
   unsigned queue_depth = 32;       // I/Os in flight for appends and for batched reads
-  // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. One chunk's
-  // size suits a device that reads large chunks fastest one at a time (docs/benchmarks.md).
+  // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. For a
+  // device that serves large chunks better a few at a time (docs/benchmarks.md).
   std::uint64_t read_bytes_in_flight = 0;
   bool direct_io = true;           // O_DIRECT where the file system takes it, else buffered
   std::string eviction = "fifo";   // which whole segment goes: "fifo" or "lru"
