@@ -347,13 +347,14 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   // The same reads done raw, twice: each record's whole extent (header block, data, padding)
   // in the same order, batches and queue depth, unchecked; once into one aligned buffer, once
   // split as the log reads it (a readv: header block into a 4 KiB buffer, the rest into the
-  // destination). Against the split raw reads, `read` shows what the log's own work costs
-  // (checks, hashing, bookkeeping); against the raw reads above, the first shows what its
-  // batches and header blocks cost. The three take turns batch by batch, each first in every
-  // third batch, so that the device's drift over the run, and whatever a host below a VM
-  // caches of what was just read, fall on all three alike. The turns go on from round to
-  // round: with few batches in a round (2 MiB chunks: 128 MiB is two batches of 32), starting
-  // every round alike would put the same one first every time.
+  // destination). Against the split raw reads, the log's reads with no cap show what its own
+  // work costs (checks, hashing, bookkeeping); against the raw reads above, the first shows
+  // what its batches and header blocks cost. The six (the log at each of its four read caps,
+  // and the two raw) take turns batch by batch, each first in every sixth batch, so that the
+  // device's drift over the run, and whatever a host below a VM caches of what was just read,
+  // fall on all alike. The turns go on from round to round: with few batches in a round (2 MiB
+  // chunks: 128 MiB is two batches of 32), starting every round alike would put the same one
+  // first every time.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n);
   std::uint32_t longest = 0;
   for (std::size_t i = 0; i < n; ++i) {
