@@ -184,7 +184,7 @@ std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
 // `extents`, when given, holds each chunk's offset and length instead of (i * chunk, chunk);
 // the dsts must hold the longest. Reads land in the dsts in turn, the k-th read of `order` in
 // dsts[k % dsts.size()] (at least `depth` of them), as a batch's chunks land each in its own
-// destination: at depth 1 through one buffer, 2 MiB random reads ran at 1.45-1.70 GB/s here,
+// destination: at depth 1 through one buffer, 2 MiB random reads ran at 1.36-2.21 GB/s here,
 // and at 1.03-1.20 GB/s through a batch's 32 (what the log reads into), so the raw side read
 // faster only for reusing its buffer (raw reads are not checked: should completions come out
 // of order and two reads in flight share a buffer, nothing is lost). With `heads` (depth 4 KiB buffers), each read takes its
