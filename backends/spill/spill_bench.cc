@@ -187,9 +187,10 @@ std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
 // destination: at depth 1 through one buffer, 2 MiB random reads ran at 1.36-2.21 GB/s here,
 // and at 1.03-1.20 GB/s through a batch's 32 (what the log reads into), so the raw side read
 // faster only for reusing its buffer (raw reads are not checked: should completions come out
-// of order and two reads in flight share a buffer, nothing is lost). With `heads` (depth 4 KiB buffers), each read takes its
-// first block into a head buffer and the rest into its dst, in one readv, as the log reads a
-// record (header block apart, data straight into the caller's memory).
+// of order and two reads in flight share a buffer, nothing is lost). With `heads` (depth
+// 4 KiB buffers), each read takes its first block into a head buffer and the rest into its
+// dst, in one readv, as the log reads a record (header block apart, data straight into the
+// caller's memory).
 double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
                std::span<const std::size_t> order, const std::vector<AlignedBytes>& sources,
                std::vector<AlignedBytes>& dsts,
