@@ -150,7 +150,9 @@ TEST_P(PipelinedReadTest, ACapLimitsTheBytesAtTheDeviceAndTheNextReadStartsBefor
           bytes_right =
               bytes_right && std::memcmp(p, device.data() + extents[j].first + off, len) == 0;
         },
-        [&](std::size_t j, const Status& st) { ADD_FAILURE() << "job " << j << ": " << st.ToString(); },
+        [&](std::size_t j, const Status& st) {
+          ADD_FAILURE() << "job " << j << ": " << st.ToString();
+        },
         StagedReads{}, c.cap);
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_TRUE(bytes_right);
