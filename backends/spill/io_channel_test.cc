@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "tests/test_util.h"
+#include "util/unique_fd.h"
 
 namespace cxlkv::internal::spill {
 namespace {
@@ -29,26 +31,40 @@ struct Event {
   std::uint32_t len;
 };
 
-class PipelinedReadTest : public ::testing::TestWithParam<bool> {};
+// A file of `size` pattern bytes (seed `seed`) as the device, read through a channel of
+// `slots` slots of kSlot bytes; the parameter picks io_uring (true) or synchronous I/O.
+class PipelinedReadTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void OpenDevice(std::size_t size, std::uint64_t seed, unsigned slots) {
+    path_ = dir_.File("device");
+    device_.resize(size);
+    FillPattern(device_.data(), device_.size(), seed);
+    {
+      UniqueFd w(open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+      ASSERT_GE(w.get(), 0);
+      ASSERT_EQ(pwrite(w.get(), device_.data(), device_.size(), 0),
+                static_cast<ssize_t>(device_.size()));
+    }
+    fd_ = UniqueFd(open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_GE(fd_.get(), 0);
+    auto ch =
+        IoChannel::Create({fd_.get(), path_, slots, kSlot, GetParam()}, &counters_, &warned_);
+    ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+    ch_ = std::move(*ch);
+  }
+
+  TempDir dir_;
+  std::string path_;
+  std::vector<std::byte> device_;
+  UniqueFd fd_;  // outlives the channel (declared before it)
+  IoCounters counters_;
+  IoChannel::Warned warned_;
+  std::unique_ptr<IoChannel> ch_;
+};
 
 TEST_P(PipelinedReadTest, JobsStayTogetherAndOnePieceJobsOvertake) {
-  TempDir dir;
-  const std::string path = dir.File("device");
-  std::vector<std::byte> device(4 << 20);
-  FillPattern(device.data(), device.size(), 7);
-  {
-    const int w = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    ASSERT_GE(w, 0);
-    ASSERT_EQ(pwrite(w, device.data(), device.size(), 0), static_cast<ssize_t>(device.size()));
-    close(w);
-  }
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  IoCounters counters;
-  IoChannel::Warned warned;
-  auto ch = IoChannel::Create({fd, path, 4, kSlot, GetParam()}, &counters, &warned);
-  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
-  (*ch)->ring().ScrambleCompletionsForTesting(true);
+  ASSERT_NO_FATAL_FAILURE(OpenDevice(4 << 20, 7, 4));
+  ch_->ring().ScrambleCompletionsForTesting(true);
 
   // Jobs of one piece (8 KiB) and of two or three (24, 40 KiB through 16 KiB slots), mixed so
   // that the ring's scrambled completions meet both cases: a one-piece job complete while the
@@ -62,10 +78,11 @@ TEST_P(PipelinedReadTest, JobsStayTogetherAndOnePieceJobsOvertake) {
   std::vector<Event> events;
   bool bytes_right = true;
   const Status s = PipelinedRead(
-      **ch, kJobs, [&](std::size_t j) { return extents[j]; },
+      *ch_, kJobs, [&](std::size_t j) { return extents[j]; },
       [&](std::size_t j, std::uint64_t off, const std::byte* p, std::uint32_t len) {
         events.push_back({j, off, len});
-        bytes_right = bytes_right && std::memcmp(p, device.data() + extents[j].first + off, len) == 0;
+        bytes_right =
+            bytes_right && std::memcmp(p, device_.data() + extents[j].first + off, len) == 0;
       },
       [&](std::size_t j, const Status& st) { ADD_FAILURE() << "job " << j << ": " << st.ToString(); });
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -92,7 +109,6 @@ TEST_P(PipelinedReadTest, JobsStayTogetherAndOnePieceJobsOvertake) {
     overtook = overtook || first_seen[k] > first_seen[k + 1];
   }
   EXPECT_TRUE(overtook) << "every job was handed over in issue order";
-  close(fd);
 }
 
 // max_device_bytes: at most that many bytes at the device (a larger piece alone), and the next
@@ -101,22 +117,7 @@ TEST_P(PipelinedReadTest, JobsStayTogetherAndOnePieceJobsOvertake) {
 // counts reads issued and not yet reaped: at a hand-over, what else the device holds; its
 // unsubmitted(), those of them the kernel has not been given yet.
 TEST_P(PipelinedReadTest, ACapLimitsTheBytesAtTheDeviceAndTheNextReadStartsBeforeAHandOver) {
-  TempDir dir;
-  const std::string path = dir.File("device");
-  std::vector<std::byte> device(2 << 20);
-  FillPattern(device.data(), device.size(), 11);
-  {
-    const int w = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    ASSERT_GE(w, 0);
-    ASSERT_EQ(pwrite(w, device.data(), device.size(), 0), static_cast<ssize_t>(device.size()));
-    close(w);
-  }
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  IoCounters counters;
-  IoChannel::Warned warned;
-  auto ch = IoChannel::Create({fd, path, 8, kSlot, GetParam()}, &counters, &warned);
-  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  ASSERT_NO_FATAL_FAILURE(OpenDevice(2 << 20, 11, 8));
 
   struct Case {
     std::uint64_t job_size;
@@ -137,18 +138,18 @@ TEST_P(PipelinedReadTest, ACapLimitsTheBytesAtTheDeviceAndTheNextReadStartsBefor
     std::uint64_t bytes = 0;
     bool bytes_right = true;
     const Status s = PipelinedRead(
-        **ch, kJobs, [&](std::size_t j) { return extents[j]; },
+        *ch_, kJobs, [&](std::size_t j) { return extents[j]; },
         [&](std::size_t j, std::uint64_t off, const std::byte* p, std::uint32_t len) {
-          const unsigned at_device = (*ch)->ring().in_flight();
+          const unsigned at_device = ch_->ring().in_flight();
           most = std::max(most, at_device);
           const bool last_piece = off + len == extents[j].second;
           if (at_device == 0 && !(last_piece && j + 1 == kJobs)) ++handed_with_none_reading;
-          if ((*ch)->ring().uses_io_uring() && (*ch)->ring().unsubmitted() > 0) {
+          if (ch_->ring().uses_io_uring() && ch_->ring().unsubmitted() > 0) {
             ++handed_with_reads_held;
           }
           bytes += len;
           bytes_right =
-              bytes_right && std::memcmp(p, device.data() + extents[j].first + off, len) == 0;
+              bytes_right && std::memcmp(p, device_.data() + extents[j].first + off, len) == 0;
         },
         [&](std::size_t j, const Status& st) {
           ADD_FAILURE() << "job " << j << ": " << st.ToString();
@@ -164,7 +165,6 @@ TEST_P(PipelinedReadTest, ACapLimitsTheBytesAtTheDeviceAndTheNextReadStartsBefor
       EXPECT_GT(most, 2u) << "without a cap the slots fill";
     }
   }
-  close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PipelinedReadTest, ::testing::Values(true, false),
