@@ -28,9 +28,16 @@ jobs=$(nproc)
 start=$SECONDS
 step() { printf '\n=== %s (%ds elapsed)\n' "$*" $((SECONDS - start)); }
 
+# Line tables only (-g1) in every build: sanitizer reports and crash traces keep function,
+# file and line; full debug info made each compile a quarter slower (store_test.cc: 7.5 s
+# against 5.9 s at -O2, 6.5 against 4.8 s at -O0 with ASan), and CI compiles ~500 files.
+debug_flags=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+  -DCMAKE_C_FLAGS_DEBUG=-g1 -DCMAKE_CXX_FLAGS_DEBUG=-g1)
 configure_and_build() {  # DIR [cmake args...]; TARGET="t ..." builds only those targets
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+  cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "${debug_flags[@]}" "$@" \
+    >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; return 1; }
   # shellcheck disable=SC2086 # TARGET is a list of target names
   cmake --build "$dir" -j "$jobs" ${TARGET:+--target $TARGET}

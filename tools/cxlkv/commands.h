@@ -2,7 +2,9 @@
 // root CLI11 app; main() parses and runs the one that was chosen.
 #pragma once
 
+#include <cstdio>
 #include <functional>
+#include <string>
 
 namespace CLI {
 class App;
@@ -14,6 +16,12 @@ namespace cxlkv::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the command ran and found a problem (a bad checksum)
 inline constexpr int kExitUsage = 2;    // bad options or an environment it cannot start in
+
+// Prints "cxlkv COMMAND: MESSAGE" to stderr and returns kExitUsage.
+inline int UsageError(const char* command, const std::string& message) {
+  std::fprintf(stderr, "cxlkv %s: %s\n", command, message.c_str());
+  return kExitUsage;
+}
 
 // A registered subcommand: `run` is called after parsing, when `app` was the one chosen, and
 // returns the process exit status. The options it parses live inside `run`'s closure.

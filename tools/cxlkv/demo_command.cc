@@ -87,11 +87,6 @@ class ScratchDir {
   bool keep_ = false;
 };
 
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "cxlkv demo: %s\n", message.c_str());
-  return kExitUsage;
-}
-
 // The store's default 4 MiB slabs, or larger ones when a chunk would need more than the 16
 // slabs a slot may span (llama-3.1-70b's 80 MiB chunks).
 std::size_t SlabSizeFor(std::size_t full_chunk) {
@@ -106,8 +101,8 @@ std::size_t LargestSlot(std::size_t capacity, std::size_t slab) {
   return std::min(16 * slab, capacity / slab * slab);
 }
 
-Result<std::size_t> ParseCapacity(const std::string& flag, const std::string& text,
-                                  std::size_t slab) {
+Result<std::size_t> ParseTierCapacity(const std::string& flag, const std::string& text,
+                                      std::size_t slab) {
   Result<std::uint64_t> bytes = ParseBytes(text);
   if (!bytes.ok()) return bytes.status().WithContext(flag);
   if (*bytes < slab) {
@@ -199,23 +194,23 @@ Result<std::unique_ptr<Store>> OpenStore(const DemoOptions& options, std::size_t
 int RunDemo(const DemoOptions& options) {
   const auto run_start = std::chrono::steady_clock::now();
   const ModelPreset* model = FindModelPreset(options.model);
-  if (model == nullptr) return UsageError("unknown --model " + options.model);
-  if (options.requests == 0) return UsageError("--requests must be at least 1");
+  if (model == nullptr) return UsageError("demo", "unknown --model " + options.model);
+  if (options.requests == 0) return UsageError("demo", "--requests must be at least 1");
   if (options.requests > kMaxRequests) {
-    return UsageError("--requests " + std::to_string(options.requests) + " is above " +
+    return UsageError("demo", "--requests " + std::to_string(options.requests) + " is above " +
                       std::to_string(kMaxRequests));
   }
   const std::size_t full_chunk = options.chunk_tokens * model->BytesPerToken();
   const std::size_t slab = SlabSizeFor(full_chunk);
   const Result<std::size_t> dram_capacity =
-      ParseCapacity("--dram-capacity", options.dram_capacity, slab);
-  if (!dram_capacity.ok()) return UsageError(dram_capacity.status().message());
+      ParseTierCapacity("--dram-capacity", options.dram_capacity, slab);
+  if (!dram_capacity.ok()) return UsageError("demo", dram_capacity.status().message());
   const Result<std::size_t> file_capacity =
-      ParseCapacity("--file-capacity", options.file_capacity, slab);
-  if (!file_capacity.ok()) return UsageError(file_capacity.status().message());
+      ParseTierCapacity("--file-capacity", options.file_capacity, slab);
+  if (!file_capacity.ok()) return UsageError("demo", file_capacity.status().message());
   Result<std::vector<TierOptions>> tier_flags =
       ParseTierFlags(options.tiers, slab, options.eviction);
-  if (!tier_flags.ok()) return UsageError(tier_flags.status().message());
+  if (!tier_flags.ok()) return UsageError("demo", tier_flags.status().message());
   std::size_t largest = std::max(LargestSlot(*dram_capacity, slab), LargestSlot(*file_capacity, slab));
   if (!tier_flags->empty()) {
     largest = 0;
@@ -224,7 +219,7 @@ int RunDemo(const DemoOptions& options) {
     }
   }
   if (largest < full_chunk) {
-    return UsageError("a " + std::to_string(options.chunk_tokens) + "-token chunk of " +
+    return UsageError("demo", "a " + std::to_string(options.chunk_tokens) + "-token chunk of " +
                       options.model + " is " + FormatBytes(full_chunk) +
                       ", more than either tier can hold (--dram-capacity " +
                       options.dram_capacity + ", --file-capacity " + options.file_capacity + ")");
@@ -238,10 +233,10 @@ int RunDemo(const DemoOptions& options) {
   report.full_chunk_bytes = full_chunk;
   report.eviction = options.eviction;
   Result<std::vector<TraceRequest>> trace = PickTrace(options, &report);
-  if (!trace.ok()) return UsageError(trace.status().ToString());
+  if (!trace.ok()) return UsageError("demo", trace.status().ToString());
 
   Result<std::unique_ptr<ScratchDir>> scratch = ScratchDir::Create(options.dir);
-  if (!scratch.ok()) return UsageError(scratch.status().ToString());
+  if (!scratch.ok()) return UsageError("demo", scratch.status().ToString());
   if (options.keep) (*scratch)->Keep();
   report.dir = (*scratch)->path();
   report.kept = options.keep;
@@ -249,7 +244,7 @@ int RunDemo(const DemoOptions& options) {
     Result<std::unique_ptr<Store>> store = OpenStore(options, *dram_capacity, *file_capacity,
                                                      full_chunk, slab, (*scratch)->path(),
                                                      std::move(tier_flags).value());
-    if (!store.ok()) return UsageError(store.status().ToString());
+    if (!store.ok()) return UsageError("demo", store.status().ToString());
 
     ReplayOptions replay;
     replay.model = model;

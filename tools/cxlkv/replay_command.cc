@@ -56,11 +56,6 @@ struct ReplayCommandOptions {
   std::string csv;
 };
 
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "cxlkv replay: %s\n", message.c_str());
-  return kExitUsage;
-}
-
 std::vector<std::string> SplitList(const std::string& text) {
   std::vector<std::string> items;
   std::stringstream in(text);
@@ -119,8 +114,9 @@ Result<LoadedWorkload> LoadRequests(const ReplayCommandOptions& o) {
 }
 
 // "5%" of the unique bytes, or a size ("64G").
-Result<std::uint64_t> ParseCapacity(const std::string& flag, const std::string& text,
-                                    std::uint64_t unique_bytes) {
+Result<std::uint64_t> ParseCapacityOrPercent(const std::string& flag,
+                                             const std::string& text,
+                                             std::uint64_t unique_bytes) {
   if (!text.empty() && text.back() == '%') {
     char* end = nullptr;
     const std::string number = text.substr(0, text.size() - 1);
@@ -170,14 +166,16 @@ Result<SimOptions> SimTiers(const ReplayCommandOptions& o, const Workload& w,
   sim.bytes_per_token = bytes_per_token;
   SimTier t0;
   t0.name = "tier0";
-  CXLKV_ASSIGN_OR_RETURN(t0.capacity_bytes, ParseCapacity("--capacity", o.capacity, unique_bytes));
+  CXLKV_ASSIGN_OR_RETURN(t0.capacity_bytes,
+                         ParseCapacityOrPercent("--capacity", o.capacity, unique_bytes));
   t0.policy = o.policy;
   sim.tiers.push_back(t0);
   if (!o.tier1_capacity.empty()) {
     SimTier t1;
     t1.name = "tier1";
     CXLKV_ASSIGN_OR_RETURN(t1.capacity_bytes,
-                           ParseCapacity("--tier1-capacity", o.tier1_capacity, unique_bytes));
+                           ParseCapacityOrPercent("--tier1-capacity", o.tier1_capacity,
+                                                  unique_bytes));
     t1.policy = o.tier1_policy;
     t1.admission = o.tier1_admission == "second" ? DemotionAdmission::kSecond
                                                  : DemotionAdmission::kAlways;
@@ -189,9 +187,9 @@ Result<SimOptions> SimTiers(const ReplayCommandOptions& o, const Workload& w,
 int RunSimulated(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const Workload& w) {
   const std::uint64_t bpt = BytesPerToken(o);
   Result<SimOptions> sim = SimTiers(o, w, bpt);
-  if (!sim.ok()) return UsageError(sim.status().message());
+  if (!sim.ok()) return UsageError("replay", sim.status().message());
   Result<SimResult> result = Simulate(w, *sim);
-  if (!result.ok()) return UsageError(result.status().message());
+  if (!result.ok()) return UsageError("replay", result.status().message());
   const SimResult& r = *result;
   const std::uint64_t unique_bytes = w.unique_tokens * bpt;
   if (o.json) {
@@ -253,18 +251,18 @@ int RunSimulated(const ReplayCommandOptions& o, const LoadedWorkload& loaded, co
 int RunReal(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const Workload& w) {
   const ModelPreset* model = FindModelPreset(o.model);
   if (o.bytes_per_token != 0) {
-    return UsageError("--mode real stores real bytes: use a --model preset, not "
+    return UsageError("replay", "--mode real stores real bytes: use a --model preset, not "
                       "--bytes-per-token");
   }
   for (const std::string& p : {o.policy, o.tier1_policy}) {
     if (p == "lru-admit2" || p == "belady") {
-      return UsageError("--mode real: the store evicts with lru, fifo, lfu, s3fifo, "
+      return UsageError("replay", "--mode real: the store evicts with lru, fifo, lfu, s3fifo, "
                         "prefix-chains, prefix or prefix-hazard, not " + p);
     }
   }
   const std::uint64_t bpt = model->BytesPerToken();
   Result<SimOptions> tiers = SimTiers(o, w, bpt);
-  if (!tiers.ok()) return UsageError(tiers.status().message());
+  if (!tiers.ok()) return UsageError("replay", tiers.status().message());
   const std::size_t full_chunk = std::size_t{o.chunk_tokens} * bpt;
   std::size_t slab = std::size_t{4} << 20;
   while (slab < (std::size_t{32} << 20) && 16 * slab < full_chunk) slab *= 2;
@@ -286,7 +284,7 @@ int RunReal(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const W
     store.tiers.push_back(std::move(tier));
   }
   Result<std::unique_ptr<Store>> opened = Store::Open(std::move(store));
-  if (!opened.ok()) return UsageError(opened.status().ToString());
+  if (!opened.ok()) return UsageError("replay", opened.status().ToString());
   ReplayOptions replay;
   replay.model = model;
   replay.chunk_tokens = o.chunk_tokens;
@@ -332,7 +330,7 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
   for (const std::string& p : policies) {
     const auto names = SimPolicyNames();
     if (std::find(names.begin(), names.end(), p) == names.end()) {
-      return UsageError("--policies: unknown policy " + p);
+      return UsageError("replay", "--policies: unknown policy " + p);
     }
   }
   // The gap needs both ends.
@@ -344,15 +342,17 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
     char* stop = nullptr;
     const double v = std::strtod(f.c_str(), &stop);
     if (stop != f.c_str() + f.size() || !(v > 0) || v > 1000) {
-      return UsageError("--fractions: '" + f + "' is not a percentage in (0, 1000]");
+      return UsageError("replay", "--fractions: '" + f + "' is not a percentage in (0, 1000]");
     }
     fractions.push_back(v);
   }
-  if (fractions.empty()) return UsageError("--fractions is empty");
+  if (fractions.empty()) return UsageError("replay", "--fractions is empty");
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> csv(nullptr, &std::fclose);
   if (!o.csv.empty()) {
     csv.reset(std::fopen(o.csv.c_str(), "w"));
-    if (csv == nullptr) return UsageError(Status::FromErrno("opening --csv " + o.csv, errno).ToString());
+    if (csv == nullptr) {
+      return UsageError("replay", Status::FromErrno("opening --csv " + o.csv, errno).ToString());
+    }
     std::fprintf(csv.get(), "trace,policy,capacity_percent,capacity_bytes,hit_ratio,lru_hit_ratio,"
                             "belady_hit_ratio,gap_closed,unbounded_hit_ratio,bytes_written,"
                             "bytes_read,seconds\n");
@@ -376,7 +376,7 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
           static_cast<std::uint64_t>(std::llround(f / 100 * static_cast<double>(unique_bytes)));
       sim.tiers.push_back(tier);
       Result<SimResult> r = Simulate(w, sim);
-      if (!r.ok()) return UsageError(r.status().message());
+      if (!r.ok()) return UsageError("replay", r.status().message());
       slowest = std::max(slowest, r->seconds);
       results[p].push_back(std::move(r).value());
     }
@@ -411,18 +411,18 @@ int RunSweep(const ReplayCommandOptions& o, const LoadedWorkload& loaded, const 
   }
   std::printf("slowest point %.2f s\n", slowest);
   if (csv != nullptr && std::fflush(csv.get()) != 0) {
-    return UsageError(Status::FromErrno("writing --csv " + o.csv, errno).ToString());
+    return UsageError("replay", Status::FromErrno("writing --csv " + o.csv, errno).ToString());
   }
   return kExitOk;
 }
 
 int RunReplay(const ReplayCommandOptions& o, bool sweep) {
   if (o.bytes_per_token == 0 && FindModelPreset(o.model) == nullptr) {
-    return UsageError("unknown --model " + o.model);
+    return UsageError("replay", "unknown --model " + o.model);
   }
-  if (o.requests == 0) return UsageError("--requests must be at least 1");
+  if (o.requests == 0) return UsageError("replay", "--requests must be at least 1");
   Result<LoadedWorkload> loaded = LoadRequests(o);
-  if (!loaded.ok()) return UsageError(loaded.status().ToString());
+  if (!loaded.ok()) return UsageError("replay", loaded.status().ToString());
   for (const std::string& message : loaded->skipped_messages) {
     std::fprintf(stderr, "cxlkv replay: skipped %s\n", message.c_str());
   }

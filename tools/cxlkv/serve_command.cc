@@ -61,11 +61,6 @@ std::vector<std::size_t> DefaultChunkSizes() {
   return sizes;
 }
 
-int UsageError(const std::string& message) {
-  std::fprintf(stderr, "cxlkv serve: %s\n", message.c_str());
-  return kExitUsage;
-}
-
 // The file's settings, then the flags given on the command line.
 Result<serve::ServeConfig> Configure(const CLI::App& app, const ServeFlags& f) {
   serve::ServeConfig c;
@@ -122,10 +117,10 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
-    return UsageError("cannot block SIGINT/SIGTERM");
+    return UsageError("serve", "cannot block SIGINT/SIGTERM");
   }
   Result<serve::ServeConfig> config = Configure(app, flags);
-  if (!config.ok()) return UsageError(config.status().ToString());
+  if (!config.ok()) return UsageError("serve", config.status().ToString());
   if (flags.print_options) {
     std::printf("%s", serve::DescribeServeConfig(*config).c_str());
     return kExitOk;
@@ -137,10 +132,10 @@ int RunServe(const CLI::App& app, const ServeFlags& flags) {
   }
   const std::string spill = config->store.spill.path;
   Result<std::unique_ptr<Store>> store = Store::Open(std::move(config->store));
-  if (!store.ok()) return UsageError(store.status().ToString());
+  if (!store.ok()) return UsageError("serve", store.status().ToString());
   Result<std::unique_ptr<serve::Server>> server =
       serve::Server::Start(**store, config->server);
-  if (!server.ok()) return UsageError(server.status().ToString());
+  if (!server.ok()) return UsageError("serve", server.status().ToString());
   const serve::ServerOptions& o = config->server;
   std::printf("cxlkv serve: tiers %s%s\n", tiers.c_str(),
               spill.empty() ? "" : (", spill " + spill).c_str());
