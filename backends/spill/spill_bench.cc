@@ -11,25 +11,30 @@
 // overwrites) measures the file system, not the log: on this VM's ext4, fio's own sequential
 // write ran 1.35-1.65 GB/s into a new file and 2.46-3.58 GB/s over the same file again.
 //
-// For each chunk size (2 MiB, 128 KiB) and each of --repeats rounds, on one file:
-//   raw fresh   at each queue depth 1, 4, 16, 32: ftruncate + fallocate, then one write per
-//               chunk through io_uring with O_DIRECT from 4 KiB-aligned sources (no copy, no
-//               checksum); the baseline is the best depth's median
-//   raw over    the same writes again over the written file, at each depth
-//   raw read    one read per chunk in a shuffled order, likewise at each depth
-//   append      SegmentLog opened with `format` on the same file (so it starts empty: fresh
+// For each chunk size (2 MiB, 128 KiB) and each of --repeats rounds:
+//   raw read    a file of its own written once (not timed), then one read per chunk in a
+//               shuffled order at each queue depth 1, 4, 16, 32 through io_uring with O_DIRECT
+//               into 4 KiB-aligned buffers, in turns with the log's reads (below); the
+//               baseline is the best depth's median
+//   append      SegmentLog opened with `format` on a file (so it starts empty: fresh
 //               space), one Append per chunk from the same 4 KiB-aligned sources (as a
 //               demotion from a 4 KiB-aligned slab slot): the data goes to the device straight
 //               from them, XXH3 over it while the device writes, the header block (80 B header,
 //               key, meta) through registered staging, segment headers and summaries; Append
 //               returns once its record is written
-//   batched     the same into a freshly formatted log through AppendBatch, batched as the
-//               store's background demotion batches them (UnmappedTier::kAppendBatchChunks
-//               chunks or kAppendBatchBytes a call, whichever is fewer; --append-batch N
-//               overrides): the records' writes overlap and the call waits once (fresh space)
+//   batched     the same chunks into a new log on a file of its own through AppendBatch,
+//               batched as the store's background demotion batches them
+//               (UnmappedTier::kAppendBatchChunks chunks or kAppendBatchBytes a call, whichever
+//               is fewer; --append-batch N overrides): the records' writes overlap and the call
+//               waits once (fresh space); in turns with
+//   raw fresh   one write per chunk at each queue depth, each depth on a file of its own
+//               (allocated with fallocate, never written: fresh space), from the same sources
+//               (no copy, no checksum): the five take turns batch by batch, each first in
+//               every fifth batch, so the device's drift falls on all alike
 //   recycled    then every segment of that log evicted (timed: a 4 KiB header write each) and
-//               the same chunks appended again through AppendBatch into the segments it freed
-//               (recycled space)
+//               the same chunks appended again into the segments it freed (recycled space), in
+//               turns with
+//   raw over    the same writes again over each depth's written file
 //   read        ReadBatch of --batch chunks at a time (a request's chunks) in the same
 //               shuffled order (io_uring at the log's queue depth, checksum and key verified),
 //               with read_bytes_in_flight at 1, 4 and 16 records (the raw depths below the
@@ -245,30 +250,18 @@ double RawIo(int fd, bool write, unsigned depth, std::size_t chunk,
   return RawIoOn(*ring, write, depth, chunk, order, sources, dsts);
 }
 
-void RawRound(const std::string& path, std::size_t chunk, std::size_t n,
-              const std::vector<AlignedBytes>& sources, const std::vector<std::size_t>& order,
-              std::vector<AlignedBytes>& dsts, Cell* cell) {
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+// The file the raw reads read (LogRound, in turns with the log's reads): every chunk written
+// once, in order, at the deepest raw depth.
+void WriteRawReadFile(const std::string& path, std::size_t chunk, std::size_t n,
+                      const std::vector<AlignedBytes>& sources, std::vector<AlignedBytes>& dsts) {
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
   if (fd < 0) Fail("open " + path + " O_DIRECT: " + std::strerror(errno));
-  const double gb = static_cast<double>(chunk * n) / 1e9;
   std::vector<std::size_t> in_order(n);
   std::iota(in_order.begin(), in_order.end(), 0);
-  for (std::size_t k = 0; k < kDepthCount; ++k) {
-    // Fresh space at every depth: the file emptied and allocated again, never written.
-    if (ftruncate(fd, 0) != 0 || fallocate(fd, 0, 0, static_cast<off_t>(chunk * n)) != 0) {
-      Fail("preparing " + path + ": " + std::strerror(errno));
-    }
-    cell->raw_fresh[k].push_back(gb / RawIo(fd, true, kRawDepths[k], chunk, in_order, sources,
-                                            dsts));
+  if (fallocate(fd, 0, 0, static_cast<off_t>(chunk * n)) != 0) {
+    Fail("preparing " + path + ": " + std::strerror(errno));
   }
-  for (std::size_t k = 0; k < kDepthCount; ++k) {
-    cell->raw_over[k].push_back(gb / RawIo(fd, true, kRawDepths[k], chunk, in_order, sources,
-                                           dsts));
-  }
-  for (std::size_t k = 0; k < kDepthCount; ++k) {
-    cell->raw_read[k].push_back(gb / RawIo(fd, false, kRawDepths[k], chunk, order, sources,
-                                           dsts));
-  }
+  RawIo(fd, true, kRawDepths[kDepthCount - 1], chunk, in_order, sources, dsts);
   if (close(fd) != 0) Fail("close " + path);
 }
 
@@ -312,9 +305,9 @@ std::pair<double, double> Fio(const std::string& file, std::size_t chunk, std::s
   return {write, read};
 }
 
-void LogRound(const Options& opt, int round, const std::string& path, std::size_t chunk,
-              std::size_t n, const std::vector<AlignedBytes>& sources,
-              const std::vector<std::size_t>& order, std::vector<AlignedBytes>& dst, Cell* cell) {
+// A freshly formatted log on `path` with room for n chunks.
+SegmentLogOptions LogOptions(const Options& opt, const std::string& path, std::size_t chunk,
+                             std::size_t n) {
   SegmentLogOptions o;
   o.path = path;
   o.segment_size = opt.segment_mib * kMiB;
@@ -325,14 +318,27 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   o.io_size = static_cast<std::uint32_t>(opt.io_kib * kKiB);
   o.format = true;
   o.use_io_uring = opt.use_io_uring;
-  auto log_or = SegmentLog::Open(o);
-  Check(log_or.status(), "opening the log on " + path);
-  SegmentLog& log = **log_or;
+  return o;
+}
 
+std::vector<std::string> Keys(std::size_t n) {
   std::vector<std::string> keys(n);
   for (std::size_t i = 0; i < n; ++i) {
     keys[i] = "vllm@llama-3.1-8b@1@0@" + std::to_string(i) + "@" + std::string(40, 'h');
   }
+  return keys;
+}
+
+void LogRound(const Options& opt, int round, const std::string& path,
+              const std::string& raw_read_path, std::size_t chunk,
+              std::size_t n, const std::vector<AlignedBytes>& sources,
+              const std::vector<std::size_t>& order, std::vector<AlignedBytes>& dst, Cell* cell) {
+  const SegmentLogOptions o = LogOptions(opt, path, chunk, n);
+  auto log_or = SegmentLog::Open(o);
+  Check(log_or.status(), "opening the log on " + path);
+  SegmentLog& log = **log_or;
+
+  const std::vector<std::string> keys = Keys(n);
   std::vector<std::uint64_t> locs(n);
   const double gb = static_cast<double>(chunk * n) / 1e9;
   auto start = Clock::now();
@@ -350,10 +356,11 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   // split as the log reads it (a readv: header block into a 4 KiB buffer, the rest into the
   // destination). Against the split raw reads, the log's reads with no cap show what its own
   // work costs (checks, hashing, bookkeeping); against the raw reads above, the first shows
-  // what its batches and header blocks cost. The six (the log at each of its four read caps,
-  // and the two raw) take turns batch by batch, each first in every sixth batch, so that the
-  // device's drift over the run, and whatever a host below a VM caches of what was just read,
-  // fall on all alike. The turns go on from round to round: with few batches in a round (2 MiB
+  // what its batches and header blocks cost (the raw reads at each depth, of a file of their
+  // own, are the read baseline). The ten (the log at each of its four read caps, the two raw
+  // reads of its records, the raw reads at each depth) take turns batch by batch, each first
+  // in every tenth batch, so that the device's drift over the run, and whatever a host below a
+  // VM caches of what was just read, fall on all alike. The turns go on from round to round: with few batches in a round (2 MiB
   // chunks: 128 MiB is two batches of 32), starting every round alike would put the same one
   // first every time.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n);
@@ -368,6 +375,12 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   const int raw_fd = open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
   if (raw_fd < 0) Fail("open " + path + " O_DIRECT: " + std::strerror(errno));
   auto raw_ring = RawRing(raw_fd, opt.queue_depth);
+  // The raw random reads at each depth, of WriteRawReadFile's file: the read baseline.
+  const int raw_read_fd = open(raw_read_path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  if (raw_read_fd < 0) Fail("open " + raw_read_path + " O_DIRECT: " + std::strerror(errno));
+  std::vector<std::unique_ptr<IoRing>> raw_read_rings;
+  for (unsigned depth : kRawDepths) raw_read_rings.push_back(RawRing(raw_read_fd, depth));
+  double raw_read_seconds[kDepthCount] = {};
   if (longest > ReadBufferSize(chunk)) Fail("a record longer than the read buffers");
   std::vector<AlignedBytes> raw_heads;
   for (unsigned d = 0; d < opt.queue_depth; ++d) {
@@ -413,16 +426,21 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
                   {}, dst, &extents, &raw_heads);
       raw_split_cpu += ThreadCpuSeconds() - cpu;
     };
-    // Each of the six first in turn: the log at each cap, the raw reads, the split raw reads.
-    constexpr std::size_t kTurns = kDepthCount + 2;
+    // Each of the ten first in turn: the log at each cap, the raw reads of its records (whole,
+    // then split), the raw reads at each depth.
+    constexpr std::size_t kTurns = 2 * kDepthCount + 2;
     for (std::size_t t = 0; t < kTurns; ++t) {
       const std::size_t which = (turn + t) % kTurns;
       if (which < kDepthCount) {
         log_batch(which);
       } else if (which == kDepthCount) {
         raw_batch();
-      } else {
+      } else if (which == kDepthCount + 1) {
         raw_split_batch();
+      } else {
+        const std::size_t k = which - kDepthCount - 2;
+        raw_read_seconds[k] += RawIoOn(*raw_read_rings[k], false, kRawDepths[k], chunk,
+                                       std::span(order).subspan(first, m), {}, dst);
       }
     }
   }
@@ -431,8 +449,13 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
   cell->raw_as_log_split.push_back(gb / raw_split_seconds);
   cell->read_cpu_ms_per_gb.push_back(1e3 * log_cpu / gb);
   cell->raw_split_cpu_ms_per_gb.push_back(1e3 * raw_split_cpu / gb);
+  for (std::size_t k = 0; k < kDepthCount; ++k) {
+    cell->raw_read[k].push_back(gb / raw_read_seconds[k]);
+  }
   raw_ring.reset();
+  raw_read_rings.clear();
   if (close(raw_fd) != 0) Fail("close " + path);
+  if (close(raw_read_fd) != 0) Fail("close " + raw_read_path);
 
   const auto st = log.GetStats();
   cell->write_amplification = st.write_amplification();
@@ -445,56 +468,107 @@ void LogRound(const Options& opt, int round, const std::string& path, std::size_
                   (st.io_uring ? "io_uring" : "pread/pwrite") +
                   (st.fixed_buffers ? ", fixed buffers" : "") +
                   (st.fixed_file ? ", fixed file" : "");
+}
 
-  // The same chunks again into a fresh log, --batch at a time through AppendBatch (what the
-  // store's background demotion does), then one of them read back and compared.
-  {
-    log_or->reset();
-    auto batch_log = SegmentLog::Open(o);
-    Check(batch_log.status(), "reopening the log on " + path + " for batched appends");
-    std::vector<iovec> parts(n);
-    for (std::size_t i = 0; i < n; ++i) parts[i] = {sources[i % kSources].get(), chunk};
-    const std::size_t append_batch =
-        opt.append_batch != 0
-            ? opt.append_batch
-            : std::max<std::size_t>(1, std::min(cxlkv::internal::UnmappedTier::kAppendBatchChunks,
-                                                cxlkv::internal::UnmappedTier::kAppendBatchBytes /
-                                                    chunk));
-    // Every chunk once, append_batch a call.
-    std::vector<SegmentLog::AppendItem> items(append_batch);
-    const auto append_all = [&](const char* what) {
-      for (std::size_t first = 0; first < n; first += append_batch) {
-        const std::size_t m = std::min(append_batch, n - first);
+// The batched appends against the raw writes, in turns: the log (AppendBatch, batched as the
+// store's background demotion batches) and the raw writes at each depth, each on a file of its
+// own in the same directory, take turns batch by batch (each first in every fifth batch, the
+// turns going on from round to round), so that the device's drift over the run falls on all
+// alike. Measured one after another (log, then raw), ten runs' 2 MiB fresh ratios spread
+// 0.81-0.93 and 128 KiB ones 0.80-1.00; in turns, six runs spread 0.87-0.94 and 0.87-1.05
+// (this VM's disk, docs/benchmarks.md). First into fresh space
+// (a new log; raw files allocated, never written), then the same chunks again over what each
+// wrote (recycled): the log with every segment evicted first (timed with it), the raw files
+// overwritten. One chunk is read back from the log and compared at the end.
+void AppendRound(const Options& opt, int round, const std::string& dir, std::size_t chunk,
+                 std::size_t n, const std::vector<AlignedBytes>& sources,
+                 std::vector<AlignedBytes>& dst, Cell* cell) {
+  const std::string log_path = dir + "/append.log";
+  unlink(log_path.c_str());  // a new file: fresh space
+  auto log_or = SegmentLog::Open(LogOptions(opt, log_path, chunk, n));
+  Check(log_or.status(), "opening a log on " + log_path + " for batched appends");
+  SegmentLog& log = **log_or;
+  struct RawFile {
+    std::string path;
+    int fd = -1;
+    std::unique_ptr<IoRing> ring;
+  };
+  std::vector<RawFile> raw(kDepthCount);
+  for (std::size_t k = 0; k < kDepthCount; ++k) {
+    raw[k].path = dir + "/raw-qd" + std::to_string(kRawDepths[k]) + ".data";
+    raw[k].fd = open(raw[k].path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+    if (raw[k].fd < 0 || fallocate(raw[k].fd, 0, 0, static_cast<off_t>(chunk * n)) != 0) {
+      Fail("preparing " + raw[k].path + ": " + std::strerror(errno));
+    }
+    raw[k].ring = RawRing(raw[k].fd, kRawDepths[k]);
+  }
+
+  const std::vector<std::string> keys = Keys(n);
+  std::vector<iovec> parts(n);
+  for (std::size_t i = 0; i < n; ++i) parts[i] = {sources[i % kSources].get(), chunk};
+  std::vector<std::size_t> in_order(n);
+  std::iota(in_order.begin(), in_order.end(), 0);
+  const std::size_t append_batch =
+      opt.append_batch != 0
+          ? opt.append_batch
+          : std::max<std::size_t>(1, std::min(cxlkv::internal::UnmappedTier::kAppendBatchChunks,
+                                              cxlkv::internal::UnmappedTier::kAppendBatchBytes /
+                                                  chunk));
+  std::vector<SegmentLog::AppendItem> items(append_batch);
+  std::vector<std::uint64_t> locs(n);
+  const double gb = static_cast<double>(chunk * n) / 1e9;
+  const std::size_t batches = (n + append_batch - 1) / append_batch;
+  std::size_t turn = static_cast<std::size_t>(round) * batches;
+  for (const bool recycled : {false, true}) {
+    double log_seconds = 0, raw_seconds[kDepthCount] = {};
+    if (recycled) {
+      const auto start = Clock::now();
+      while (true) {
+        auto evicted = log.EvictOldestSegment();
+        if (evicted.status().code() == cxlkv::StatusCode::kNotFound) break;
+        Check(evicted.status(), "evicting a segment");
+      }
+      log_seconds += Seconds(start);
+    }
+    for (std::size_t first = 0; first < n; first += append_batch, ++turn) {
+      const std::size_t m = std::min(append_batch, n - first);
+      constexpr std::size_t kTurns = kDepthCount + 1;  // the raw depths, then the log
+      for (std::size_t t = 0; t < kTurns; ++t) {
+        const std::size_t which = (turn + t) % kTurns;
+        if (which < kDepthCount) {
+          raw_seconds[which] += RawIoOn(*raw[which].ring, true, kRawDepths[which], chunk,
+                                        std::span(in_order).subspan(first, m), sources, dst);
+          continue;
+        }
         for (std::size_t k = 0; k < m; ++k) {
           items[k] = SegmentLog::AppendItem{};
           items[k].key = keys[first + k];
           items[k].parts = std::span(&parts[first + k], 1);
         }
-        Check((*batch_log)->AppendBatch(std::span(items).first(m)), what);
+        const auto start = Clock::now();
+        Check(log.AppendBatch(std::span(items).first(m)),
+              recycled ? "recycled batched append" : "batched append");
+        log_seconds += Seconds(start);
         for (std::size_t k = 0; k < m; ++k) locs[first + k] = items[k].location;
       }
-    };
-    start = Clock::now();
-    append_all("batched append");
-    cell->append_batch.push_back(gb / Seconds(start));
-
-    // Steady state: every segment evicted, and the same chunks appended into the segments
-    // that freed (written before: recycled space).
-    start = Clock::now();
-    while (true) {
-      auto evicted = (*batch_log)->EvictOldestSegment();
-      if (evicted.status().code() == cxlkv::StatusCode::kNotFound) break;
-      Check(evicted.status(), "evicting a segment");
     }
-    append_all("recycled batched append");
-    cell->append_recycled.push_back(gb / Seconds(start));
-    const std::size_t probe = n / 2;
-    auto got = (*batch_log)->Read(locs[probe], keys[probe], std::span(dst[0].get(), chunk));
-    Check(got.status(), "reading back a batched append");
-    if (std::memcmp(dst[0].get(), sources[probe % kSources].get(), chunk) != 0) {
-      Fail("a batched append read back wrong bytes");
+    (recycled ? cell->append_recycled : cell->append_batch).push_back(gb / log_seconds);
+    for (std::size_t k = 0; k < kDepthCount; ++k) {
+      (recycled ? cell->raw_over : cell->raw_fresh)[k].push_back(gb / raw_seconds[k]);
     }
   }
+  const std::size_t probe = n / 2;
+  auto got = log.Read(locs[probe], keys[probe], std::span(dst[0].get(), chunk));
+  Check(got.status(), "reading back a batched append");
+  if (std::memcmp(dst[0].get(), sources[probe % kSources].get(), chunk) != 0) {
+    Fail("a batched append read back wrong bytes");
+  }
+  log_or->reset();
+  for (RawFile& f : raw) {
+    f.ring.reset();
+    if (close(f.fd) != 0 || unlink(f.path.c_str()) != 0) Fail("closing " + f.path);
+  }
+  if (unlink(log_path.c_str()) != 0) Fail("removing " + log_path);
 }
 
 }  // namespace
@@ -536,6 +610,7 @@ int main(int argc, char** argv) {
   std::string dir = opt.dir + "/cxlkv-spill-bench-XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) Fail("mkdtemp " + dir + ": " + std::strerror(errno));
   const std::string path = dir + "/spill.log";
+  const std::string raw_read_path = dir + "/raw-read.data";
 
   std::printf("bench_spill: %s (%s), %zu MiB of chunks per size, median of %d rounds\n",
               dir.c_str(), FsName(opt.dir).c_str(), opt.mib, opt.repeats);
@@ -576,8 +651,9 @@ int main(int argc, char** argv) {
     for (std::size_t b = 0; b < buffers; ++b) read_dst.push_back(Aligned(ReadBufferSize(chunk)));
     Row row{chunk, {}};
     for (int r = 0; r < opt.repeats; ++r) {
-      RawRound(path, chunk, n, sources, order, read_dst, &row.cell);
-      LogRound(opt, r, path, chunk, n, sources, order, read_dst, &row.cell);
+      WriteRawReadFile(raw_read_path, chunk, n, sources, read_dst);
+      LogRound(opt, r, path, raw_read_path, chunk, n, sources, order, read_dst, &row.cell);
+      AppendRound(opt, r, dir, chunk, n, sources, read_dst, &row.cell);
     }
     rows.push_back(std::move(row));
   }
@@ -585,7 +661,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<double, double>> fio;  // per row: write, random read GB/s (0: none)
   std::string fio_note;
   for (const Row& row : rows) fio.push_back(Fio(dir + "/fio.data", row.chunk, opt.mib, &fio_note));
-  if (unlink(path.c_str()) != 0 || rmdir(dir.c_str()) != 0) {
+  if (unlink(path.c_str()) != 0 || unlink(raw_read_path.c_str()) != 0 || rmdir(dir.c_str()) != 0) {
     std::fprintf(stderr, "bench_spill: removing %s: %s\n", dir.c_str(), std::strerror(errno));
   }
 
