@@ -29,12 +29,17 @@
 //               waits once (fresh space); in turns with
 //   raw fresh   one write per chunk at each queue depth, each depth on a file of its own
 //               (allocated with fallocate, never written: fresh space), from the same sources
-//               (no copy, no checksum): the five take turns batch by batch, each first in
-//               every fifth batch, so the device's drift falls on all alike
+//               (no copy, no checksum): these, the log and "as records" below take turns
+//               batch by batch, each first in every sixth batch, so the device's drift falls
+//               on all alike
 //   recycled    then every segment of that log evicted (timed: a 4 KiB header write each) and
 //               the same chunks appended again into the segments it freed (recycled space), in
 //               turns with
 //   raw over    the same writes again over each depth's written file
+//   as records  and a sixth in those turns: the chunks written raw in the log records' shape
+//               (a 4 KiB block, then the chunk, in one writev; laid end to end) at the log's
+//               queue depth, fresh then over: against the raw best, what the shape costs; the
+//               log against it, what the log's own work costs (hashing, segments, summaries)
 //   read        ReadBatch of --batch chunks at a time (a request's chunks) in the same
 //               shuffled order (io_uring at the log's queue depth, checksum and key verified),
 //               with read_bytes_in_flight at 1, 4 and 16 records (the raw depths below the
@@ -164,6 +169,9 @@ struct Cell {
   // GB/s per round.
   std::vector<double> raw_fresh[kDepthCount], raw_over[kDepthCount], raw_read[kDepthCount];
   std::vector<double> append, append_batch, append_recycled;
+  // Raw writes shaped as the log's records (a 4 KiB block, then the chunk, one writev, laid end
+  // to end) at the log's queue depth, in turns with the appends: fresh, then over.
+  std::vector<double> raw_split_fresh, raw_split_over;
   // Batched reads, read_bytes_in_flight at kRawDepths[k] records (the last: 0, the default).
   std::vector<double> read[kDepthCount];
   // Raw reads of the log's records in `read`'s order, batches and depth: into one buffer each,
@@ -195,7 +203,8 @@ std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
 // of order and two reads in flight share a buffer, nothing is lost). With `heads` (depth
 // 4 KiB buffers), each read takes its first block into a head buffer and the rest into its
 // dst, in one readv, as the log reads a record (header block apart, data straight into the
-// caller's memory).
+// caller's memory); a write likewise sends a head buffer's block and then the source, in one
+// writev, as the log writes a record (`extents` then give each record's place and length).
 double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
                std::span<const std::size_t> order, const std::vector<AlignedBytes>& sources,
                std::vector<AlignedBytes>& dsts,
@@ -217,7 +226,12 @@ double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
       // user_data: the slot, and the length to check the transfer against.
       const std::uint64_t tag = (std::uint64_t{slot} << 32) | len;
       cxlkv::Status queued;
-      if (write) {
+      if (write && heads != nullptr) {
+        iovec* v = &iovs[2 * slot];
+        v[0] = {(*heads)[slot].get(), cxlkv::internal::spill::kBlockSize};
+        v[1] = {sources[next % kSources].get(), len - cxlkv::internal::spill::kBlockSize};
+        queued = ring.QueueWritev(v, 2, offset, tag);
+      } else if (write) {
         queued = ring.QueueWrite(sources[next % kSources].get(), len, offset, tag);
       } else if (heads != nullptr) {
         iovec* v = &iovs[2 * slot];
@@ -360,9 +374,9 @@ void LogRound(const Options& opt, int round, const std::string& path,
   // own, are the read baseline). The ten (the log at each of its four read caps, the two raw
   // reads of its records, the raw reads at each depth) take turns batch by batch, each first
   // in every tenth batch, so that the device's drift over the run, and whatever a host below a
-  // VM caches of what was just read, fall on all alike. The turns go on from round to round: with few batches in a round (2 MiB
-  // chunks: 128 MiB is two batches of 32), starting every round alike would put the same one
-  // first every time.
+  // VM caches of what was just read, fall on all alike. The turns go on from round to round:
+  // with few batches in a round (2 MiB chunks: 128 MiB is two batches of 32), starting every
+  // round alike would put the same one first every time.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n);
   std::uint32_t longest = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -471,12 +485,12 @@ void LogRound(const Options& opt, int round, const std::string& path,
 }
 
 // The batched appends against the raw writes, in turns: the log (AppendBatch, batched as the
-// store's background demotion batches) and the raw writes at each depth, each on a file of its
-// own in the same directory, take turns batch by batch (each first in every fifth batch, the
-// turns going on from round to round), so that the device's drift over the run falls on all
-// alike. Measured one after another (log, then raw), ten runs' 2 MiB fresh ratios spread
-// 0.81-0.93 and 128 KiB ones 0.80-1.00; in turns, six runs spread 0.87-0.94 and 0.87-1.05
-// (this VM's disk, docs/benchmarks.md). First into fresh space
+// store's background demotion batches), the raw writes at each depth and the raw writes in the
+// records' shape, each on a file of its own in the same directory, take turns batch by batch
+// (each first in every sixth batch, the turns going on from round to round), so that the
+// device's drift over the run falls on all alike. Measured one after another (log, then raw),
+// ten runs' 2 MiB fresh ratios spread 0.81-0.93 and 128 KiB ones 0.80-1.00; in turns, 21 runs
+// spread 0.82-0.94 and 0.75-1.05 (this VM's disk, docs/benchmarks.md). First into fresh space
 // (a new log; raw files allocated, never written), then the same chunks again over what each
 // wrote (recycled): the log with every segment evicted first (timed with it), the raw files
 // overwritten. One chunk is read back from the log and compared at the end.
@@ -502,6 +516,23 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
     }
     raw[k].ring = RawRing(raw[k].fd, kRawDepths[k]);
   }
+  // The records' shape written raw: each chunk behind a 4 KiB block, end to end.
+  RawFile split;
+  split.path = dir + "/raw-split.data";
+  const std::uint64_t record = chunk + cxlkv::internal::spill::kBlockSize;
+  split.fd = open(split.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+  if (split.fd < 0 || fallocate(split.fd, 0, 0, static_cast<off_t>(record * n)) != 0) {
+    Fail("preparing " + split.path + ": " + std::strerror(errno));
+  }
+  split.ring = RawRing(split.fd, opt.queue_depth);
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> split_extents(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    split_extents[i] = {i * record, static_cast<std::uint32_t>(record)};
+  }
+  std::vector<AlignedBytes> split_heads;
+  for (unsigned d = 0; d < opt.queue_depth; ++d) {
+    split_heads.push_back(Aligned(cxlkv::internal::spill::kBlockSize));
+  }
 
   const std::vector<std::string> keys = Keys(n);
   std::vector<iovec> parts(n);
@@ -520,7 +551,7 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
   const std::size_t batches = (n + append_batch - 1) / append_batch;
   std::size_t turn = static_cast<std::size_t>(round) * batches;
   for (const bool recycled : {false, true}) {
-    double log_seconds = 0, raw_seconds[kDepthCount] = {};
+    double log_seconds = 0, raw_seconds[kDepthCount] = {}, split_seconds = 0;
     if (recycled) {
       const auto start = Clock::now();
       while (true) {
@@ -532,12 +563,19 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
     }
     for (std::size_t first = 0; first < n; first += append_batch, ++turn) {
       const std::size_t m = std::min(append_batch, n - first);
-      constexpr std::size_t kTurns = kDepthCount + 1;  // the raw depths, then the log
+      // The raw depths, the records' shape raw, then the log.
+      constexpr std::size_t kTurns = kDepthCount + 2;
       for (std::size_t t = 0; t < kTurns; ++t) {
         const std::size_t which = (turn + t) % kTurns;
         if (which < kDepthCount) {
           raw_seconds[which] += RawIoOn(*raw[which].ring, true, kRawDepths[which], chunk,
                                         std::span(in_order).subspan(first, m), sources, dst);
+          continue;
+        }
+        if (which == kDepthCount) {
+          split_seconds += RawIoOn(*split.ring, true, opt.queue_depth, chunk,
+                                   std::span(in_order).subspan(first, m), sources, dst,
+                                   &split_extents, &split_heads);
           continue;
         }
         for (std::size_t k = 0; k < m; ++k) {
@@ -553,6 +591,7 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
       }
     }
     (recycled ? cell->append_recycled : cell->append_batch).push_back(gb / log_seconds);
+    (recycled ? cell->raw_split_over : cell->raw_split_fresh).push_back(gb / split_seconds);
     for (std::size_t k = 0; k < kDepthCount; ++k) {
       (recycled ? cell->raw_over : cell->raw_fresh)[k].push_back(gb / raw_seconds[k]);
     }
@@ -564,6 +603,7 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
     Fail("a batched append read back wrong bytes");
   }
   log_or->reset();
+  raw.push_back(std::move(split));
   for (RawFile& f : raw) {
     f.ring.reset();
     if (close(f.fd) != 0 || unlink(f.path.c_str()) != 0) Fail("closing " + f.path);
@@ -710,6 +750,19 @@ int main(int argc, char** argv) {
     line("append, one at a time (fresh)", Median(c.append), fresh, false);
     line("batched append (fresh)", Median(c.append_batch), fresh, true);
     line("batched append (recycled)", Median(c.append_recycled), over, true);
+    // What the records' shape costs raw (a 4 KiB block before each chunk, one writev each),
+    // and the log against it: its own work.
+    for (const bool recycled : {false, true}) {
+      const double split = Median(recycled ? c.raw_split_over : c.raw_split_fresh);
+      const auto raw_best = recycled ? over : fresh;
+      std::printf("%8s  %-30s %8.2f %9.2f qd%-2u %6.2fx  (the records' shape)\n",
+                  FormatBytes(rows[r].chunk).c_str(),
+                  recycled ? "raw writes as records, over" : "raw writes as records, fresh",
+                  split, raw_best.first, raw_best.second, split / raw_best.first);
+      std::printf("%8s  %-30s %8.2f %14s %6.2fx  (batched append / this: the log's own work)\n",
+                  FormatBytes(rows[r].chunk).c_str(), "", split, "",
+                  Median(recycled ? c.append_recycled : c.append_batch) / split);
+    }
     // The log at its best read cap, as the raw side at its best depth; and at the default.
     const auto log_read = best(c.read);
     const std::string best_cap = "batched read, cap qd" + std::to_string(log_read.second);
