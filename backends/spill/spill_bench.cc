@@ -490,10 +490,10 @@ void LogRound(const Options& opt, int round, const std::string& path,
 // (each first in every sixth batch, the turns going on from round to round), so that the
 // device's drift over the run falls on all alike. Measured one after another (log, then raw),
 // ten runs' 2 MiB fresh ratios spread 0.81-0.93 and 128 KiB ones 0.80-1.00; in turns, 24 and
-// 21 runs spread 0.82-0.96 and 0.75-1.05 (this VM's disk, docs/benchmarks.md). First into fresh space
-// (a new log; raw files allocated, never written), then the same chunks again over what each
-// wrote (recycled): the log with every segment evicted first (timed with it), the raw files
-// overwritten. One chunk is read back from the log and compared at the end.
+// 21 runs spread 0.82-0.96 and 0.75-1.05 (this VM's disk, docs/benchmarks.md). First into
+// fresh space (a new log; raw files allocated, never written), then the same chunks again over
+// what each wrote (recycled): the log with every segment evicted first (timed with it), the
+// raw files overwritten. One chunk is read back from the log and compared at the end.
 void AppendRound(const Options& opt, int round, const std::string& dir, std::size_t chunk,
                  std::size_t n, const std::vector<AlignedBytes>& sources,
                  std::vector<AlignedBytes>& dst, Cell* cell) {
