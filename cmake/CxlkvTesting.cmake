@@ -23,9 +23,8 @@ function(cxlkv_add_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LABELS;LIBS" ${ARGN})
   cxlkv_test_util_library()
   add_executable(${name} ${T_SOURCES})
-  target_link_libraries(${name} PRIVATE cxlkv_static cxlkv_test_util GTest::gtest
-    GTest::gtest_main ${T_LIBS})
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  # cxlkv_test_util brings GoogleTest and the source root's include path.
+  target_link_libraries(${name} PRIVATE cxlkv_static cxlkv_test_util GTest::gtest_main ${T_LIBS})
   target_compile_options(${name} PRIVATE ${CXLKV_WARNINGS})
   target_precompile_headers(${name} REUSE_FROM cxlkv_test_util)
   # One label per suite: gtest_discover_tests passes properties through a generated script

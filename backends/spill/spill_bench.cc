@@ -185,6 +185,23 @@ struct Cell {
   std::uint64_t direct_fallbacks = 0;
 };
 
+// A new file of `bytes`, allocated and never written (fresh space), opened with O_DIRECT.
+int CreateAllocated(const std::string& path, std::uint64_t bytes) {
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0 || fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) {
+    Fail("preparing " + path + " (O_DIRECT, " + FormatBytes(bytes) + "): " +
+         std::strerror(errno));
+  }
+  return fd;
+}
+
+// One 4 KiB buffer per I/O slot: where the split raw I/Os put or take a record's header block.
+std::vector<AlignedBytes> HeadBuffers(unsigned count) {
+  std::vector<AlignedBytes> heads;
+  for (unsigned d = 0; d < count; ++d) heads.push_back(Aligned(cxlkv::internal::spill::kBlockSize));
+  return heads;
+}
+
 std::unique_ptr<IoRing> RawRing(int fd, unsigned depth) {
   auto ring = IoRing::Create(fd, depth, /*use_io_uring=*/true);
   Check(ring.status(), "creating an io_uring of depth " + std::to_string(depth));
@@ -268,13 +285,9 @@ double RawIo(int fd, bool write, unsigned depth, std::size_t chunk,
 // once, in order, at the deepest raw depth.
 void WriteRawReadFile(const std::string& path, std::size_t chunk, std::size_t n,
                       const std::vector<AlignedBytes>& sources, std::vector<AlignedBytes>& dsts) {
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
-  if (fd < 0) Fail("open " + path + " O_DIRECT: " + std::strerror(errno));
+  const int fd = CreateAllocated(path, chunk * n);
   std::vector<std::size_t> in_order(n);
   std::iota(in_order.begin(), in_order.end(), 0);
-  if (fallocate(fd, 0, 0, static_cast<off_t>(chunk * n)) != 0) {
-    Fail("preparing " + path + ": " + std::strerror(errno));
-  }
   RawIo(fd, true, kRawDepths[kDepthCount - 1], chunk, in_order, sources, dsts);
   if (close(fd) != 0) Fail("close " + path);
 }
@@ -396,10 +409,7 @@ void LogRound(const Options& opt, int round, const std::string& path,
   for (unsigned depth : kRawDepths) raw_read_rings.push_back(RawRing(raw_read_fd, depth));
   double raw_read_seconds[kDepthCount] = {};
   if (longest > ReadBufferSize(chunk)) Fail("a record longer than the read buffers");
-  std::vector<AlignedBytes> raw_heads;
-  for (unsigned d = 0; d < opt.queue_depth; ++d) {
-    raw_heads.push_back(Aligned(cxlkv::internal::spill::kBlockSize));
-  }
+  const std::vector<AlignedBytes> raw_heads = HeadBuffers(opt.queue_depth);
   // The log's read caps: kRawDepths[k] records at the device, the deepest none (the default).
   std::uint64_t caps[kDepthCount];
   for (std::size_t k = 0; k < kDepthCount; ++k) {
@@ -510,29 +520,20 @@ void AppendRound(const Options& opt, int round, const std::string& dir, std::siz
   std::vector<RawFile> raw(kDepthCount);
   for (std::size_t k = 0; k < kDepthCount; ++k) {
     raw[k].path = dir + "/raw-qd" + std::to_string(kRawDepths[k]) + ".data";
-    raw[k].fd = open(raw[k].path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
-    if (raw[k].fd < 0 || fallocate(raw[k].fd, 0, 0, static_cast<off_t>(chunk * n)) != 0) {
-      Fail("preparing " + raw[k].path + ": " + std::strerror(errno));
-    }
+    raw[k].fd = CreateAllocated(raw[k].path, chunk * n);
     raw[k].ring = RawRing(raw[k].fd, kRawDepths[k]);
   }
   // The records' shape written raw: each chunk behind a 4 KiB block, end to end.
   RawFile split;
   split.path = dir + "/raw-split.data";
   const std::uint64_t record = chunk + cxlkv::internal::spill::kBlockSize;
-  split.fd = open(split.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0644);
-  if (split.fd < 0 || fallocate(split.fd, 0, 0, static_cast<off_t>(record * n)) != 0) {
-    Fail("preparing " + split.path + ": " + std::strerror(errno));
-  }
+  split.fd = CreateAllocated(split.path, record * n);
   split.ring = RawRing(split.fd, opt.queue_depth);
   std::vector<std::pair<std::uint64_t, std::uint32_t>> split_extents(n);
   for (std::size_t i = 0; i < n; ++i) {
     split_extents[i] = {i * record, static_cast<std::uint32_t>(record)};
   }
-  std::vector<AlignedBytes> split_heads;
-  for (unsigned d = 0; d < opt.queue_depth; ++d) {
-    split_heads.push_back(Aligned(cxlkv::internal::spill::kBlockSize));
-  }
+  const std::vector<AlignedBytes> split_heads = HeadBuffers(opt.queue_depth);
 
   const std::vector<std::string> keys = Keys(n);
   std::vector<iovec> parts(n);
@@ -690,8 +691,8 @@ int main(int argc, char** argv) {
         std::max<std::size_t>({opt.batch, opt.queue_depth, kRawDepths[kDepthCount - 1]});
     for (std::size_t b = 0; b < buffers; ++b) read_dst.push_back(Aligned(ReadBufferSize(chunk)));
     Row row{chunk, {}};
+    WriteRawReadFile(raw_read_path, chunk, n, sources, read_dst);  // only read from then on
     for (int r = 0; r < opt.repeats; ++r) {
-      WriteRawReadFile(raw_read_path, chunk, n, sources, read_dst);
       LogRound(opt, r, path, raw_read_path, chunk, n, sources, order, read_dst, &row.cell);
       AppendRound(opt, r, dir, chunk, n, sources, read_dst, &row.cell);
     }
