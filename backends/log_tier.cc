@@ -16,6 +16,7 @@ Result<std::unique_ptr<TierBackend>> LogTier::Open(const SpillOptions& options) 
   log.segment_size = options.segment_size;
   log.queue_depth = options.queue_depth;
   log.read_bytes_in_flight = options.read_bytes_in_flight;
+  log.write_unit = options.write_unit;
   log.direct_io = options.direct_io;
   log.format = options.format;
   if (options.eviction == "fifo") {

@@ -147,6 +147,14 @@ const OptionSpec<SpillOptions> kSpill[] = {
       "bytes of batched reads at the device at once; 0: queue_depth alone limits them"},
      [](SpillOptions& s, const CheckedValue& v) { s.read_bytes_in_flight = v.bytes; },
      [](const SpillOptions& s) { return Size(s.read_bytes_in_flight); }},
+    {{"write_unit", T::kBytes,
+      "appends cover whole units of this many bytes of the disk: a power of two from 4 KiB to "
+      "256 KiB; 0: none",
+      0, 256 << 10},
+     [](SpillOptions& s, const CheckedValue& v) {
+       s.write_unit = static_cast<std::uint32_t>(v.bytes);
+     },
+     [](const SpillOptions& s) { return Size(s.write_unit); }},
     {{"direct_io", T::kBool, "O_DIRECT where the file system takes it"},
      [](SpillOptions& s, const CheckedValue& v) { s.direct_io = v.flag; },
      [](const SpillOptions& s) { return Flag(s.direct_io); }},

@@ -35,7 +35,7 @@ Schema<StoreOptions> StoreSchema();
 // [[tier]]: source and capacity (required), name, eviction, watermarks, promote_after_hits,
 // copy, durability, format, flush_interval_ms.
 Schema<TierOptions> TierSchema();
-// [spill]: path (required), capacity, segment_size, queue_depth, read_bytes_in_flight,
+// [spill]: path (required), capacity, segment_size, queue_depth, read_bytes_in_flight, write_unit,
 // direct_io, eviction, promote_after_hits, format.
 Schema<SpillOptions> SpillSchema();
 

@@ -54,6 +54,7 @@ path = "/var/tmp/spill"
 capacity = "8G"
 queue_depth = 16
 read_bytes_in_flight = "8M"
+write_unit = "16K"
 )");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->server.host, "0.0.0.0");
@@ -75,6 +76,7 @@ read_bytes_in_flight = "8M"
   EXPECT_EQ(c->store.spill.capacity, std::uint64_t{8} << 30);
   EXPECT_EQ(c->store.spill.queue_depth, 16u);
   EXPECT_EQ(c->store.spill.read_bytes_in_flight, std::uint64_t{8} << 20);
+  EXPECT_EQ(c->store.spill.write_unit, 16u << 10);
 }
 
 TEST(ServeConfigTest, EmptyFileKeepsDefaults) {

@@ -80,6 +80,8 @@ class IoChannel {
     unsigned slots = 0;  // I/Os in flight at most
     std::uint32_t slot_size = 0;  // bytes per I/O; a multiple of 4 KiB
     bool use_io_uring = true;
+    // SlotWriter::Stream's disk unit (a power of two, 4 KiB to slot_size; 0: none).
+    std::uint32_t write_unit = 0;
   };
   // What the log has already warned about, so each fallback is one line however many channels.
   struct Warned {
@@ -99,6 +101,10 @@ class IoChannel {
   std::uint32_t slots() const { return slots_; }
   std::uint32_t slot_size() const { return slot_size_; }
   std::byte* slot(std::uint32_t i) const { return staging_.data() + std::size_t{i} * slot_size_; }
+  bool in_staging(const std::byte* p) const {
+    return p >= staging_.data() && p < staging_.data() + std::size_t{slots_} * slot_size_;
+  }
+  std::uint32_t write_unit() const { return write_unit_; }
   Hasher& hasher() { return hasher_; }
   IoCounters& counters() { return *counters_; }
 
@@ -115,6 +121,7 @@ class IoChannel {
   os::AnonymousMapping staging_;  // staging for O_DIRECT: page-aligned
   std::uint32_t slot_size_ = 0;
   std::uint32_t slots_ = 0;
+  std::uint32_t write_unit_ = 0;
   Hasher hasher_;
   std::string path_;
   IoCounters* counters_ = nullptr;
@@ -145,33 +152,105 @@ class SlotWriter {
   // so a record's header block and its data reach the file system as one contiguous write.
   Status SubmitHeaded(std::uint32_t slot, std::uint32_t head_len, const std::byte* src,
                       std::uint32_t len, std::uint64_t dev_offset);
-  // Hands every queued write to the kernel now (the device starts while the caller works on).
+  // One piece of a run (Stream): a slot's bytes (from Acquire; the writer frees the slot once
+  // they are written), or, with slot kNoSlot, the caller's, kept unchanged until Finish has
+  // returned (as SubmitFrom's; memory the kernel refuses is written again through slots).
+  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
+  struct Piece {
+    std::uint32_t slot = kNoSlot;
+    const std::byte* src = nullptr;  // the caller's bytes, where slot is kNoSlot
+    std::uint32_t len = 0;           // a multiple of 4 KiB
+  };
+  // Writes `pieces` back to back from dev_offset as part of one contiguous run of the device
+  // (pieces that do not continue the run first send it out). The run goes to the kernel in
+  // writes of up to kStreamBytes, one record's end and the next one's start in the same write.
+  // With the channel's write unit U, every buffer of those writes covers whole U-aligned units
+  // of the disk (but at the run's two ends): a unit that holds parts of several pieces (where
+  // one record ends and the next begins, with its header block) is copied into a slot, a unit
+  // inside one piece's bytes goes from where they lie. Why: a virtual disk may write each
+  // buffer of a request (a contiguous stretch of guest memory) on its own, and pay for every
+  // one that starts or ends inside its host's unit; records are 4 KiB longer than their chunks,
+  // so written one per I/O from the chunk's memory, their data starts 4 KiB further off a unit
+  // boundary each time (on this project's VM: 2 MiB writes 4 KiB off a 64 KiB boundary ran at
+  // 0.79x of aligned ones, and a 2 MiB write of three buffers, a record's tail, a header block
+  // and the next record's head, at 0.76x of one buffer). Flush and Finish send the remainder.
+  Status Stream(std::uint64_t dev_offset, std::span<const Piece> pieces);
+  // The disk's units begin where (offset + phase) is a multiple of the unit: a file's offsets
+  // differ from the disk's below by LogDevice::PhysicalPhase. Sends the run out when it changes.
+  Status SetPhase(std::uint64_t phase);
+  static constexpr std::uint64_t kStreamBytes = 2 << 20;
+  // Hands every queued write to the kernel now (the device starts while the caller works on),
+  // the run's remainder included.
   Status Flush();
   // Waits for every write in flight; the first failure, if any.
   Status Finish();
 
  private:
+  // A write in flight. Slot writes (Submit*) use their slot's index as their ticket; the run's
+  // writes take tickets of their own, after the slots', and free the slots they hold.
   struct Op {
     std::uint64_t offset = 0;
     std::uint32_t len = 0;           // bytes of the whole write
     const std::byte* src = nullptr;  // the caller's memory; null for the slot's own
     std::uint32_t head_len = 0;      // SubmitHeaded: slot bytes before src's
     iovec iov[2] = {};               // SubmitHeaded's buffers, alive until reaped
+    bool run = false;                // a run's write: the fields below, not src/head_len/iov
+    std::vector<iovec> iovs;         // its buffers, alive until reaped
+    std::vector<std::uint32_t> held;  // slots it writes from, freed when it completes
+    std::uint32_t direct_bytes = 0;  // bytes from the caller's memory
+    // As a slot write (the vectors keep their capacity for a later run write).
+    void Set(std::uint64_t at, std::uint32_t bytes, const std::byte* from, std::uint32_t head) {
+      offset = at;
+      len = bytes;
+      src = from;
+      head_len = head;
+      run = false;
+    }
   };
-  // What a refused direct write leaves to write through slots, beyond the first slot's worth.
+  // What a refused direct write leaves to write through slots, beyond the first slot's worth:
+  // the caller's bytes, or `owned`, a copy of slot bytes (freed with the refused write).
   struct Retry {
     std::uint64_t offset = 0;
     const std::byte* src = nullptr;
     std::uint64_t len = 0;
+    std::vector<std::byte> owned;
+    const std::byte* data() const { return owned.empty() ? src : owned.data(); }
   };
+  // The run Stream gathers: [start, end) of the device and its pieces in order.
+  struct Run {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::deque<Piece> pieces;
+    std::uint32_t slots = 0;  // pieces that hold a slot
+  };
+  // A run's write has at most this many buffers (IOV_MAX is 1024).
+  static constexpr std::size_t kMaxRunBuffers = 256;
+  // Slots Acquire leaves free for the run's copies of shared units.
+  static constexpr std::size_t kRunReserve = 2;
+
   Status Queue(std::uint32_t slot, const std::byte* buf, std::uint32_t len);
+  Status SubmitQueued();  // hands the ring's queue to the kernel every kSubmitBytes
+  // Sends the run's writes of kStreamBytes out; kUpToUnit also what ends on the last unit
+  // boundary within it, kAll everything.
+  enum class Send { kFull, kUpToUnit, kAll };
+  Status SendRun(Send send);
+  Result<std::uint32_t> AcquireForRun();
+  std::uint64_t NextBoundary(std::uint64_t offset) const;  // the first unit boundary > offset
+  void TakePiece(Op& op, const std::byte* p, std::uint32_t len, bool direct);
+  void DropRun();
   Status ReapOne();
+  Status ReapRun(std::uint32_t ticket, Op& op, std::int32_t res);
+  void NoteFailure(const Op& op, std::int32_t res);  // a failed or short write, if the first
   void Restage(std::uint32_t slot, Op& op);
 
   IoChannel& ch_;
+  std::uint64_t unit_ = 0;  // the channel's write unit, 0 where its slots cannot hold copies
+  std::uint64_t phase_ = 0;
   std::uint64_t unsubmitted_bytes_ = 0;
-  std::vector<Op> ops_;
+  std::vector<Op> ops_;  // the slots' tickets, then the run's
   std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> free_run_tickets_;
+  Run run_;
   std::vector<Retry> retries_;
   Status first_error_;
 };

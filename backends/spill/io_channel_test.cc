@@ -172,5 +172,93 @@ INSTANTIATE_TEST_SUITE_P(Modes, PipelinedReadTest, ::testing::Values(true, false
                            return param_info.param ? "io_uring" : "sync";
                          });
 
+
+// SlotWriter::Stream with a write unit: records laid end to end (a header block from a slot,
+// then data from the caller's memory, some ending inside a unit) reach the file intact, and
+// every buffer of every write covers whole units of the disk, phase included: where two
+// records share a unit it was copied into one slot, never written as the pieces lie.
+class SlotWriterRunTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SlotWriterRunTest, EveryBufferCoversWholeUnitsAndTheBytesLand) {
+  constexpr std::uint32_t kUnit = 16 * 1024;
+  constexpr std::uint64_t kPhase = 8 * 1024;  // as if the file began 8 KiB into a disk unit
+  constexpr std::uint64_t kStart = 64 * 1024 + 4096;  // not on a unit boundary
+  TempDir dir;
+  const std::string path = dir.File("device");
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_GE(fd.get(), 0);
+  IoCounters counters;
+  IoChannel::Warned warned;
+  auto ch = IoChannel::Create({fd.get(), path, 8, 64 * 1024, GetParam(), kUnit}, &counters,
+                              &warned);
+  ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+  std::vector<IoRing::WriteShape> shapes;
+  (*ch)->ring().RecordWritesForTesting(&shapes);
+
+  // Data sizes: whole units, a block, odd block counts, one past a write's 2 MiB.
+  const std::vector<std::size_t> sizes = {16 << 10, 4 << 10,  20 << 10, 100 << 10, 36 << 10,
+                                          4 << 10,  4 << 10,  (2 << 20) + (8 << 10), 64 << 10,
+                                          12 << 10, 28 << 10, 4 << 10};
+  std::vector<std::byte> expected;
+  std::vector<std::unique_ptr<std::byte[], void (*)(void*)>> data;
+  std::uint64_t offset = kStart;
+  {
+    SlotWriter w(**ch);
+    ASSERT_TRUE(w.SetPhase(kPhase).ok());
+    for (std::size_t r = 0; r < sizes.size(); ++r) {
+      auto head = w.Acquire();
+      ASSERT_TRUE(head.ok()) << head.status().ToString();
+      FillPattern((*ch)->slot(*head), 4096, 1000 + r);
+      data.emplace_back(static_cast<std::byte*>(std::aligned_alloc(4096, sizes[r])), std::free);
+      FillPattern(data.back().get(), sizes[r], r);
+      expected.insert(expected.end(), (*ch)->slot(*head), (*ch)->slot(*head) + 4096);
+      expected.insert(expected.end(), data.back().get(), data.back().get() + sizes[r]);
+      ASSERT_TRUE(w.Stream(offset, {{SlotWriter::Piece{*head, nullptr, 4096}}}).ok());
+      ASSERT_TRUE(w.Stream(offset + 4096, {{SlotWriter::Piece{SlotWriter::kNoSlot,
+                                                              data.back().get(),
+                                                              static_cast<std::uint32_t>(
+                                                                  sizes[r])}}})
+                      .ok());
+      offset += 4096 + sizes[r];
+    }
+    ASSERT_TRUE(w.Finish().ok());
+  }
+  std::vector<std::byte> got(expected.size());
+  ASSERT_EQ(pread(fd.get(), got.data(), got.size(), static_cast<off_t>(kStart)),
+            static_cast<ssize_t>(got.size()));
+  EXPECT_TRUE(got == expected) << "the file holds other bytes than were streamed";
+
+  auto on_unit = [&](std::uint64_t at) { return (at + kPhase) % kUnit == 0; };
+  ASSERT_FALSE(shapes.empty());
+  std::uint64_t next = kStart;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const IoRing::WriteShape& s = shapes[i];
+    EXPECT_EQ(s.offset, next) << "write " << i << " does not continue the run";
+    EXPECT_TRUE(i == 0 || on_unit(s.offset)) << "write " << i << " starts inside a unit";
+    std::uint64_t at = s.offset;
+    for (std::size_t b = 0; b < s.buffers.size(); ++b) {
+      at += s.buffers[b];
+      const bool last = i + 1 == shapes.size() && b + 1 == s.buffers.size();
+      EXPECT_TRUE(last || on_unit(at))
+          << "write " << i << " buffer " << b << " ends at " << at << ", inside a unit";
+    }
+    EXPECT_LE(at - s.offset, SlotWriter::kStreamBytes) << "write " << i;
+    next = at;
+  }
+  EXPECT_EQ(next, offset);
+  EXPECT_EQ(counters.written.load(), expected.size());
+  // Most bytes went from the caller's memory: only units shared by two records were copied.
+  EXPECT_GT(counters.written_direct.load(), expected.size() / 2);
+  EXPECT_LT(counters.written_direct.load(), expected.size());
+  // Every slot is free again: as many can be taken at once.
+  SlotWriter w(**ch);
+  for (unsigned i = 0; i < 8; ++i) EXPECT_TRUE(w.Acquire().ok()) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Io, SlotWriterRunTest, ::testing::Bool(),
+                         [](const auto& param_info) {
+                           return param_info.param ? "io_uring" : "sync";
+                         });
+
 }  // namespace
 }  // namespace cxlkv::internal::spill

@@ -1,12 +1,14 @@
 #include "backends/spill/log_device.h"
 
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -145,6 +147,23 @@ Status LogDevice::Allocate(std::uint64_t offset, std::uint64_t len) {
     return Status::FromErrno(what + " (ftruncate: no fallocate here)", errno);
   }
   return Status::Ok();
+}
+
+std::uint64_t LogDevice::PhysicalPhase(std::uint64_t offset, std::uint64_t align) const {
+  if (block_device_ || align == 0) return 0;
+  // The request, with room for the one extent asked for.
+  alignas(fiemap) std::byte buf[sizeof(fiemap) + sizeof(fiemap_extent)]{};
+  auto* map = reinterpret_cast<fiemap*>(buf);
+  map->fm_start = offset;
+  map->fm_length = 1;
+  map->fm_extent_count = 1;
+  if (ioctl(fd(), FS_IOC_FIEMAP, map) != 0 || map->fm_mapped_extents != 1) return 0;
+  const fiemap_extent& e = map->fm_extents[0];
+  constexpr std::uint32_t kUnplaced = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
+                                      FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
+                                      FIEMAP_EXTENT_NOT_ALIGNED;
+  if ((e.fe_flags & kUnplaced) != 0 || e.fe_logical > offset) return 0;
+  return (e.fe_physical % align + align - e.fe_logical % align) % align;
 }
 
 Status LogDevice::Truncate() {

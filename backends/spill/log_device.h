@@ -50,6 +50,13 @@ class LogDevice {
   // time. A no-op on a block device.
   Status Allocate(std::uint64_t offset, std::uint64_t len);
 
+  // Where the disk below holds a file's bytes at `offset`: (physical - logical offset) mod
+  // `align` (a power of two) of the extent that holds them (FIEMAP), so that writes can be cut
+  // on the disk's boundaries rather than the file's. 0 on a block device (the two are the same),
+  // for align 0, and where the file system does not say (no FIEMAP, a hole, an inline, encoded
+  // or delayed extent).
+  std::uint64_t PhysicalPhase(std::uint64_t offset, std::uint64_t align) const;
+
   // Empties a file (ftruncate to 0); on a block device, nothing (its blocks are simply
   // overwritten).
   Status Truncate();

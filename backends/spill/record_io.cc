@@ -161,6 +161,38 @@ Status WriteRecord(IoChannel& ch, SlotWriter& w, std::uint64_t dev_offset, Recor
   }
   hasher.Update(head + RecordHeader::kEncodedSize, key.size() + meta.size());
 
+  // One part in block-aligned memory (a chunk demoted from a slab slot: the common case). The
+  // data is hashed first, where it lies (the header carries the checksum), then the record
+  // joins the writer's run (SlotWriter::Stream), which cuts the device writes across records:
+  // its header block, its whole data blocks from the caller's memory, and the block the data
+  // ends inside, if any, through a slot.
+  if (parts.size() == 1 && parts[0].iov_len >= kBlockSize &&
+      reinterpret_cast<std::uintptr_t>(parts[0].iov_base) % kBlockSize == 0) {
+    const auto* src = static_cast<const std::byte*>(parts[0].iov_base);
+    const std::size_t n = parts[0].iov_len;
+    const std::size_t whole = n / kBlockSize * kBlockSize;
+    hasher.Update(src, n);
+    CXLKV_ASSIGN_OR_RETURN(h.payload_checksum, hasher.Digest());
+    EncodeRecordHeader(h, {head, RecordHeader::kEncodedSize});
+    using Piece = SlotWriter::Piece;
+    CXLKV_RETURN_IF_ERROR(w.Stream(dev_offset, {{Piece{first, nullptr, kBlockSize}}}));
+    std::uint64_t pos = dev_offset + kRecordDataOffset;
+    for (std::size_t done = 0; done < whole;) {
+      const auto len =
+          static_cast<std::uint32_t>(std::min<std::size_t>(kMaxDirectWrite, whole - done));
+      CXLKV_RETURN_IF_ERROR(w.Stream(pos, {{Piece{SlotWriter::kNoSlot, src + done, len}}}));
+      pos += len;
+      done += len;
+    }
+    if (whole < n) {
+      CXLKV_ASSIGN_OR_RETURN(const std::uint32_t tail, w.Acquire());
+      std::memcpy(ch.slot(tail), src + whole, n - whole);
+      std::memset(ch.slot(tail) + (n - whole), 0, kBlockSize - (n - whole));
+      CXLKV_RETURN_IF_ERROR(w.Stream(pos, {{Piece{tail, nullptr, kBlockSize}}}));
+    }
+    return Status::Ok();
+  }
+
   constexpr std::uint32_t kNone = UINT32_MAX;
   std::uint32_t slot = first;     // the staging slot taking data, or kNone
   std::uint64_t piece_start = 0;  // record offset of its first byte

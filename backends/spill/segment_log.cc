@@ -220,6 +220,16 @@ Status SegmentLog::Impl::AppendBatch(std::span<SegmentLog::AppendItem> items) {
       queued_summary_size = open_summary_.size();
     }
     const std::uint32_t index = *WriterOpenSegment();
+    if (phase_segment_ != index) {  // where the disk's units lie under this segment
+      phase_ = dev_.PhysicalPhase(SegmentOffset(index), options_.write_unit);
+      phase_segment_ = index;
+    }
+    s = w.SetPhase(phase_);
+    if (!s.ok()) {  // the run before could not be sent: this and every later item
+      static_cast<void>(complete());
+      for (std::size_t rest = p; rest < plan.size(); ++rest) items[plan[rest].item].status = s;
+      break;
+    }
     RecordHeader h;
     h.log_id = sb_.log_id;
     {
@@ -469,6 +479,13 @@ Result<std::unique_ptr<SegmentLog>> SegmentLog::Open(SegmentLogOptions options,
       options.io_size > kMaxIoSize) {
     return Status::InvalidArgument("I/O size " + std::to_string(options.io_size) +
                                    " is not a multiple of 4 KiB up to 64 MiB");
+  }
+  if (options.write_unit != 0 &&
+      (options.write_unit < kBlockSize || (options.write_unit & (options.write_unit - 1)) != 0 ||
+       options.write_unit > options.io_size)) {
+    return Status::InvalidArgument("write unit " + std::to_string(options.write_unit) +
+                                   " is not a power of two from 4 KiB to the I/O size (" +
+                                   std::to_string(options.io_size) + ")");
   }
   if (options.segment_size != 0 &&
       (options.segment_size % kBlockSize != 0 || options.segment_size < kMinSegmentSize ||

@@ -124,6 +124,13 @@ struct SegmentLogOptions {
   // docs/benchmarks.md).
   std::uint64_t read_bytes_in_flight = 0;
   std::uint32_t io_size = 256 * 1024;  // bytes per I/O and per staging slot; a multiple of 4 KiB
+  // Appended records are written so that every buffer of every write covers whole units of
+  // this many bytes of the disk below (the units where one record ends and the next begins are
+  // copied into staging; the rest goes from the caller's memory): a disk that writes in larger
+  // units than 4 KiB (this VM's virtual disk: 64 KiB; QLC SSDs with 16-64 KiB indirection
+  // units) is not made to write parts of them. A power of two from 4 KiB up to io_size; 0: no
+  // units, each record's header block and data written as they lie. The format is the same.
+  std::uint32_t write_unit = 64 * 1024;
   bool direct_io = true;               // O_DIRECT; refused by the file system -> buffered + warning
   bool use_io_uring = true;            // false: synchronous pread/pwrite (tests, comparisons)
   // Overwrite whatever the path holds with a new, empty log. Without it, a path whose first

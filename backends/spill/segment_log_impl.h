@@ -124,6 +124,10 @@ class SegmentLog::Impl {
   std::vector<std::byte> open_summary_ GUARDED_BY(write_mu_);  // its summary entries so far
   std::uint32_t open_chunks_ GUARDED_BY(write_mu_) = 0;      // and how many there are
   std::uint32_t next_seq_ GUARDED_BY(write_mu_) = 0;  // the low half of the next sequence number
+  // The disk's phase under the segment last appended to (LogDevice::PhysicalPhase), for the
+  // write units' boundaries; looked up once per segment.
+  std::optional<std::uint32_t> phase_segment_ GUARDED_BY(write_mu_);
+  std::uint64_t phase_ GUARDED_BY(write_mu_) = 0;
 
   // Reads: one batch at a time, on the read channel.
   Mutex read_mu_;

@@ -30,8 +30,9 @@ Status SegmentLog::Impl::Init(const RecoveryCallback& on_recovered) {
   MutexLock write_lock(write_mu_);
   MutexLock read_lock(read_mu_);
   spill::IoChannel::Warned warned;
-  const spill::IoChannel::Options channel{dev_.fd(), options_.path, options_.queue_depth,
-                                          options_.io_size, options_.use_io_uring};
+  const spill::IoChannel::Options channel{dev_.fd(),          options_.path,
+                                          options_.queue_depth, options_.io_size,
+                                          options_.use_io_uring, options_.write_unit};
   CXLKV_ASSIGN_OR_RETURN(writer_, spill::IoChannel::Create(channel, &io_, &warned));
   CXLKV_ASSIGN_OR_RETURN(reader_, spill::IoChannel::Create(channel, &io_, &warned));
   CXLKV_ASSIGN_OR_RETURN(sb_, spill::OpenSuperblock(options_, dev_, *reader_, *writer_));

@@ -119,6 +119,14 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
     return Status::InvalidArgument("more than " + std::to_string(entries_) +
                                    " operations in flight");
   }
+  if (write && write_shapes_ != nullptr) {
+    WriteShape& shape = write_shapes_->emplace_back();
+    shape.offset = offset;
+    if (iov == nullptr) shape.buffers.push_back(len);
+    for (unsigned i = 0; iov != nullptr && i < iov_count; ++i) {
+      shape.buffers.push_back(iov[i].iov_len);
+    }
+  }
   if (ring_ == nullptr) {
     pending_.push_back(PendingOp{write, buf, len, offset, user_data, iov, iov_count});
     ++in_flight_;

@@ -105,6 +105,14 @@ class IoRing {
   // out of issue order every time (a device reorders them only now and then).
   void ScrambleCompletionsForTesting(bool on) { scramble_for_testing_ = on; }
 
+  // Tests only: every write queued from now on appends its device offset and its buffers'
+  // lengths to *shapes (null: stops).
+  struct WriteShape {
+    std::uint64_t offset = 0;
+    std::vector<std::size_t> buffers;
+  };
+  void RecordWritesForTesting(std::vector<WriteShape>* shapes) { write_shapes_ = shapes; }
+
   unsigned in_flight() const { return in_flight_; }
   // Of those, queued and not yet handed to the kernel (io_uring mode; Submit or WaitOne does).
   unsigned unsubmitted() const { return unsubmitted_; }
@@ -147,6 +155,7 @@ class IoRing {
   bool broken_ = false;
   int injected_wait_error_ = 0;
   bool scramble_for_testing_ = false;
+  std::vector<WriteShape>* write_shapes_ = nullptr;
   std::vector<Completion> held_;  // scramble_for_testing_: complete, not yet handed back
   std::string fallback_reason_;
   std::deque<PendingOp> pending_;

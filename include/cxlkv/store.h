@@ -140,6 +140,11 @@ struct SpillOptions {
   // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. For a
   // device that serves large chunks better a few at a time (docs/benchmarks.md).
   std::uint64_t read_bytes_in_flight = 0;
+  // Appends are written in whole units of this many bytes of the disk (the units two records
+  // share copied, the rest from the chunk's memory): a power of two from 4 KiB to 256 KiB; 0:
+  // none. For a disk that writes in units larger than 4 KiB (this VM's: 64 KiB; QLC SSDs with
+  // 16-64 KiB indirection units); docs/benchmarks.md.
+  std::uint32_t write_unit = 64 * 1024;
   bool direct_io = true;           // O_DIRECT where the file system takes it, else buffered
   std::string eviction = "fifo";   // which whole segment goes: "fifo" or "lru"
   // Reads of a spilled chunk after which it is copied back into the first memory tier (by
