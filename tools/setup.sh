@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-  # toolchain
-  build-essential cmake ninja-build pkg-config git
+  # toolchain; ccache: tools/test.sh's builds reuse what earlier runs on this machine compiled
+  build-essential cmake ninja-build pkg-config git ccache
   # memory sources and discovery: NUMA, PMDK libpmem2, daxctl/ndctl/cxl (from the ndctl suite)
   libnuma-dev numactl libpmem2-dev libdaxctl-dev libndctl-dev libcxl-dev daxctl ndctl
   # NVMe spill tier

@@ -34,9 +34,18 @@ step() { printf '\n=== %s (%ds elapsed)\n' "$*" $((SECONDS - start)); }
 debug_flags=(-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
   -DCMAKE_C_FLAGS_DEBUG=-g1 -DCMAKE_CXX_FLAGS_DEBUG=-g1)
+# Through ccache where it is installed (tools/setup.sh): most of what the five builds compile is
+# unchanged since the last run on this machine. Paths under the checkout are hashed relative to
+# it, so another clone of the same commit hits too.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1 \
+    CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+fi
 configure_and_build() {  # DIR [cmake args...]; TARGET="t ..." builds only those targets
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "${debug_flags[@]}" "$@" \
+  cmake -S "$root" -B "$dir" -G Ninja -DCXLKV_WERROR=ON "${debug_flags[@]}" "${launcher[@]}" "$@" \
     >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; return 1; }
   # shellcheck disable=SC2086 # TARGET is a list of target names

@@ -96,8 +96,14 @@ Result<std::uint32_t> SlotWriter::Acquire() {
   const std::size_t keep = unit_ != 0 ? kRunReserve : 0;
   while (free_.size() <= keep) {
     // The run's slots come back once written: its whole units go now, so that writes still
-    // end on unit boundaries.
-    if (run_.slots > 0) CXLKV_RETURN_IF_ERROR(SendRun(Send::kUpToUnit));
+    // end on unit boundaries; the rest too where nothing in flight would free a slot (the
+    // reserve covers its copies).
+    if (run_.slots > 0) {
+      CXLKV_RETURN_IF_ERROR(SendRun(Send::kUpToUnit));
+      if (ch_.ring().in_flight() == 0 && free_.size() <= keep && run_.slots > 0) {
+        CXLKV_RETURN_IF_ERROR(SendRun(Send::kAll));
+      }
+    }
     if (free_.size() > keep) break;
     if (ch_.ring().in_flight() == 0) {
       if (!free_.empty()) break;

@@ -243,6 +243,37 @@ TEST_P(AlignedAppend, WriteUnitsKeepEveryRecordReadableAndRecoverable) {
   ExpectRecoveredAndReadable(o, appended, /*with_meta=*/false);
 }
 
+// Many tiny records in one batch through few slots (queue depth 5: the run holds each record's
+// header block in a slot until the unit it lies in goes out, and a unit holds up to eight of
+// them): every record still goes out and reads back.
+TEST_P(AlignedAppend, TinyRecordsThroughFewSlotsAllGoOut) {
+  TempDir dir;
+  auto o = SmallLog(dir.File("log"), 64 * kMiB, 4 * kMiB);
+  o.use_io_uring = GetParam();
+  o.queue_depth = 5;
+  auto log = OpenOrDie(o);
+  ASSERT_NE(log, nullptr);
+  constexpr std::size_t kCount = 300;
+  std::vector<AlignedBuffer> sources;
+  std::vector<iovec> parts;
+  std::vector<std::string> keys;
+  for (std::size_t k = 0; k < kCount; ++k) {
+    keys.push_back("tiny/" + std::to_string(k));
+    const std::size_t size = k % 3 == 0 ? 4096 : k % 3 == 1 ? 4096 + 1 : 8192;
+    sources.push_back(PatternAt(keys.back(), size));
+    parts.push_back({sources.back().get(), size});
+  }
+  std::vector<SegmentLog::AppendItem> items(kCount);
+  for (std::size_t k = 0; k < kCount; ++k) {
+    items[k].key = keys[k];
+    items[k].parts = std::span(&parts[k], 1);
+  }
+  ASSERT_TRUE(log->AppendBatch(items).ok());
+  for (std::size_t k = 0; k < kCount; ++k) {
+    EXPECT_TRUE(ReadAndCheck(*log, items[k].location, keys[k], parts[k].iov_len).ok()) << k;
+  }
+}
+
 // One batch of many more reads than the log has slots, mixing reads in one piece (a block-aligned
 // destination with room for the record's padded data, which PipelinedRead may hand over ahead
 // of older reads) with reads in many pieces through the slots (an unaligned destination, handed
