@@ -239,8 +239,7 @@ Status SlotWriter::SendRun(Send send) {
     op.iovs.clear();
     op.held.clear();
     op.direct_bytes = 0;
-    std::uint32_t copy_slot = kNoSlot;  // where shared units are copied, and how full it is
-    std::uint32_t copy_used = 0;
+    CopyPlace copies;
     Status failed;
     std::uint64_t pos = run_.start;
     while (pos < cut && op.iovs.size() < kMaxRunBuffers) {
@@ -270,35 +269,8 @@ Status SlotWriter::SendRun(Send send) {
         continue;
       }
       if (unit_ == 0) break;  // a slot past the cut goes in the next write
-      // Parts of several pieces share the unit: copied together into a slot.
-      const auto n = static_cast<std::uint32_t>(unit_end - pos);
-      if (copy_slot == kNoSlot || copy_used + n > ch_.slot_size()) {
-        auto slot = AcquireForRun();
-        if (!slot.ok()) {
-          failed = slot.status();
-          break;
-        }
-        copy_slot = *slot;
-        copy_used = 0;
-        op.held.push_back(copy_slot);
-      }
-      std::byte* const dst = ch_.slot(copy_slot) + copy_used;
-      for (std::uint32_t done = 0; done < n;) {
-        Piece& p = run_.pieces.front();
-        const std::uint32_t m = std::min(p.len, n - done);
-        std::memcpy(dst + done, p.src, m);
-        done += m;
-        p.src += m;
-        p.len -= m;
-        if (p.len > 0) continue;
-        if (p.slot != kNoSlot) {  // copied out: free again
-          free_.push_back(p.slot);
-          --run_.slots;
-        }
-        run_.pieces.pop_front();
-      }
-      TakePiece(op, dst, n, false);
-      copy_used += n;
+      failed = CopySharedUnit(op, static_cast<std::uint32_t>(unit_end - pos), copies);
+      if (!failed.ok()) break;
       pos = unit_end;
     }
     run_.start = pos;
@@ -312,10 +284,7 @@ Status SlotWriter::SendRun(Send send) {
     if (!s.ok()) {
       // What this write took from the run is lost: the failure is the writer's, so that
       // Finish fails every record queued with it.
-      for (const std::uint32_t slot : op.held) free_.push_back(slot);
-      op.held.clear();
-      op.run = false;
-      free_run_tickets_.push_back(ticket);
+      ReleaseRunWrite(ticket, op);
       if (first_error_.ok()) first_error_ = s;
       return s;
     }
@@ -323,6 +292,43 @@ Status SlotWriter::SendRun(Send send) {
     CXLKV_RETURN_IF_ERROR(SubmitQueued());
   }
   return Status::Ok();
+}
+
+// The next n bytes of the run, parts of several pieces that share a unit, copied together into
+// a slot (the one `at` fills while it has room) and taken as one buffer of op. Slots whose
+// bytes are copied out are free again.
+Status SlotWriter::CopySharedUnit(Op& op, std::uint32_t n, CopyPlace& at) {
+  if (at.slot == kNoSlot || at.used + n > ch_.slot_size()) {
+    CXLKV_ASSIGN_OR_RETURN(at.slot, AcquireForRun());
+    at.used = 0;
+    op.held.push_back(at.slot);
+  }
+  std::byte* const dst = ch_.slot(at.slot) + at.used;
+  for (std::uint32_t done = 0; done < n;) {
+    Piece& p = run_.pieces.front();
+    const std::uint32_t m = std::min(p.len, n - done);
+    std::memcpy(dst + done, p.src, m);
+    done += m;
+    p.src += m;
+    p.len -= m;
+    if (p.len > 0) continue;
+    if (p.slot != kNoSlot) {
+      free_.push_back(p.slot);
+      --run_.slots;
+    }
+    run_.pieces.pop_front();
+  }
+  TakePiece(op, dst, n, false);
+  at.used += n;
+  return Status::Ok();
+}
+
+// A run's write done with (completed, or never queued): its slots and ticket free again.
+void SlotWriter::ReleaseRunWrite(std::uint32_t ticket, Op& op) {
+  for (const std::uint32_t slot : op.held) free_.push_back(slot);
+  op.held.clear();
+  op.run = false;
+  free_run_tickets_.push_back(ticket);
 }
 
 // The run's pieces, never to be written (a failure covers them): their slots free again.
@@ -449,10 +455,7 @@ Status SlotWriter::ReapRun(std::uint32_t ticket, Op& op, std::int32_t res) {
     }
     NoteFailure(op, res);
   }
-  for (const std::uint32_t slot : op.held) free_.push_back(slot);
-  op.held.clear();
-  op.run = false;
-  free_run_tickets_.push_back(ticket);
+  ReleaseRunWrite(ticket, op);
   return Status::Ok();
 }
 

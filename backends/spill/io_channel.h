@@ -235,6 +235,13 @@ class SlotWriter {
   enum class Send { kFull, kUpToUnit, kAll };
   Status SendRun(Send send);
   Result<std::uint32_t> AcquireForRun();
+  // Where a run's write copies the units its pieces share: a slot and the bytes it holds.
+  struct CopyPlace {
+    std::uint32_t slot = kNoSlot;
+    std::uint32_t used = 0;
+  };
+  Status CopySharedUnit(Op& op, std::uint32_t n, CopyPlace& at);
+  void ReleaseRunWrite(std::uint32_t ticket, Op& op);
   std::uint64_t NextBoundary(std::uint64_t offset) const;  // the first unit boundary > offset
   void TakePiece(Op& op, const std::byte* p, std::uint32_t len, bool direct);
   void DropRun();

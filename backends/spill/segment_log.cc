@@ -14,6 +14,7 @@
 #include "backends/spill/log_device.h"
 #include "backends/spill/record_io.h"
 #include "backends/spill/segment_log_impl.h"
+#include "util/format.h"
 #include "util/mutex.h"
 
 namespace cxlkv::internal {
@@ -481,7 +482,7 @@ Result<std::unique_ptr<SegmentLog>> SegmentLog::Open(SegmentLogOptions options,
                                    " is not a multiple of 4 KiB up to 64 MiB");
   }
   if (options.write_unit != 0 &&
-      (options.write_unit < kBlockSize || (options.write_unit & (options.write_unit - 1)) != 0 ||
+      (options.write_unit < kBlockSize || !IsPowerOfTwo(options.write_unit) ||
        options.write_unit > options.io_size)) {
     return Status::InvalidArgument("write unit " + std::to_string(options.write_unit) +
                                    " is not a power of two from 4 KiB to the I/O size (" +

@@ -90,6 +90,17 @@ void ExpectRecoveredAndReadable(const SegmentLogOptions& o, const Appended& appe
   }
 }
 
+// One AppendItem per key, each of one part.
+std::vector<SegmentLog::AppendItem> BatchOf(const std::vector<std::string>& keys,
+                                            const std::vector<iovec>& parts) {
+  std::vector<SegmentLog::AppendItem> items(keys.size());
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    items[k].key = keys[k];
+    items[k].parts = std::span(&parts[k], 1);
+  }
+  return items;
+}
+
 class AlignedAppend : public ::testing::TestWithParam<bool> {};
 
 // Aligned whole-block chunks, aligned chunks with an unaligned tail, gathers whose parts are
@@ -219,11 +230,7 @@ TEST_P(AlignedAppend, WriteUnitsKeepEveryRecordReadableAndRecoverable) {
         }
         continue;
       }
-      std::vector<SegmentLog::AppendItem> items(n);
-      for (std::size_t k = 0; k < n; ++k) {
-        items[k].key = keys[k];
-        items[k].parts = std::span(&parts[k], 1);
-      }
+      std::vector<SegmentLog::AppendItem> items = BatchOf(keys, parts);
       ASSERT_TRUE(log->AppendBatch(items).ok());
       for (std::size_t k = 0; k < n; ++k) {
         appended[items[k].location] = {keys[k], parts[k].iov_len};
@@ -263,11 +270,7 @@ TEST_P(AlignedAppend, TinyRecordsThroughFewSlotsAllGoOut) {
     sources.push_back(PatternAt(keys.back(), size));
     parts.push_back({sources.back().get(), size});
   }
-  std::vector<SegmentLog::AppendItem> items(kCount);
-  for (std::size_t k = 0; k < kCount; ++k) {
-    items[k].key = keys[k];
-    items[k].parts = std::span(&parts[k], 1);
-  }
+  std::vector<SegmentLog::AppendItem> items = BatchOf(keys, parts);
   ASSERT_TRUE(log->AppendBatch(items).ok());
   for (std::size_t k = 0; k < kCount; ++k) {
     EXPECT_TRUE(ReadAndCheck(*log, items[k].location, keys[k], parts[k].iov_len).ok()) << k;
