@@ -17,10 +17,6 @@
 
 namespace cxlkv::internal::spill {
 
-namespace {
-constexpr std::uint64_t kAsyncWriteBytes = 512 * 1024;
-}  // namespace
-
 // ---- IoRing ----
 
 // Out of line: it destroys the io_uring member on a throw, which needs liburing's type.
@@ -157,17 +153,12 @@ Status IoRing::Queue(bool write, std::byte* buf, std::uint32_t len, std::uint64_
       io_uring_prep_read(sqe, file, buf, len, offset);
     }
   }
-  unsigned flags = fixed_file_ ? IOSQE_FIXED_FILE : 0;
-  // A large gathered write (a record's header block and data, straight from the caller's
-  // memory) goes to io_uring's workers at once, so that the submitting thread does not block in
-  // the block layer while the device's queue is full, and goes on hashing the next record.
-  // Small ones are not worth the hand-off.
-  if (iov != nullptr && write) {
-    std::uint64_t bytes = 0;
-    for (unsigned i = 0; i < iov_count; ++i) bytes += iov[i].iov_len;
-    if (bytes >= kAsyncWriteBytes) flags |= IOSQE_ASYNC;
-  }
-  io_uring_sqe_set_flags(sqe, flags);
+  // No IOSQE_ASYNC for large writes. Handing them to io_uring's workers, so that the submitting
+  // thread would not block in the block layer while the device's queue is full, made batched
+  // 2 MiB appends 0.78x of raw writes on this VM's 2 vCPUs against 0.90x without, once records
+  // went out in 2 MiB runs (five runs each, docs/benchmarks.md). The workers run on the same
+  // CPUs as the thread that hashes the next record.
+  io_uring_sqe_set_flags(sqe, fixed_file_ ? IOSQE_FIXED_FILE : 0);
   io_uring_sqe_set_data64(sqe, user_data);
   ++unsubmitted_;
   ++in_flight_;
