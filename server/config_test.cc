@@ -84,6 +84,12 @@ TEST(ServeConfigTest, EmptyFileKeepsDefaults) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->server.host, "127.0.0.1");
   EXPECT_TRUE(c->store.tiers.empty());
+  // The spill log's defaults as docs/benchmarks.md measured them; 0 is still a valid cap (none).
+  EXPECT_EQ(c->store.spill.read_bytes_in_flight, std::uint64_t{16} << 20);
+  EXPECT_EQ(c->store.spill.write_unit, 64u << 10);
+  auto none = Parse("[spill]\npath = \"/var/tmp/spill\"\nread_bytes_in_flight = 0\n");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->store.spill.read_bytes_in_flight, 0u);
 }
 
 TEST(ServeConfigTest, ClearErrors) {

@@ -118,11 +118,12 @@ struct SegmentLogOptions {
   std::uint64_t segment_size = 0;
   unsigned queue_depth = 32;  // I/Os in flight per ring (one ring for appends, one for reads)
   // Bytes of batched reads the device holds at once; 0: queue_depth alone limits them. A read
-  // leaves the count when it completes, so the next one starts while it is checked. For a
-  // device that serves large chunks better a few at a time than queue_depth at a time (this
-  // VM's virtual disk, 2 MiB chunks: 4 at a time 0.97x its best raw depth, 32 at a time 0.94x;
-  // docs/benchmarks.md).
-  std::uint64_t read_bytes_in_flight = 0;
+  // leaves the count when it completes, so the next one starts while it is checked. 16 MiB by
+  // default: on this VM's virtual disk 2 MiB chunks read 0.82-0.89x of the best raw depth with
+  // 12-16 MiB at the device, 0.63-0.68x with queue_depth's 64 MiB (docs/benchmarks.md), and
+  // 16 MiB is several times what an NVMe device needs in flight (7 GB/s at 0.5 ms: 3.5 MB).
+  // Chunks of 256 KiB or less at queue_depth 32 never reach it.
+  std::uint64_t read_bytes_in_flight = 16 << 20;
   std::uint32_t io_size = 256 * 1024;  // bytes per I/O and per staging slot; a multiple of 4 KiB
   // Appended records are written so that every buffer of every write covers whole units of
   // this many bytes of the disk below (the units where one record ends and the next begins are

@@ -48,10 +48,10 @@
 //               hash's reads of memory slow the device's own (docs/benchmarks.md)
 //   read        ReadBatch of --batch chunks at a time (a request's chunks) in the same
 //               shuffled order (io_uring at the log's queue depth, checksum and key verified),
-//               with read_bytes_in_flight at 1, 4 and 16 records (the raw depths below the
-//               queue depth: that many records at the device, the next issued as one
-//               completes) and at 0 (the default: the queue depth alone); the best of these
-//               against the best raw depth, as the raw side is taken at its best
+//               with read_bytes_in_flight at 1 and 4 records (that many records at the
+//               device, the next issued as one completes), at the default (16 MiB) and at 0
+//               (none: the queue depth alone); the best of these against the best raw depth,
+//               as the raw side is taken at its best, and the default beside it
 //   raw as log  the same reads done raw, in turns with the log's, batch by batch: each
 //               record's whole extent in the same order, batches and depth, unchecked, into one
 //               buffer, and split as the log reads it (header block apart, one readv); the log
@@ -237,6 +237,26 @@ constexpr unsigned kRawDepths[] = {1, 4, 16, 32};
 // Where the hashed raw I/O's hashes go, so that none is computed for nothing.
 volatile std::uint64_t g_hash_sink = 0;
 constexpr std::size_t kDepthCount = std::size(kRawDepths);
+// The log's read caps (read_bytes_in_flight) the reads take turns at, as many as the raw
+// depths: 1 and 4 records at the device, SegmentLogOptions' default, and none.
+constexpr std::size_t kReadCapDefault = 2, kReadCapNone = 3;
+static_assert(kDepthCount == 4);
+std::uint64_t ReadCap(std::size_t k, std::uint64_t record) {
+  switch (k) {
+    case 0: return record;
+    case 1: return 4 * record;
+    case kReadCapDefault: return SegmentLogOptions{}.read_bytes_in_flight;
+    default: return 0;
+  }
+}
+std::string ReadCapName(std::size_t k) {
+  switch (k) {
+    case 0: return "cap 1 record";
+    case 1: return "cap 4 records";
+    case kReadCapDefault: return "default cap";
+    default: return "no cap";
+  }
+}
 
 struct Cell {
   // GB/s per round.
@@ -250,7 +270,7 @@ struct Cell {
   // checksums its records could reach at best on this machine: the hash's reads of memory
   // share it with the device's.
   std::vector<double> raw_hashed_fresh, raw_hashed_over, raw_hashed_read;
-  // Batched reads, read_bytes_in_flight at kRawDepths[k] records (the last: 0, the default).
+  // Batched reads at each of kReadCaps.
   std::vector<double> read[kDepthCount];
   // Raw reads of the log's records in `read`'s order, batches and depth: into one buffer each,
   // and split as the log reads them (header block apart, data straight into dst).
@@ -469,8 +489,8 @@ void LogRound(const Options& opt, int round, const std::string& path,
   // The same reads done raw, twice: each record's whole extent (header block, data, padding)
   // in the same order, batches and queue depth, unchecked; once into one aligned buffer, once
   // split as the log reads it (a readv: header block into a 4 KiB buffer, the rest into the
-  // destination). Against the split raw reads, the log's reads with no cap show what its own
-  // work costs (checks, hashing, bookkeeping); against the raw reads above, the first shows
+  // destination). Against the split raw reads, the log's reads at the default cap show what
+  // its own work costs (checks, hashing, bookkeeping); against the raw reads above, the first shows
   // what its batches and header blocks cost (the raw reads at each depth, of a file of their
   // own, are the read baseline). The eleven (the log at each of its four read caps, the two raw
   // reads of its records, the raw reads at each depth and hashed at the deepest) take turns
@@ -498,11 +518,8 @@ void LogRound(const Options& opt, int round, const std::string& path,
   double raw_read_seconds[kDepthCount] = {}, raw_hashed_read_seconds = 0;
   if (longest > ReadBufferSize(chunk)) Fail("a record longer than the read buffers");
   const std::vector<AlignedBytes> raw_heads = HeadBuffers(opt.queue_depth);
-  // The log's read caps: kRawDepths[k] records at the device, the deepest none (the default).
   std::uint64_t caps[kDepthCount];
-  for (std::size_t k = 0; k < kDepthCount; ++k) {
-    caps[k] = k + 1 < kDepthCount ? std::uint64_t{kRawDepths[k]} * longest : 0;
-  }
+  for (std::size_t k = 0; k < kDepthCount; ++k) caps[k] = ReadCap(k, longest);
   double log_seconds[kDepthCount] = {}, raw_seconds = 0, raw_split_seconds = 0;
   double log_cpu = 0, raw_split_cpu = 0;
   std::size_t turn = static_cast<std::size_t>(round) * ((n + batch - 1) / batch);
@@ -520,7 +537,7 @@ void LogRound(const Options& opt, int round, const std::string& path,
       const auto t = Clock::now();
       const double cpu = ThreadCpuSeconds();
       Check(log.ReadBatch(std::span(reads).first(m)), "read batch");
-      if (caps[cap] == 0) log_cpu += ThreadCpuSeconds() - cpu;
+      if (cap == kReadCapDefault) log_cpu += ThreadCpuSeconds() - cpu;
       log_seconds[cap] += Seconds(t);
       // Checked at once: the raw reads that follow use the same buffers.
       if (std::memcmp(dst[0], sources[order[first] % sources.size()], chunk) != 0) {
@@ -775,8 +792,9 @@ int main(int argc, char** argv) {
               dir.c_str(), FsName(opt.dir).c_str(), opt.mib, opt.repeats);
   std::printf(
       "log: segments of %zu MiB, queue depth %u, I/O size %zu KiB, write unit %zu KiB, reads in "
-      "batches of %zu, appends in batches of %s\n",
+      "batches of %zu (default cap: %s at the device), appends in batches of %s\n",
       opt.segment_mib, opt.queue_depth, opt.io_kib, opt.write_unit_kib, opt.batch,
+      FormatBytes(SegmentLogOptions{}.read_bytes_in_flight).c_str(),
       opt.append_batch != 0
           ? std::to_string(opt.append_batch).c_str()
           : ("the store's (" +
@@ -912,22 +930,27 @@ int main(int argc, char** argv) {
     hashed_line("raw writes hashed, over", Median(c.raw_hashed_over), over,
                 Median(c.append_recycled));
     // The log at its best read cap, as the raw side at its best depth; and at the default.
-    const auto log_read = best(c.read);
-    const std::string best_cap = "batched read, cap qd" + std::to_string(log_read.second);
-    line(log_read.second == kRawDepths[kDepthCount - 1] ? "batched read, no cap" : best_cap.c_str(),
-         log_read.first, read, true);
-    hashed_line("raw reads hashed", Median(c.raw_hashed_read), read, log_read.first);
-    const double read_default = Median(c.read[kDepthCount - 1]);
-    std::printf("%8s  %-30s %8.2f %9.2f qd%-2u %6.2fx  (no goal)\n",
-                FormatBytes(rows[r].chunk).c_str(), "batched read, no cap (default)",
-                read_default, read.first, read.second, read_default / read.first);
+    std::size_t best_cap = 0;
+    for (std::size_t k = 1; k < kDepthCount; ++k) {
+      if (Median(c.read[k]) > Median(c.read[best_cap])) best_cap = k;
+    }
+    const double log_read = Median(c.read[best_cap]);
+    line(("batched read, " + ReadCapName(best_cap)).c_str(), log_read, read, true);
+    hashed_line("raw reads hashed", Median(c.raw_hashed_read), read, log_read);
+    const double read_default = Median(c.read[kReadCapDefault]);
+    for (const std::size_t k : {kReadCapDefault, kReadCapNone}) {
+      if (k == best_cap) continue;
+      std::printf("%8s  %-30s %8.2f %9.2f qd%-2u %6.2fx  (no goal)\n",
+                  FormatBytes(rows[r].chunk).c_str(), ("batched read, " + ReadCapName(k)).c_str(),
+                  Median(c.read[k]), read.first, read.second, Median(c.read[k]) / read.first);
+    }
     // What the gap is made of: the same reads done raw (their ratio: to the best raw depth),
     // and the log against them split as it reads (the log's own work).
     std::printf("%8s  %-30s %8.2f %9.2f qd%-2u %6.2fx  (its batches and header blocks)\n",
                 FormatBytes(rows[r].chunk).c_str(), "raw reads of its records",
                 Median(c.raw_as_log), read.first, read.second,
                 Median(c.raw_as_log) / read.first);
-    std::printf("%8s  %-30s %8.2f %14s %6.2fx  (no cap / this: the log's own work)\n",
+    std::printf("%8s  %-30s %8.2f %14s %6.2fx  (default cap / this: the log's own work)\n",
                 FormatBytes(rows[r].chunk).c_str(), "  the same, header apart",
                 Median(c.raw_as_log_split), "", read_default / Median(c.raw_as_log_split));
     // A device-bound read costs the thread little CPU; what the log adds to it (checks, hashing,
@@ -944,7 +967,7 @@ int main(int argc, char** argv) {
     std::printf("%8s  write amplification %.3f\n", "", c.write_amplification);
     if (fio[r].first > 0) {
       std::printf("%8s  fio: write into a new file %.2f GB/s (batched append, fresh: %.2fx), "
-                  "random read %.2f GB/s (read, no cap: %.2fx)%s\n",
+                  "random read %.2f GB/s (read, default cap: %.2fx)%s\n",
                   "", fio[r].first, Median(c.append_batch) / fio[r].first, fio[r].second,
                   read_default / fio[r].second, fio_pages_differ ? fio_pages_note : "");
     }
@@ -959,7 +982,7 @@ int main(int argc, char** argv) {
   std::printf(
       "(raw: one io_uring O_DIRECT write/read per chunk from/to aligned memory at queue depths "
       "1, 4, 16, 32, the best depth's median; read order shuffled, the same for both; the log's "
-      "reads likewise at its best of read_bytes_in_flight = 1, 4, 16 records and none, qdN "
-      "naming it)\n");
+      "reads likewise at its best of read_bytes_in_flight = 1 and 4 records, the default and "
+      "none)\n");
   return 0;
 }

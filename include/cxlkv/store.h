@@ -137,9 +137,10 @@ struct SpillOptions {
   std::uint64_t capacity = 0;      // bytes to use; 0: a device's size (a new file needs one)
   std::uint64_t segment_size = 0;  // a multiple of 4 KiB; 0: 64 MiB
   unsigned queue_depth = 32;       // I/Os in flight for appends and for batched reads
-  // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. For a
-  // device that serves large chunks better a few at a time (docs/benchmarks.md).
-  std::uint64_t read_bytes_in_flight = 0;
+  // Bytes of batched reads at the device at once; 0: queue_depth alone limits them. 16 MiB:
+  // large chunks a few at a time, which this VM's disk served best and is ample for an NVMe
+  // device (docs/benchmarks.md).
+  std::uint64_t read_bytes_in_flight = 16 << 20;
   // Appends are written in whole units of this many bytes of the disk (the units two records
   // share copied, the rest from the chunk's memory): a power of two from 4 KiB to 256 KiB; 0:
   // none. For a disk that writes in units larger than 4 KiB (this VM's: 64 KiB; QLC SSDs with
