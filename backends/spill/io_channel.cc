@@ -234,11 +234,7 @@ Status SlotWriter::SendRun(Send send) {
     const std::uint32_t ticket = free_run_tickets_.back();
     free_run_tickets_.pop_back();
     Op& op = ops_[ticket];
-    op.Set(run_.start, 0, nullptr, 0);
-    op.run = true;
-    op.iovs.clear();
-    op.held.clear();
-    op.direct_bytes = 0;
+    op.SetRun(run_.start);
     CopyPlace copies;
     Status failed;
     std::uint64_t pos = run_.start;

@@ -206,6 +206,14 @@ class SlotWriter {
       head_len = head;
       run = false;
     }
+    // As a run's write at `at`, empty: SendRun adds its buffers and sets len.
+    void SetRun(std::uint64_t at) {
+      Set(at, 0, nullptr, 0);
+      run = true;
+      iovs.clear();
+      held.clear();
+      direct_bytes = 0;
+    }
   };
   // What a refused direct write leaves to write through slots, beyond the first slot's worth:
   // the caller's bytes, or `owned`, a copy of slot bytes (freed with the refused write).

@@ -1,6 +1,7 @@
 #include "backends/spill/record_io.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 
@@ -174,23 +175,19 @@ Status WriteRecord(IoChannel& ch, SlotWriter& w, std::uint64_t dev_offset, Recor
     hasher.Update(src, n);
     CXLKV_ASSIGN_OR_RETURN(h.payload_checksum, hasher.Digest());
     EncodeRecordHeader(h, {head, RecordHeader::kEncodedSize});
+    // The run cuts the writes (SlotWriter::kStreamBytes): the pieces go in whole. A chunk is
+    // smaller than a segment (at most 4 GiB), so its length fits a piece's.
     using Piece = SlotWriter::Piece;
-    CXLKV_RETURN_IF_ERROR(w.Stream(dev_offset, {{Piece{first, nullptr, kBlockSize}}}));
-    std::uint64_t pos = dev_offset + kRecordDataOffset;
-    for (std::size_t done = 0; done < whole;) {
-      const auto len =
-          static_cast<std::uint32_t>(std::min<std::size_t>(kMaxDirectWrite, whole - done));
-      CXLKV_RETURN_IF_ERROR(w.Stream(pos, {{Piece{SlotWriter::kNoSlot, src + done, len}}}));
-      pos += len;
-      done += len;
-    }
+    std::array<Piece, 3> pieces{Piece{first, nullptr, kBlockSize},
+                                Piece{SlotWriter::kNoSlot, src, static_cast<std::uint32_t>(whole)}};
+    std::size_t count = 2;
     if (whole < n) {
       CXLKV_ASSIGN_OR_RETURN(const std::uint32_t tail, w.Acquire());
       std::memcpy(ch.slot(tail), src + whole, n - whole);
       std::memset(ch.slot(tail) + (n - whole), 0, kBlockSize - (n - whole));
-      CXLKV_RETURN_IF_ERROR(w.Stream(pos, {{Piece{tail, nullptr, kBlockSize}}}));
+      pieces[count++] = Piece{tail, nullptr, kBlockSize};
     }
-    return Status::Ok();
+    return w.Stream(dev_offset, std::span(pieces).first(count));
   }
 
   constexpr std::uint32_t kNone = UINT32_MAX;
