@@ -205,9 +205,15 @@ TEST(PrefetcherTest, LearnsTheDevicesRunLength) {
     o.max_ahead_bytes = 2 << 20;
     auto p = Prefetcher::Create(o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
+    // Three streams, a probe each: the run learnt is the median of the probes, so one probe a
+    // loaded machine disturbs is outvoted. With two streams the median was the larger of two:
+    // with three busy-looping processes beside it, 8 pages were learnt for 5 in 1 run of 30;
+    // with three streams, in none of 60.
     const std::size_t chunks = dev->size() / kChunk;
-    EXPECT_EQ(ReadThrough(**p, *dev, 0, chunks / 2), 0u);
-    EXPECT_EQ(ReadThrough(**p, *dev, chunks / 2, chunks / 2), 0u);
+    for (std::size_t third = 0; third < 3; ++third) {
+      const std::size_t first = chunks * third / 3, last = chunks * (third + 1) / 3;
+      EXPECT_EQ(ReadThrough(**p, *dev, first, last - first), 0u);
+    }
     const PrefetchStats s = (*p)->Stats();
     EXPECT_GT(s.probes, 0u) << "next-" << next_n;
     if (kTimingDistorted) {
