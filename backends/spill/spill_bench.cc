@@ -57,7 +57,11 @@
 //               buffer, and split as the log reads it (header block apart, one readv); the log
 //               against the split reads is what its own work costs; the thread's CPU time
 //               per GB of both is printed too (the log's checks and hashing show there even
-//               where the device hides them in wall time)
+//               where the device hides them in wall time); the split reads again with each
+//               record's data hashed as it lands (the log against these: its own work beside
+//               a checksummed read of the very same bytes); and the chunks' data alone, read
+//               where the log put them (against the raw best, beside the whole records: what
+//               the header blocks cost, and what the log's file costs, apart)
 // The sources are 128 MiB of distinct chunks per size, cycled, so that the hash and copies
 // read them from memory, as a demotion reads a chunk stored long before, not from cache.
 // Each cell is the median of the rounds. Ratios are log/raw. Neither side calls fdatasync:
@@ -275,6 +279,11 @@ struct Cell {
   // Raw reads of the log's records in `read`'s order, batches and depth: into one buffer each,
   // and split as the log reads them (header block apart, data straight into dst).
   std::vector<double> raw_as_log, raw_as_log_split;
+  // The split reads with each record's data hashed once it lands, as the log checks it: what a
+  // checksummed log could reach on this file. And the chunks' data alone, read where the log
+  // put them (a record's blocks after its header's): what the header blocks cost, apart from
+  // the file the log's records are in.
+  std::vector<double> raw_as_log_hashed, raw_data_in_place;
   // This thread's CPU milliseconds per GB read: the log's reads and the split raw reads.
   std::vector<double> read_cpu_ms_per_gb, raw_split_cpu_ms_per_gb;
   // Likewise for the batched appends (fresh and recycled) and the raw writes as records.
@@ -356,6 +365,7 @@ double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
         iovec* v = &iovs[2 * slot];
         v[0] = {(*heads)[slot].get(), cxlkv::internal::spill::kBlockSize};
         v[1] = {dsts[next % dsts.size()], len - cxlkv::internal::spill::kBlockSize};
+        slot_dst[slot] = dsts[next % dsts.size()];
         queued = ring.QueueReadv(v, 2, offset, tag);
       } else {
         slot_dst[slot] = dsts[next % dsts.size()];
@@ -372,8 +382,10 @@ double RawIoOn(IoRing& ring, bool write, unsigned depth, std::size_t chunk,
       Fail(std::string("raw ") + (write ? "write" : "read") + ": " +
            (c->result < 0 ? std::strerror(-c->result) : "short transfer"));
     }
-    if (hash && !write && heads == nullptr) {
-      g_hash_sink = g_hash_sink ^ XXH3_64bits(slot_dst[slot], c->user_data & 0xffffffffu);
+    if (hash && !write) {
+      // A split read hashes what landed in its dst: the record's blocks after the header's.
+      const std::uint32_t head = heads != nullptr ? cxlkv::internal::spill::kBlockSize : 0;
+      g_hash_sink = g_hash_sink ^ XXH3_64bits(slot_dst[slot], (c->user_data & 0xffffffffu) - head);
     }
     ++done;
   }
@@ -486,18 +498,21 @@ void LogRound(const Options& opt, int round, const std::string& path,
 
   const std::size_t batch = std::max<std::size_t>(1, opt.batch);
   std::vector<ChunkRead> reads(batch);
-  // The same reads done raw, twice: each record's whole extent (header block, data, padding)
-  // in the same order, batches and queue depth, unchecked; once into one aligned buffer, once
-  // split as the log reads it (a readv: header block into a 4 KiB buffer, the rest into the
-  // destination). Against the split raw reads, the log's reads at the default cap show what
-  // its own work costs (checks, hashing, bookkeeping); against the raw reads above, the first shows
-  // what its batches and header blocks cost (the raw reads at each depth, of a file of their
-  // own, are the read baseline). The eleven (the log at each of its four read caps, the two raw
-  // reads of its records, the raw reads at each depth and hashed at the deepest) take turns
-  // batch by batch, each first in every eleventh batch, so that the device's drift over the
-  // run, and whatever a host below a VM caches of what was just read, fall on all alike. The
-  // turns go on from round to round: with few batches in a round (2 MiB chunks: 128 MiB is two
-  // batches of 32), starting every round alike would put the same one first every time.
+  // The same reads done raw: each record's whole extent (header block, data, padding) in the
+  // same order, batches and queue depth; once into one aligned buffer, once split as the log
+  // reads it (a readv: header block into a 4 KiB buffer, the rest into the destination),
+  // unchecked, and once split with the data hashed as it lands. Against the split raw reads,
+  // the log's reads at the default cap show what its own work costs (checks, hashing,
+  // bookkeeping), against the hashed ones what it costs beyond the hash; against the raw reads
+  // above, the first shows what its batches and header blocks cost (the raw reads at each
+  // depth, of a file of their own, are the read baseline), and the chunks' data read alone
+  // where the log put them tells the header blocks from the file. The thirteen (the log at
+  // each of its four read caps, the four raw reads of its records, the raw reads at each depth
+  // and hashed at the deepest) take turns batch by batch, each first in every thirteenth
+  // batch, so that the device's drift over the run, and whatever a host below a VM caches of
+  // what was just read, fall on all alike. The turns go on from round to round: with few
+  // batches in a round (2 MiB chunks: 128 MiB is two batches of 32), starting every round
+  // alike would put the same one first every time.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n);
   std::uint32_t longest = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -507,6 +522,13 @@ void LogRound(const Options& opt, int round, const std::string& path,
                   l.blocks * cxlkv::internal::spill::kBlockSize};
     longest = std::max(longest, extents[i].second);
   }
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> data_extents(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    data_extents[i] = {extents[i].first + cxlkv::internal::spill::kRecordDataOffset,
+                       static_cast<std::uint32_t>(
+                           extents[i].second - cxlkv::internal::spill::kRecordDataOffset)};
+  }
+  double raw_data_seconds = 0, raw_split_hashed_seconds = 0;
   const int raw_fd = open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
   if (raw_fd < 0) Fail("open " + path + " O_DIRECT: " + std::strerror(errno));
   auto raw_ring = RawRing(raw_fd, opt.queue_depth);
@@ -555,12 +577,20 @@ void LogRound(const Options& opt, int round, const std::string& path,
                   {}, dst, &extents, &raw_heads);
       raw_split_cpu += ThreadCpuSeconds() - cpu;
     };
-    // Each of the eleven first in turn: the log at each cap, the raw reads of its records (whole,
-    // then split), the raw reads at each depth, and at the deepest with each chunk hashed.
-    constexpr std::size_t kTurns = 2 * kDepthCount + 3;
+    // Each of the thirteen first in turn: the log at each cap, the raw reads of its records
+    // (whole, split, split and hashed, data alone), the raw reads at each depth, and at the
+    // deepest with each chunk hashed.
+    constexpr std::size_t kTurns = 2 * kDepthCount + 5;
     for (std::size_t t = 0; t < kTurns; ++t) {
       const std::size_t which = (turn + t) % kTurns;
-      if (which == kTurns - 1) {
+      if (which == kTurns - 3) {
+        raw_split_hashed_seconds +=
+            RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
+                    {}, dst, &extents, &raw_heads, /*hash=*/true);
+      } else if (which == kTurns - 2) {
+        raw_data_seconds += RawIoOn(*raw_ring, false, opt.queue_depth, chunk,
+                                    std::span(order).subspan(first, m), {}, dst, &data_extents);
+      } else if (which == kTurns - 1) {
         raw_hashed_read_seconds +=
             RawIoOn(*raw_read_rings[kDepthCount - 1], false, kRawDepths[kDepthCount - 1], chunk,
                     std::span(order).subspan(first, m), {}, dst, nullptr, nullptr,
@@ -582,6 +612,8 @@ void LogRound(const Options& opt, int round, const std::string& path,
   cell->raw_as_log.push_back(gb / raw_seconds);
   cell->raw_hashed_read.push_back(gb / raw_hashed_read_seconds);
   cell->raw_as_log_split.push_back(gb / raw_split_seconds);
+  cell->raw_as_log_hashed.push_back(gb / raw_split_hashed_seconds);
+  cell->raw_data_in_place.push_back(gb / raw_data_seconds);
   cell->read_cpu_ms_per_gb.push_back(1e3 * log_cpu / gb);
   cell->raw_split_cpu_ms_per_gb.push_back(1e3 * raw_split_cpu / gb);
   for (std::size_t k = 0; k < kDepthCount; ++k) {
@@ -950,9 +982,18 @@ int main(int argc, char** argv) {
                 FormatBytes(rows[r].chunk).c_str(), "raw reads of its records",
                 Median(c.raw_as_log), read.first, read.second,
                 Median(c.raw_as_log) / read.first);
+    std::printf("%8s  %-30s %8.2f %9.2f qd%-2u %6.2fx  (the chunks alone, where the log put "
+                "them)\n",
+                FormatBytes(rows[r].chunk).c_str(), "  its data in place",
+                Median(c.raw_data_in_place), read.first, read.second,
+                Median(c.raw_data_in_place) / read.first);
     std::printf("%8s  %-30s %8.2f %14s %6.2fx  (default cap / this: the log's own work)\n",
                 FormatBytes(rows[r].chunk).c_str(), "  the same, header apart",
                 Median(c.raw_as_log_split), "", read_default / Median(c.raw_as_log_split));
+    std::printf("%8s  %-30s %8.2f %14s %6.2fx  (default cap / this: the log against a checksummed "
+                "read of the same bytes)\n",
+                FormatBytes(rows[r].chunk).c_str(), "  the same, data hashed",
+                Median(c.raw_as_log_hashed), "", read_default / Median(c.raw_as_log_hashed));
     // A device-bound read costs the thread little CPU; what the log adds to it (checks, hashing,
     // bookkeeping) shows here whether or not this run's device hid it.
     std::printf("%8s  CPU per GB read (this thread): log %.0f ms, split raw reads %.0f ms; wall "
