@@ -9,7 +9,12 @@
 //           so every byte has been stored when the clock stops;
 //   stream  a server thread per connection that recv()s the chunk into one reused buffer
 //           (PUT) or, for each 4-byte request, send()s it from one (GET): the loopback's own
-//           limit, with no protocol, no store and no page faults.
+//           limit, with no protocol, no store and no page faults; stream-mem, the same
+//           through as much memory as the store uses. And after each run, stream-mem's GETs
+//           once more, each reply framed as lm://'s (its 36-byte header, then the chunk, in
+//           one sendmsg; the client reads the header first): what the protocol's framing
+//           costs a plain stream, whose bytes then sit 36 bytes off their alignment in the
+//           kernel's copies.
 // --zerocopy also measures the stream's GET sent with MSG_ZEROCOPY (pages pinned, not copied;
 // completions read from the error queue) against the copying send.
 // Ratios lm:// / stream: the median of the runs' ratios (7 runs, after a warm-up that faults
@@ -21,7 +26,10 @@
 // the cores are busy a side's rate follows its CPU cost per byte (on loopback the kernel's
 // TCP work falls on whichever thread wakes the other, so the server/client split is rough).
 // --split-cores gives each side one core of its own: the client threads CPU 0, the servers
-// (lm://'s event loops, the stream's threads) CPU 1.
+// (lm://'s event loops, the stream's threads) CPU 1. --one-core puts both sides on CPU 0: what
+// loopback gives a server whose client shares its core (the kernel's copies then meet in that
+// core's cache), for lm:// and the streams alike. Placed by the scheduler, a cell gets either,
+// run by run, and not always the same for lm:// as for the streams.
 // --cell MIB:CONNS runs that cell alone (for a profiler).
 // --hostile measures something else: a well-behaved client's latency while each of the
 // attacks of issue 18 runs (serve_bench_hostile.cc).
@@ -40,6 +48,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,6 +154,31 @@ class ZeroCopySender {
   std::uint64_t issued_ = 0, done_ = 0, copied_ = 0;
 };
 
+// A header and a body in sendmsg calls of two iovecs, as the lm:// server sends a GET reply:
+// the body's bytes then sit 36 bytes off the alignment they have in memory, in the socket's
+// pages and in the receiver's copy.
+void SendFramed(int fd, std::span<const std::byte> header, const std::byte* body,
+                std::size_t size) {
+  std::size_t sent = 0;
+  const std::size_t total = header.size() + size;
+  while (sent < total) {
+    iovec iov[2];
+    int count = 0;
+    if (sent < header.size()) {
+      iov[count++] = {const_cast<std::byte*>(header.data()) + sent, header.size() - sent};
+    }
+    const std::size_t body_sent = sent > header.size() ? sent - header.size() : 0;
+    iov[count++] = {const_cast<std::byte*>(body) + body_sent, size - body_sent};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) Die("sendmsg: " + std::string(std::strerror(errno)));
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
 class StreamServer {
  public:
   // Each connection moves its chunks through `window` bytes of its own memory, one chunk
@@ -172,8 +206,9 @@ class StreamServer {
   int port() const { return port_; }
 
  private:
-  // Each connection says what it wants in its first byte: 'p' (receive chunks) or 'g' (send
-  // one per 4-byte request).
+  // Each connection says what it wants in its first byte: 'p' (receive chunks), 'g' (send
+  // one per 4-byte request), 'f' (likewise, each framed as lm:// frames a GET reply: its
+  // 36-byte header, then the chunk, in one sendmsg) or 'z' (as 'g', with MSG_ZEROCOPY).
   void AcceptLoop() {
     for (;;) {
       int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
@@ -205,6 +240,11 @@ class StreamServer {
             sends_.fetch_add(z.sends() - sends);
             copied_.fetch_add(z.copied() - copied);
           }
+        } else if (mode == 'f') {
+          std::uint32_t req;
+          const auto header = serve::EncodeReply(serve::kReplySuccess,
+                                                 static_cast<std::int32_t>(chunk_), {});
+          while (RecvAll(fd, &req, sizeof(req))) SendFramed(fd, header, slot(), chunk_);
         } else {
           std::uint32_t req;
           while (RecvAll(fd, &req, sizeof(req))) SendAll(fd, slot(), chunk_);
@@ -227,9 +267,10 @@ class StreamServer {
 };
 
 // --split-cores: the client threads run on this CPU alone, every other thread of the process
-// (the lm:// server's loops and the store's threads, the stream's server threads) on the
-// other; -1 leaves the scheduler to place them.
+// (the lm:// server's loops and the store's threads, the stream's server threads) on
+// g_server_cpu, the other; --one-core: both on CPU 0; -1 leaves the scheduler to place them.
 int g_client_cpu = -1;
+int g_server_cpu = -1;
 
 void PinOrDie(int cpu) {
   if (!PinThisThread(cpu)) Die("pinning a thread to CPU " + std::to_string(cpu));
@@ -351,6 +392,8 @@ Run MeasureLm(Store& store, int port, const Case& k, int run) {
   return Rates(bytes, put_t, get_t);
 }
 
+// The stream's PUTs and GETs; with get_mode "f" the GET replies come framed (SendFramed) and the
+// client reads each header before its chunk, as it reads lm://'s.
 Run MeasureStream(int port, const Case& k, const char* get_mode = "g") {
   std::vector<UniqueFd> put_fds, get_fds;
   for (int c = 0; c < k.conns; ++c) {
@@ -368,6 +411,7 @@ Run MeasureStream(int port, const Case& k, const char* get_mode = "g") {
   std::vector<std::vector<std::byte>> bufs;
   for (int c = 0; c < k.conns; ++c) bufs.push_back(Buffer(k.chunk));
   const double bytes = static_cast<double>(k.chunk * k.per_conn) * k.conns;
+  const bool framed = get_mode[0] == 'f';
   const Timing put_t = Timed(k.conns, [&](int c) {
     const int fd = put_fds[static_cast<std::size_t>(c)].get();
     char ack;
@@ -383,6 +427,12 @@ Run MeasureStream(int port, const Case& k, const char* get_mode = "g") {
     for (std::size_t i = 0; i < k.per_conn; ++i) {
       const std::uint32_t req = 1;
       SendAll(fd, &req, sizeof(req));
+      if (framed) {
+        std::int32_t reply[9];
+        if (!RecvAll(fd, reply, sizeof(reply)) || reply[0] != serve::kReplySuccess) {
+          Die("framed stream get");
+        }
+      }
       if (!RecvAll(fd, bufs[static_cast<std::size_t>(c)].data(), k.chunk)) Die("stream get");
     }
   });
@@ -406,19 +456,25 @@ int main(int argc, char** argv) {
       hostile = true;
     } else if (std::strcmp(argv[i], "--split-cores") == 0) {
       g_client_cpu = 0;
+      g_server_cpu = 1;
+    } else if (std::strcmp(argv[i], "--one-core") == 0) {
+      g_client_cpu = 0;
+      g_server_cpu = 0;
     } else if (std::strcmp(argv[i], "--cell") == 0 && i + 1 < argc) {
       // MIB:CONNS, e.g. 2:8: that cell alone (for a profiler).
       if (std::sscanf(argv[++i], "%zu:%d", &only_mib, &only_conns) != 2) Die("--cell MIB:CONNS");
     } else {
       Die(std::string("unknown option ") + argv[i] +
-          " (--quick, --zerocopy, --hostile, --split-cores, --cell MIB:CONNS)");
+          " (--quick, --zerocopy, --hostile, --split-cores, --one-core, --cell MIB:CONNS)");
     }
   }
-  if (g_client_cpu >= 0) {
-    // This thread, and so every thread it starts (the server's, the stream's), on CPU 1; the
-    // client threads move themselves to CPU 0.
-    if (std::thread::hardware_concurrency() < 2) Die("--split-cores needs two CPUs");
-    PinOrDie(1);
+  if (g_server_cpu >= 0) {
+    // This thread, and so every thread it starts (the server's, the stream's), on the servers'
+    // CPU; the client threads move themselves to CPU 0.
+    if (g_server_cpu >= static_cast<int>(std::thread::hardware_concurrency())) {
+      Die("--split-cores needs two CPUs");
+    }
+    PinOrDie(g_server_cpu);
   }
   if (hostile) return bench_serve::RunHostile(quick);
   // --quick (the ctest smoke run) moves 2 MiB chunks only, 16 MiB per run: it must stay
@@ -468,8 +524,9 @@ int main(int argc, char** argv) {
   std::printf("lm:// server (%u event loops, one DRAM tier) vs a plain TCP stream of the same "
               "bytes over loopback, same run; %s per run, median of %d; %s\n",
               so.threads, quick ? "16 MiB" : "256 MiB", runs,
-              g_client_cpu >= 0 ? "clients on CPU 0, servers on CPU 1 (--split-cores)"
-                                : "threads placed by the scheduler");
+              g_server_cpu == 1   ? "clients on CPU 0, servers on CPU 1 (--split-cores)"
+              : g_server_cpu == 0 ? "clients and servers on CPU 0 (--one-core)"
+                                  : "threads placed by the scheduler");
   std::printf("stream: the same bytes through one chunk-sized buffer per connection (cached); "
               "stream-mem: through as much memory as the store uses (each chunk its own)\n");
   std::printf("%8s %5s %9s %8s %6s %10s %6s %9s %8s %6s %10s %6s\n", "chunk", "conns",
@@ -486,6 +543,7 @@ int main(int argc, char** argv) {
       StreamServer stream_mem(chunk, chunk * per_conn);
       MeasureLm(**store, (*server)->port(), k, -1);  // warm-up: faults the tier's pages in
       std::vector<double> lm_put, lm_get, st_put, st_get, sm_put, sm_get, zc_ratio;
+      std::vector<double> framed_ratio, lm_framed_ratio;  // GETs, per run
       // Per run, of lm://, stream and stream-mem: CPU seconds per GB of each phase, of the
       // server side and of all threads.
       struct Cpu {
@@ -518,6 +576,11 @@ int main(int argc, char** argv) {
         if (zerocopy) {
           zc_ratio.push_back(MeasureStream(stream_mem.port(), k, "z").get / mem_run.get);
         }
+        // stream-mem's GETs framed as lm://'s: what the protocol's framing costs a plain
+        // stream. Right after the three, so not in their rotation.
+        const double framed_get = MeasureStream(stream_mem.port(), k, "f").get;
+        framed_ratio.push_back(framed_get / mem_run.get);
+        lm_framed_ratio.push_back(lm_run.get / framed_get);
       }
       // Ratios are taken run by run (each lm:// run beside the stream runs made right after
       // it) and their median reported: the machine is shared, and its speed drifts.
@@ -553,6 +616,9 @@ int main(int argc, char** argv) {
       std::printf("%8s %5s   the stream through the store's memory / through one cached buffer: "
                   "PUT %.2fx, GET %.2fx\n",
                   "", "", Median(limit_put), Median(limit_get));
+      std::printf("%8s %5s   stream-mem GETs framed as lm://'s replies (36-byte header, then the "
+                  "chunk): %.2fx stream-mem; lm:// GET %.2fx them\n",
+                  "", "", Median(framed_ratio), Median(lm_framed_ratio));
       if (zerocopy) {
         std::printf("%6zuMiB %5d   stream-mem GET with MSG_ZEROCOPY: %.2fx the copying send; %llu "
                     "of %llu sends reported so far copied by the kernel anyway\n",
