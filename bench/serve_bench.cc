@@ -13,8 +13,8 @@
 //           through as much memory as the store uses. And after each run, stream-mem's GETs
 //           once more, each reply framed as lm://'s (its 36-byte header, then the chunk, in
 //           one sendmsg; the client reads the header first): what the protocol's framing
-//           costs a plain stream, whose bytes then sit 36 bytes off their alignment in the
-//           kernel's copies.
+//           costs a plain stream (most likely because its bytes then sit 36 bytes off their
+//           alignment in the kernel's copies; not measured apart).
 // --zerocopy also measures the stream's GET sent with MSG_ZEROCOPY (pages pinned, not copied;
 // completions read from the error queue) against the copying send.
 // Ratios lm:// / stream: the median of the runs' ratios (7 runs, after a warm-up that faults
@@ -27,8 +27,8 @@
 // TCP work falls on whichever thread wakes the other, so the server/client split is rough).
 // --split-cores gives each side one core of its own: the client threads CPU 0, the servers
 // (lm://'s event loops, the stream's threads) CPU 1. --one-core puts both sides on CPU 0: what
-// loopback gives a server whose client shares its core (the kernel's copies then meet in that
-// core's cache), for lm:// and the streams alike. Placed by the scheduler, a cell gets either,
+// loopback gives a server whose client shares its core (the cached stream runs about twice as
+// fast there as on split cores), for lm:// and the streams alike. Placed by the scheduler, a cell gets either,
 // run by run, and not always the same for lm:// as for the streams.
 // --cell MIB:CONNS runs that cell alone (for a profiler).
 // --hostile measures something else: a well-behaved client's latency while each of the
@@ -154,9 +154,8 @@ class ZeroCopySender {
   std::uint64_t issued_ = 0, done_ = 0, copied_ = 0;
 };
 
-// A header and a body in sendmsg calls of two iovecs, as the lm:// server sends a GET reply:
-// the body's bytes then sit 36 bytes off the alignment they have in memory, in the socket's
-// pages and in the receiver's copy.
+// A header and a body in sendmsg calls of two iovecs, as the lm:// server sends a GET reply (so,
+// as we read tcp_sendmsg, the body's bytes land in the socket's pages 36 bytes off alignment).
 void SendFramed(int fd, std::span<const std::byte> header, const std::byte* body,
                 std::size_t size) {
   std::size_t sent = 0;
