@@ -513,20 +513,17 @@ void LogRound(const Options& opt, int round, const std::string& path,
   // what was just read, fall on all alike. The turns go on from round to round: with few
   // batches in a round (2 MiB chunks: 128 MiB is two batches of 32), starting every round
   // alike would put the same one first every time.
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n);
+  // Each record's extent, and its data's (the blocks after its header block).
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> extents(n), data_extents(n);
   std::uint32_t longest = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const auto l = cxlkv::internal::spill::ChunkLocation::Unpack(locs[i]);
     extents[i] = {cxlkv::internal::spill::kDataOffset + l.segment * o.segment_size +
                       std::uint64_t{l.block} * cxlkv::internal::spill::kBlockSize,
                   l.blocks * cxlkv::internal::spill::kBlockSize};
-    longest = std::max(longest, extents[i].second);
-  }
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> data_extents(n);
-  for (std::size_t i = 0; i < n; ++i) {
     data_extents[i] = {extents[i].first + cxlkv::internal::spill::kRecordDataOffset,
-                       static_cast<std::uint32_t>(
-                           extents[i].second - cxlkv::internal::spill::kRecordDataOffset)};
+                       extents[i].second - cxlkv::internal::spill::kRecordDataOffset};
+    longest = std::max(longest, extents[i].second);
   }
   double raw_data_seconds = 0, raw_split_hashed_seconds = 0;
   const int raw_fd = open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
@@ -566,15 +563,16 @@ void LogRound(const Options& opt, int round, const std::string& path,
         Fail("read back wrong bytes");
       }
     };
-    const auto raw_batch = [&] {
-      raw_seconds += RawIoOn(*raw_ring, false, opt.queue_depth, chunk,
-                             std::span(order).subspan(first, m), {}, dst, &extents);
+    // The batch read raw from the log's file, at the log's depth: seconds.
+    const auto raw_of_log = [&](const std::vector<std::pair<std::uint64_t, std::uint32_t>>& at,
+                                const std::vector<AlignedBytes>* heads, bool hash) {
+      return RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
+                     {}, dst, &at, heads, hash);
     };
+    const auto raw_batch = [&] { raw_seconds += raw_of_log(extents, nullptr, false); };
     const auto raw_split_batch = [&] {
       const double cpu = ThreadCpuSeconds();
-      raw_split_seconds +=
-          RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
-                  {}, dst, &extents, &raw_heads);
+      raw_split_seconds += raw_of_log(extents, &raw_heads, false);
       raw_split_cpu += ThreadCpuSeconds() - cpu;
     };
     // Each of the thirteen first in turn: the log at each cap, the raw reads of its records
@@ -584,12 +582,9 @@ void LogRound(const Options& opt, int round, const std::string& path,
     for (std::size_t t = 0; t < kTurns; ++t) {
       const std::size_t which = (turn + t) % kTurns;
       if (which == kTurns - 3) {
-        raw_split_hashed_seconds +=
-            RawIoOn(*raw_ring, false, opt.queue_depth, chunk, std::span(order).subspan(first, m),
-                    {}, dst, &extents, &raw_heads, /*hash=*/true);
+        raw_split_hashed_seconds += raw_of_log(extents, &raw_heads, /*hash=*/true);
       } else if (which == kTurns - 2) {
-        raw_data_seconds += RawIoOn(*raw_ring, false, opt.queue_depth, chunk,
-                                    std::span(order).subspan(first, m), {}, dst, &data_extents);
+        raw_data_seconds += raw_of_log(data_extents, nullptr, false);
       } else if (which == kTurns - 1) {
         raw_hashed_read_seconds +=
             RawIoOn(*raw_read_rings[kDepthCount - 1], false, kRawDepths[kDepthCount - 1], chunk,
